@@ -1,0 +1,1 @@
+"""refact.backends: one small adapter per framework, imported lazily."""

@@ -1,0 +1,1 @@
+"""refact.conformance: every backend against mpmath truth, in ULPs, written as CI reports."""
