@@ -1,0 +1,94 @@
+"""The distribution: one `refact` namespace, a stdlib-only core, no required dependencies."""
+
+import ast
+import pathlib
+import subprocess
+import sys
+import venv
+import zipfile
+
+import pytest
+
+import refact
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+THIRD_PARTY = {"numpy", "scipy", "mpmath", "gmpy2", "torch", "tensorflow", "jax", "keras", "ml_dtypes"}
+
+
+def test_core_sources_import_only_the_standard_library():
+    core = pathlib.Path(refact.__file__).parent
+    for source in core.glob("*.py"):
+        tree = ast.parse(source.read_text(), filename=str(source))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                assert top in sys.stdlib_module_names, f"{source.name} imports {name}"
+
+
+def test_import_refact_loads_no_third_party_module():
+    code = (
+        "import sys, refact\n"
+        "print(','.join(sorted({m.split('.')[0] for m in sys.modules} & %r)))" % THIRD_PARTY
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_core_imports_without_site_packages():
+    # python -S: no site-packages at all, the core folder alone on the path, as when vendored.
+    code = "import sys; sys.path.insert(0, %r); import refact; print(refact.sigmoid(-710.0))" % str(
+        pathlib.Path(refact.__file__).parent.parent)
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True)
+    assert float(out.stdout) == 4.476286225675113e-309
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+         "-w", str(out), str(ROOT)],
+        check=True,
+    )
+    (path,) = out.glob("refact-*.whl")
+    return path
+
+
+def test_wheel_has_one_namespace_and_no_required_dependencies(wheel):
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        requires = [line for line in archive.read(metadata).decode().splitlines()
+                    if line.startswith("Requires-Dist:")]
+    top_level = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
+    assert top_level == {"refact"}
+    assert "refact/backends/__init__.py" in names
+    assert "refact/conformance/__init__.py" in names
+    assert "refact/conformance/cli.py" in names
+    # every requirement belongs to an extra: a plain `pip install refact` installs nothing else
+    assert requires and all("extra ==" in line for line in requires)
+
+
+def test_regular_install_into_a_fresh_venv(wheel, tmp_path):
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    python = env_dir / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-index", "--no-deps", str(wheel)],
+                   check=True)
+    code = (
+        "import refact, refact.backends, refact.conformance, sys\n"
+        "print(refact.softmax([1, 2, 3, 4, -3, -4, -2, -10000])[-1])"
+    )
+    out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True,
+                         cwd=tmp_path)
+    assert out.stdout.strip() == "0.0"
+    listing = subprocess.run([str(python), "-m", "pip", "list", "--format=freeze"],
+                             capture_output=True, text=True, check=True).stdout
+    installed = {line.split("==")[0].lower() for line in listing.split()}
+    assert installed <= {"refact", "pip", "setuptools", "wheel"}
