@@ -1,0 +1,148 @@
+"""Backend calls in a worker process, so a crash or a hang is a recorded error, not a dead run.
+
+One worker process serves one backend: it imports the framework once and then answers
+jobs sent over a pipe. The parent waits for each answer with a time limit; a worker that
+dies (segfault, abort, os._exit) or does not answer in time is killed, the job is
+recorded as an error, and a fresh worker is started for the next job.
+
+A job names its arguments by kind, because a backend builds each kind differently:
+``("array", nested floats)`` becomes a native array of the job's format,
+``("index", nested ints)`` an integer array of class indices, ``("scalar", float)``
+stays a Python number (e.g. a temperature).
+"""
+
+import multiprocessing
+import traceback
+
+# spawn, not fork: frameworks keep threads and device state that a forked child inherits broken.
+_CONTEXT = multiprocessing.get_context("spawn")
+
+
+class JobError(Exception):
+    """The backend raised, crashed or timed out on a job; the message says which."""
+
+
+def _build_arguments(backend, fmt, arguments):
+    built = []
+    for kind, value in arguments:
+        if kind == "array":
+            built.append(backend.asarray(value, fmt))
+        elif kind == "index":
+            built.append(backend.asindex(value))
+        elif kind == "scalar":
+            built.append(value)
+        else:
+            raise ValueError(f"unknown argument kind {kind!r}")
+    return built
+
+
+def execute(backend, job):
+    """Run one job in this process; return ``(values, format_of_result)``.
+
+    ``job`` is a dict: ``op`` ("call" or "grad"), ``function``, ``format``, ``arguments``
+    (list of (kind, value)), ``options`` (keywords for the call) and, for "grad",
+    ``cotangent`` (nested floats shaped like the function's output).
+    """
+    arguments = _build_arguments(backend, job["format"], job["arguments"])
+    if job["op"] == "call":
+        result = backend.call(job["function"], *arguments, **job.get("options", {}))
+    elif job["op"] == "grad":
+        cotangent = backend.asarray(job["cotangent"], job["format"])
+        result = backend.grad(job["function"], arguments, cotangent, **job.get("options", {}))
+    else:
+        raise ValueError(f"unknown op {job['op']!r}")
+    return backend.tolist(result)
+
+
+def _serve(connection, backend_name, device):
+    from refact.backends import get_backend
+
+    try:
+        backend = get_backend(backend_name, device=device)
+    except Exception as error:  # reported to the parent, which records every job as an error
+        connection.send(("error", f"cannot construct backend {backend_name!r}: {error}"))
+        return
+    connection.send(("ready", None))
+    while True:
+        try:
+            job = connection.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        try:
+            connection.send(("ok", execute(backend, job)))
+        except Exception as error:
+            last = traceback.extract_tb(error.__traceback__)[-1:]
+            where = f" ({last[0].filename.rsplit('/', 1)[-1]}:{last[0].lineno})" if last else ""
+            connection.send(("error", f"{type(error).__name__}: {error}{where}"))
+
+
+class Worker:
+    """A child process answering jobs for one backend, restarted after a crash or hang."""
+
+    def __init__(self, backend_name, device="cpu", timeout=60.0, startup_timeout=180.0):
+        self.backend_name = backend_name
+        self.device = device
+        self.timeout = timeout
+        self.startup_timeout = startup_timeout
+        self._process = None
+        self._connection = None
+
+    def _start(self):
+        parent, child = _CONTEXT.Pipe()
+        process = _CONTEXT.Process(target=_serve, args=(child, self.backend_name, self.device), daemon=True)
+        process.start()
+        child.close()
+        self._process, self._connection = process, parent
+        status, message = self._receive(self.startup_timeout, "starting")
+        if status != "ready":
+            self.close()
+            raise JobError(message)
+
+    def _receive(self, timeout, doing):
+        connection = self._connection
+        if not connection.poll(timeout):
+            self.close()
+            raise JobError(f"backend {self.backend_name!r} did not answer within {timeout:g} s while {doing}")
+        try:
+            return connection.recv()
+        except (EOFError, ConnectionError, OSError):
+            code = self._process.exitcode if self._process is not None else None
+            self.close()
+            raise JobError(f"backend {self.backend_name!r} crashed while {doing} (exit code {code})") from None
+
+    def run(self, job):
+        """Return the job's ``(values, format)``, or raise JobError with the reason."""
+        if self._process is None or not self._process.is_alive():
+            self._start()
+        try:
+            self._connection.send(job)
+        except (BrokenPipeError, OSError):
+            self.close()
+            raise JobError(f"backend {self.backend_name!r} worker is gone") from None
+        status, payload = self._receive(self.timeout, f"computing {job['function']}")
+        if status != "ok":
+            raise JobError(payload)
+        return payload
+
+    def close(self):
+        if self._process is not None:
+            if self._process.is_alive():
+                try:
+                    self._connection.send(None)
+                except OSError:
+                    pass
+                self._process.join(timeout=2)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join()
+        if self._connection is not None:
+            self._connection.close()
+        self._process = self._connection = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,355 @@
+"""Reports: JSON to the refact.report/1 schema, Markdown, JUnit XML, HTML; atomic writes."""
+
+import copy
+import json
+import math
+import re
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from refact.conformance import reports
+
+HOSTILE = "a | b <tag> & \"quoted\" 'single' *star* _under_ [link](x) `tick`"
+ANSI_MESSAGE = "RuntimeError: \x1b[31mboom\x1b[0m <tag> & | done"
+LOGIT_TINY = math.log(1e-300)  # logit(1e-300) to double precision
+
+
+def classes(**counts):
+    return {name: counts.get(name, 0) for name in reports.FAILURE_CLASSES}
+
+
+def record(backend, function, fmt, check, status, **fields):
+    base = {
+        "backend": backend, "function": function, "format": fmt, "check": check, "status": status,
+        "points": 1000, "max_ulp": 0.5, "p99_ulp": 0.5, "mean_ulp": 0.25, "correctly_rounded": 1.0,
+        "budget_ulp": 4.0, "convention": None, "message": "", "classes": classes(), "worst": [],
+    }
+    if status in ("skip", "error"):
+        base.update(points=0, max_ulp=None, p99_ulp=None, mean_ulp=None, correctly_rounded=None)
+    base.update(fields)
+    return base
+
+
+def worst(inputs, output, expected, ulp):
+    return {"input": inputs, "input_hex": [float.hex(value) for value in inputs],
+            "output": output, "expected": expected, "ulp": ulp}
+
+
+def sigmoid(x):
+    return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
+
+
+def logit(p):
+    if p == 0:
+        return -math.inf
+    if p == 1:
+        return math.inf
+    return math.log(p / (1 - p))
+
+
+def make_report():
+    xs = [-8 + 0.1 * step for step in range(161)]
+    ps = [step / 100 for step in range(101)]
+    series_x = [-750 + 0.15 * step for step in range(5000)]
+    series_ulp = [0.1 + (step % 7) / 10 for step in range(5000)]
+    series_ulp[1234] = 3.0e6      # one terrible point that downsampling must keep
+    series_ulp[10] = math.nan     # undecided or non-finite errors are not drawn
+    series_ulp[11] = None
+    results = [
+        record("torch", "sigmoid", "float32", "accuracy", "pass", max_ulp=1.8, p99_ulp=1.4, mean_ulp=0.3,
+               correctly_rounded=0.97, within_1ulp=0.999, case_sets={"default": 800, "subnormal": 200},
+               worst=[worst([-0.0014], 0.49965, 0.49965, 1.8)]),
+        record("torch", "sigmoid", "float16", "accuracy", "fail", max_ulp=12.5, p99_ulp=3.0, mean_ulp=0.6,
+               correctly_rounded=0.9999, message="max 12.5 ULP > budget 4 ULP",
+               worst=[worst([-17.25], 0.0, 3.2e-08, 12.5), worst([-0.0], -0.0, 0.5, 1.0)]),
+        record("torch", "softmax", "float32", "special_values", "fail", points=12, max_ulp=None,
+               p99_ulp=None, mean_ulp=None, correctly_rounded=None, message="NaN for a row with +inf",
+               classes=classes(spurious_nan=2, wrong_sign_zero=1),
+               worst=[{"input": [[math.inf, 0.0]], "input_hex": [["inf", "0x0.0p+0"]],
+                       "output": [math.nan, 0.0], "expected": [1.0, 0.0], "ulp": None},
+                      {"input": [[-math.inf, -math.inf]], "input_hex": [["-inf", "-inf"]],
+                       "output": [math.nan, math.nan], "expected": [math.nan, math.nan], "ulp": math.inf}]),
+        record("torch", "log_sigmoid", "float32", "gradient", "convention", max_ulp=1.0e6, p99_ulp=2.0,
+               mean_ulp=0.7, correctly_rounded=0.8, message="inf",
+               convention={"name": "clamp | eps", "summary": HOSTILE,
+                           "reference": "https://pytorch.org/docs/stable/generated/torch.nn.LogSigmoid.html",
+                           "points": 3, "max_ulp": 1.0e6}),
+        record("torch", "cross_entropy", "float32", "properties", "error", message=ANSI_MESSAGE),
+        record("numpy", "sigmoid", "float64", "accuracy", "pass", max_ulp=0.5, budget_ulp=math.inf),
+        record("numpy", "logit", "float64", "accuracy", "fail", max_ulp=3.0, p99_ulp=1.0, budget_ulp=2.0,
+               message=HOSTILE, correctly_rounded=0.5,
+               worst=[worst([1e-300], LOGIT_TINY + 3 * math.ulp(LOGIT_TINY), LOGIT_TINY, 3.0)]),
+        record("numpy", "softmax", "float16", "dtype", "skip", message="float16 not supported"),
+        record("jax", "sigmoid", "float32", "accuracy", "skip", message="jax is not installed"),
+    ]
+    summary = {status: sum(1 for result in results if result["status"] == status)
+               for status in ("pass", "fail", "convention", "error", "skip")}
+    return {
+        "schema": "refact.report/1", "refact_version": "0.1.0", "created": "2026-05-09T07:35:25Z",
+        "environment": {"python": "3.11.7", "platform": "Linux-x86_64", "cpu": HOSTILE, "seed": 0},
+        "backends": [
+            {"name": "torch", "version": "2.13.0", "device": "cpu", "available": True, "error": None},
+            {"name": "numpy", "version": "2.1.0", "device": "cpu", "available": True, "error": None},
+            {"name": "jax", "version": None, "device": None, "available": False,
+             "error": "No module named 'jax' <&|>"},
+        ],
+        "results": results,
+        "summary": summary,
+        "curves": {
+            "sigmoid": {"x": xs, "y": [sigmoid(x) for x in xs], "dy": [sigmoid(x) * (1 - sigmoid(x)) for x in xs]},
+            "logit": {"x": ps, "y": [logit(p) for p in ps]},
+        },
+        "series": [
+            {"backend": "torch", "function": "sigmoid", "format": "float32", "x": series_x, "ulp": series_ulp},
+            {"backend": "numpy", "function": "logit", "format": "float64", "x": ps[1:-1],
+             "ulp": [0.5] * 99, "budget_ulp": 2.0},
+        ],
+    }
+
+
+@pytest.fixture
+def report():
+    return make_report()
+
+
+def strict_json(text):
+    def reject(constant):
+        raise ValueError(f"non-standard JSON constant {constant}")
+    return json.loads(text, parse_constant=reject)
+
+
+# --------------------------------------------------------------------------- JSON and schema
+
+def test_report_validates_against_the_shipped_schema(report):
+    reports.validate(report)
+
+
+def test_json_is_strict_and_round_trips_non_finite_values(report, tmp_path):
+    path = reports.write_json(report, tmp_path / "report.json")
+    data = strict_json(path.read_text(encoding="utf-8"))
+    assert data["results"][2]["worst"][1]["input"] == [["-inf", "-inf"]]
+    loaded = reports.load_report(path)
+    assert reports.to_json_text(loaded) == reports.to_json_text(report)
+    reports.validate(loaded)
+    softmax = loaded["results"][2]["worst"]
+    assert softmax[0]["input"] == [[math.inf, 0.0]] and math.isnan(softmax[0]["output"][0])
+    assert softmax[1]["input"] == [[-math.inf, -math.inf]] and softmax[1]["ulp"] == math.inf
+    assert math.copysign(1.0, loaded["results"][1]["worst"][1]["output"]) == -1.0  # -0.0 keeps its sign
+    assert loaded["results"][3]["message"] == "inf"  # a string that merely reads "inf" stays a string
+    assert loaded["results"][5]["budget_ulp"] == math.inf
+    assert math.isnan(loaded["series"][0]["ulp"][10]) and loaded["series"][0]["ulp"][11] is None
+
+
+def test_json_keeps_long_number_lists_on_one_line(report):
+    text = reports.to_json_text(report)
+    assert len(text.splitlines()) < 400
+
+
+def test_numpy_values_are_written_as_plain_numbers(report):
+    numpy = pytest.importorskip("numpy")
+    report["results"][0]["max_ulp"] = numpy.float32(1.5)
+    report["results"][0]["points"] = numpy.int64(1000)
+    report["results"][0]["worst"][0]["output"] = numpy.array([numpy.inf, 0.25])
+    data = strict_json(reports.to_json_text(report))
+    assert data["results"][0]["max_ulp"] == 1.5
+    assert data["results"][0]["worst"][0]["output"] == ["inf", 0.25]
+    reports.validate(report)
+
+
+def break_report(report, mutation):
+    broken = copy.deepcopy(report)
+    mutation(broken)
+    return broken
+
+
+@pytest.mark.parametrize("mutation", [
+    lambda r: r.pop("summary"),
+    lambda r: r["results"][0].pop("classes"),
+    lambda r: r["results"][0].pop("max_ulp"),
+    lambda r: r["environment"].pop("seed"),
+    lambda r: r["backends"][0].pop("available"),
+    lambda r: r["results"][0].update(status="great"),
+    lambda r: r["results"][0].update(check="speed"),
+    lambda r: r["results"][0]["classes"].update(spurious_nan=-1),
+    lambda r: r["results"][0]["worst"][0].update(input=["infinity"]),
+    lambda r: r["results"][0].update(correctly_rounded=1.5),
+    lambda r: r["results"][3].update(convention={"name": "clamp"}),
+    lambda r: r.update(schema="refact.report/2"),
+    lambda r: r.update(created="yesterday"),
+], ids=["no summary", "no classes", "no max_ulp", "no seed", "no available", "bad status", "bad check",
+        "negative count", "bad non-finite spelling", "fraction above 1", "convention incomplete",
+        "other schema", "created not ISO"])
+def test_invalid_reports_fail_validation(report, mutation):
+    with pytest.raises(reports.InvalidReport, match="does not follow refact.report/1"):
+        reports.validate(break_report(report, mutation))
+
+
+def test_fields_may_be_added(report):
+    report["results"][0]["seconds"] = 1.5
+    report["environment"]["numpy"] = "2.1.0"
+    report["extra"] = {"anything": [1, 2]}
+    reports.validate(report)
+
+
+def test_validate_says_clearly_when_jsonschema_is_missing(report, monkeypatch):
+    monkeypatch.setitem(sys.modules, "jsonschema", None)  # makes "import jsonschema" fail
+    with pytest.raises(ImportError, match="jsonschema"):
+        reports.validate(report)
+
+
+# --------------------------------------------------------------------------- Markdown
+
+def unescaped_pipes(line):
+    return len(re.findall(r"(?<!\\)\|", line))
+
+
+def markdown_sections(text):
+    return {block.split("\n", 1)[0]: block for block in re.split(r"^## ", text, flags=re.M)[1:]}
+
+
+def test_markdown_has_a_table_per_backend_with_failures_first(report):
+    text = reports.render_markdown(report)
+    sections = markdown_sections(text)
+    assert {"torch 2.13.0 on cpu", "numpy 2.1.0 on cpu", "jax"} <= set(sections)
+    assert "**2 pass, 3 fail, 1 convention, 1 error, 2 skip**" in text
+    torch_rows = [line for line in sections["torch 2.13.0 on cpu"].splitlines() if line.startswith("| ")]
+    statuses = [row.split(" | ")[3] for row in torch_rows[1:]]
+    assert statuses == ["**ERROR**", "**FAIL**", "**FAIL**", "convention", "pass"]
+    assert "not available: No module named 'jax' &lt;&amp;\\|>" in sections["jax"]
+
+
+def test_markdown_table_rows_keep_their_columns_whatever_the_strings(report):
+    text = reports.render_markdown(report)
+    table_lines = [line for line in text.splitlines() if line.startswith("|")]
+    assert len(table_lines) > 10
+    for line in table_lines:
+        assert unescaped_pipes(line) in (len(reports.TABLE_HEADER) + 1, len(reports.WORST_HEADER) + 1), line
+    assert "<tag>" not in text and "&lt;tag>" in text
+    assert "clamp \\| eps" in text
+
+
+def test_markdown_worst_cases_list_every_failing_record_with_hex_inputs(report):
+    text = reports.render_markdown(report)
+    worst_section = text.split("## Worst cases of failures and errors", 1)[1]
+    assert worst_section.count("\n### ") == 4  # three fails and one error
+    assert float.hex(1e-300) in worst_section
+    assert "spurious\\_nan 2" in worst_section
+
+
+def test_escape_markdown_neutralises_table_and_html_syntax():
+    assert reports.escape_markdown("a|b\nc <d> & *e*") == "a\\|b c &lt;d> &amp; \\*e\\*"
+
+
+# --------------------------------------------------------------------------- JUnit
+
+def test_junit_parses_and_counts(report):
+    root = ET.fromstring(reports.render_junit(report).encode("utf-8"))
+    assert root.tag == "testsuites"
+    assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == ("9", "3", "1", "2")
+    suites = {suite.get("name"): suite for suite in root.iter("testsuite")}
+    assert set(suites) == {"refact.torch", "refact.numpy", "refact.jax"}
+    torch = suites["refact.torch"]
+    counts = (torch.get("tests"), torch.get("failures"), torch.get("errors"), torch.get("skipped"))
+    assert counts == ("5", "2", "1", "0")
+    assert len(root.findall(".//testcase")) == 9
+    assert len(root.findall(".//failure")) == 3 and len(root.findall(".//error")) == 1
+    assert len(root.findall(".//skipped")) == 2
+
+
+def test_junit_testcases_say_what_failed(report):
+    root = ET.fromstring(reports.render_junit(report).encode("utf-8"))
+    cases = {(case.get("classname"), case.get("name")): case for case in root.iter("testcase")}
+    logit = cases[("refact.numpy.logit", "float64.accuracy")].find("failure")
+    assert float.hex(1e-300) in logit.text and float.hex(1e-300) in logit.get("message")
+    assert f"expected {LOGIT_TINY!r}, 3 ULP" in logit.text
+    assert HOSTILE in logit.get("message")
+    convention = cases[("refact.torch.log_sigmoid", "float32.gradient")]
+    assert convention.find("failure") is None and "clamp | eps" in convention.find("system-out").text
+    error = cases[("refact.torch.cross_entropy", "float32.properties")].find("error")
+    assert "\\x1b[31mboom" in error.get("message")  # the control character spelled out, the file still parses
+    assert cases[("refact.torch.sigmoid", "float32.accuracy")].find("*") is None
+
+
+# --------------------------------------------------------------------------- HTML
+
+def test_html_is_one_self_contained_file_with_plots(report, tmp_path):
+    path = reports.write_html(report, tmp_path / "report.html")
+    text = path.read_text(encoding="utf-8")
+    assert list(tmp_path.iterdir()) == [path]
+    assert text.startswith("<!DOCTYPE html>") and text.count("<svg") == 4  # two curves, two series
+    assert "<script" not in text.lower() and "<link" not in text.lower() and "url(" not in text
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", text, flags=re.I)
+    assert len(text) < 500_000
+
+
+def test_html_escapes_every_report_string(report):
+    report["results"][0]["function"] = "<script>alert(1)</script>"
+    report["series"][0]["function"] = "<script>alert(1)</script>"
+    text = reports.render_html(report)
+    assert "<script" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "<tag>" not in text and "&lt;tag&gt;" in text
+    assert "&quot;quoted&quot;" in text
+
+
+def test_html_plots_are_downsampled_and_keep_the_worst_point(report):
+    text = reports.render_html(report)
+    plots = re.findall(r"<svg.*?</svg>", text, flags=re.S)
+    dots = [plot.count("h0") for plot in plots]
+    assert max(dots) <= reports.MAX_PLOT_POINTS
+    assert "5000 points, 2000 drawn (the worst always), 2 with a non-finite or undecided error not drawn" in text
+    assert "budget 4 ULP" in text and "budget 2 ULP" in text
+
+
+def test_curves_with_gaps_and_many_points_are_drawn(report):
+    xs = [step / 1000 for step in range(5001)]
+    report["curves"] = {"logit": {"x": xs, "y": [logit(x) if 0 < x < 1 else None for x in xs],
+                                  "dy": [1 / (x * (1 - x)) if 0 < x < 1 else math.inf for x in xs]}}
+    report["series"] = []
+    reports.validate(report)
+    (plot,) = re.findall(r"<svg.*?</svg>", reports.render_html(report), flags=re.S)
+    assert plot.count("L") <= 2 * reports.MAX_PLOT_POINTS and "nan" not in plot and "inf" not in plot
+
+
+def test_downsample_keeps_the_largest_values():
+    points = [(float(index), float(index % 10)) for index in range(10_000)]
+    points[5_555] = (5_555.0, 1e9)
+    kept = reports.downsample(points, limit=100, keep_largest_y=5)
+    assert len(kept) <= 100 and (5_555.0, 1e9) in kept and kept == sorted(kept)
+
+
+# --------------------------------------------------------------------------- writing
+
+def test_write_reports_writes_every_requested_format(report, tmp_path):
+    written = reports.write_reports(report, json=tmp_path / "out" / "r.json", markdown=tmp_path / "r.md",
+                                    junit=tmp_path / "r.xml", html=tmp_path / "r.html")
+    assert set(written) == {"json", "markdown", "junit", "html"}
+    assert all(path.stat().st_size > 0 for path in written.values())
+    assert reports.write_reports(report) == {}
+
+
+def leftovers(directory, keep):
+    return [path.name for path in directory.iterdir() if path.name != keep]
+
+
+def test_a_failing_serialisation_leaves_the_previous_file_intact(report, tmp_path):
+    path = reports.write_json(report, tmp_path / "report.json")
+    before = path.read_bytes()
+    report["results"][0]["max_ulp"] = object()
+    with pytest.raises(TypeError):
+        reports.write_reports(report, json=path, html=tmp_path / "report.html")
+    assert path.read_bytes() == before and leftovers(tmp_path, "report.json") == []
+
+
+def test_a_failure_in_the_middle_of_writing_leaves_the_previous_file_intact(report, tmp_path, monkeypatch):
+    path = reports.write_json(report, tmp_path / "report.json")
+    before = path.read_bytes()
+
+    def disk_full(descriptor):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(reports.os, "fsync", disk_full)
+    with pytest.raises(OSError):
+        reports.write_markdown(report, path)
+    assert path.read_bytes() == before and leftovers(tmp_path, "report.json") == []
