@@ -1,1 +1,135 @@
-"""refact.backends: one small adapter per framework, imported lazily."""
+"""refact.backends: one small adapter per framework, imported lazily.
+
+Importing this package imports no framework: an adapter module is imported when its
+backend is constructed, and the framework when the adapter loads. Built-in backends are
+``reference`` (the pure-Python core), ``numpy`` (refact's vectorised implementation),
+``scipy``, ``torch``, ``tensorflow``, ``keras`` and ``jax``; third-party backends
+register under the entry-point group ``refact.backends`` as
+``name = "package.module:BackendClass"`` (see docs/writing-a-backend.md).
+
+>>> from refact.backends import get_backend
+>>> numpy_backend = get_backend("numpy")            # doctest: +SKIP
+>>> numpy_backend.call("sigmoid", numpy_backend.asarray([0.0], "float32"))  # doctest: +SKIP
+"""
+
+import importlib
+from importlib import metadata
+
+from .base import (
+    FORMATS, FUNCTIONS, Backend, BackendInfo, BackendUnavailable, Binding, Convention,
+    Point, Unsupported,
+)
+
+__all__ = [
+    "FUNCTIONS", "FORMATS", "BUILTIN", "ENTRY_POINT_GROUP", "Backend", "Binding",
+    "Convention", "Point", "BackendInfo", "BackendUnavailable", "Unsupported",
+    "get_backend", "discover", "backend_class", "plugin_targets",
+]
+
+ENTRY_POINT_GROUP = "refact.backends"
+
+BUILTIN = {
+    "reference": "refact.backends.reference:ReferenceBackend",
+    "numpy": "refact.backends.numpy_backend:NumpyBackend",
+    "scipy": "refact.backends.scipy_backend:ScipyBackend",
+    "torch": "refact.backends.torch_backend:TorchBackend",
+    "tensorflow": "refact.backends.tensorflow_backend:TensorflowBackend",
+    "keras": "refact.backends.keras_backend:KerasBackend",
+    "jax": "refact.backends.jax_backend:JaxBackend",
+}
+
+
+def _load_target(target):
+    """The class a ``"package.module:Class"`` target names."""
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"{target!r} is not of the form 'package.module:Class'")
+    obj = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        obj = getattr(obj, part)
+    if not (isinstance(obj, type) and issubclass(obj, Backend)):
+        raise TypeError(f"{target} is not a subclass of refact.backends.Backend")
+    return obj
+
+
+def _entry_points():
+    return sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+
+
+def plugin_targets():
+    """``{name: "package.module:Class"}`` of the installed entry points (the first one
+    of a duplicated name). Entry points are only read here, never loaded."""
+    found = {}
+    for entry_point in _entry_points():
+        found.setdefault(entry_point.name, entry_point.value)
+    return found
+
+
+def backend_class(name):
+    """The class of backend ``name``: a built-in, an entry-point plugin, or a
+    ``"package.module:Class"`` target given directly."""
+    if name in BUILTIN:
+        return _load_target(BUILTIN[name])
+    plugins = plugin_targets()
+    if name in plugins:
+        return _load_target(plugins[name])
+    if ":" in name:
+        return _load_target(name)
+    known = ", ".join(list(BUILTIN) + list(plugins))
+    raise ValueError(f"unknown backend {name!r}; known: {known}")
+
+
+def get_backend(name, device="cpu"):
+    """Construct backend ``name`` on ``device``.
+
+    Raises :class:`BackendUnavailable` when its framework is missing (the message names
+    the pip extra) or the device does not exist, ValueError for an unknown name."""
+    backend = backend_class(name)(device=device)
+    if ":" not in name and backend.name != name:
+        raise BackendUnavailable(f"backend {name!r} is a class that calls itself {backend.name!r}")
+    return backend
+
+
+def _info(name, target, origin, device, problem=None):
+    try:
+        if problem:
+            raise BackendUnavailable(problem)
+        backend = _load_target(target)(device=device)
+        if backend.name != name:
+            raise BackendUnavailable(
+                f"entry point {name!r} names a backend that calls itself {backend.name!r}")
+        fields = {**backend.info().__dict__, "name": name, "origin": origin, "target": target}
+        return BackendInfo(**fields)
+    except Exception as error:  # a broken backend is listed with its error, never fatal
+        return BackendInfo(name=name, available=False, error=f"{type(error).__name__}: {error}",
+                           device=device, origin=origin, target=target)
+
+
+def discover(device="cpu", names=None):
+    """:class:`BackendInfo` of every built-in and plugin backend (or only of ``names``).
+
+    Each backend is constructed (importing its framework) to learn its version, devices,
+    formats, functions and conventions; one that fails to import or to construct is
+    listed with ``available=False`` and its error, and never stops the others."""
+    wanted = (lambda name: True) if names is None else (lambda name: name in names)
+    infos = [_info(name, target, "builtin", device)
+             for name, target in BUILTIN.items() if wanted(name)]
+    try:
+        entry_points = _entry_points()
+    except Exception as error:  # unreadable distribution metadata
+        return infos + [BackendInfo(name="<entry points>", available=False, origin="plugin",
+                                    error=f"{type(error).__name__}: {error}")]
+    seen = set()
+    for entry_point in entry_points:
+        name, target = entry_point.name, entry_point.value
+        if not wanted(name):
+            continue
+        problem = None
+        if name in BUILTIN:
+            problem = (f"the plugin {target} uses the name of the built-in backend {name!r}; "
+                       "rename its entry point")
+        elif name in seen:
+            problem = f"another installed plugin already registers the name {name!r}"
+        seen.add(name)
+        infos.append(_info(name, target, "plugin", device, problem))
+    return infos

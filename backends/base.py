@@ -1,0 +1,443 @@
+"""The protocol every backend implements, and the records it declares.
+
+A backend is a small class: it imports its framework in :meth:`Backend.load` (never at
+module import), maps the canonical function names to the framework's own public
+callables, says which devices and formats it has, converts between exact Python floats
+and native arrays, and (where the framework has autograd) computes vector-Jacobian
+products. Everything else here is shared, so every adapter looks like its siblings.
+
+The canonical call convention (what :meth:`Backend.call` receives, and what the
+conformance catalog sends):
+
+* elementwise, any shape: ``sigmoid(x)``, ``sigmoid_grad(x)``, ``log_sigmoid(x)``,
+  ``softplus(x)``, ``logit(p)``, ``hard_sigmoid(x)``, ``ndtr(x)``, ``probit(p)``;
+* along the last axis: ``softmax(x)`` and ``log_softmax(x)`` keep the shape,
+  ``logsumexp(x)`` reduces the last axis;
+* losses, reduction "none": ``binary_cross_entropy(p, y)`` and
+  ``binary_cross_entropy_with_logits(x, y)`` elementwise; ``cross_entropy(logits (N, C),
+  target (N,) class indices)`` -> (N,); ``distillation_loss(student (N, C), teacher
+  (N, C), temperature)`` -> (N,), ``T**2 KL(softmax(t/T) || softmax(s/T))`` per row;
+* options by keyword where a framework has them: ``cross_entropy(...,
+  label_smoothing=eps)``, ``binary_cross_entropy_with_logits(..., pos_weight=w)``,
+  ``logit(..., eps=e)``; and the input variant ``probability_target`` (a float target
+  of shape (N, C) for ``cross_entropy``). A binding lists the ones it supports.
+
+Where an adapter has to compose public calls to reach that convention (a reduction
+argument, a keyword, argument order, a recipe such as torch's ``kl_div`` over
+``log_softmax`` for distillation), the composition is a few lines in the adapter and its
+:class:`Binding` names every public callable it uses.
+"""
+
+import importlib
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Optional
+
+__all__ = [
+    "FUNCTIONS", "FORMATS", "Backend", "Binding", "Convention", "Point", "BackendInfo",
+    "BackendUnavailable", "Unsupported", "require", "resolve", "is_subnormal",
+]
+
+FUNCTIONS = (
+    "sigmoid", "sigmoid_grad", "log_sigmoid", "softplus", "logit", "hard_sigmoid",
+    "ndtr", "probit", "softmax", "log_softmax", "logsumexp", "binary_cross_entropy",
+    "binary_cross_entropy_with_logits", "cross_entropy", "distillation_loss",
+)
+FORMATS = ("float64", "float32", "float16", "bfloat16")
+
+# Smallest positive normal number of each format (subnormals lie below).
+_SMALLEST_NORMAL = {
+    "float64": 2.0 ** -1022, "float32": 2.0 ** -126, "float16": 2.0 ** -14,
+    "bfloat16": 2.0 ** -126,
+}
+
+
+class BackendUnavailable(RuntimeError):
+    """The backend cannot run here: its framework is missing or broken, or the device
+    asked for does not exist. The message says why and how to fix it."""
+
+
+class Unsupported(LookupError):
+    """The backend does not provide this function, format, option or gradient.
+
+    The conformance suite reports it as ``skip``, never as a pass or a failure."""
+
+
+def require(module, extra):
+    """Import ``module`` or raise :class:`BackendUnavailable` naming the pip extra."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise BackendUnavailable(
+            f"{module} is not installed: pip install 'refact[{extra}]' ({error})"
+        ) from error
+    except Exception as error:  # a framework that is installed but fails to import
+        raise BackendUnavailable(
+            f"{module} failed to import: {type(error).__name__}: {error}"
+        ) from error
+
+
+def resolve(dotted):
+    """The object a dotted public name refers to: the longest importable module prefix,
+    then attributes. ``resolve("torch.nn.functional.softplus")``."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for name in parts[cut:]:
+            obj = getattr(obj, name)
+        return obj
+    raise ImportError(f"no importable module in {dotted!r}")
+
+
+def _flat(values):
+    if isinstance(values, (list, tuple)):
+        for v in values:
+            yield from _flat(v)
+    elif values is not None:
+        yield values
+
+
+def is_subnormal(values, fmt):
+    """True if any number in ``values`` (a number or nested sequence; mpmath numbers
+    work too) is nonzero and below the smallest normal number of ``fmt``."""
+    tiny = _SMALLEST_NORMAL[fmt]
+    for v in _flat(values):
+        try:
+            a = abs(float(v))
+        except (TypeError, ValueError, OverflowError):
+            continue
+        if 0.0 < a < tiny:
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class Point:
+    """One input point as a convention predicate sees it.
+
+    ``args``: the arguments of one point as Python values (a float for an elementwise
+    function, a row (list of floats) for the axis functions, ``(row, class index)`` for
+    cross_entropy, ``(student row, teacher row, T)`` for distillation_loss);
+    ``truth``: the exact value (a float, mpmath number or list for a row) or None when
+    not known; ``fmt``: the format name or None; ``options``: the call's keywords."""
+
+    args: tuple
+    truth: object = None
+    fmt: Optional[str] = None
+    options: Mapping = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Convention:
+    """A documented behaviour of a framework that departs from the mathematics.
+
+    ``function``: the canonical function it affects; ``name``: a short identifier
+    (``softplus_threshold``); ``summary``: what the framework does, in one sentence;
+    ``reference``: where the framework documents it (a URL); ``predicate(point) ->
+    bool``: whether it affects one input :class:`Point`; ``example``: the arguments of
+    one point where it applies (tests check the predicate and the behaviour there).
+    """
+
+    function: str
+    name: str
+    summary: str
+    reference: str
+    predicate: Callable[[Point], bool] = field(repr=False, compare=False)
+    example: Optional[tuple] = None
+
+    def applies(self, args, truth=None, fmt=None, options=None):
+        """Whether this convention affects the point ``args`` (see :class:`Point`)."""
+        return bool(self.predicate(Point(tuple(args), truth, fmt, dict(options or {}))))
+
+
+class Binding:
+    """How one canonical function maps onto a framework.
+
+    ``call``: the callable the backend runs, following the canonical call convention;
+    either the framework's public callable itself (or a ``functools.partial`` of it
+    binding the axis or ``reduction="none"``), or a recipe of a few lines composing the
+    public callables named in ``sources`` (dotted public names, first the main one).
+    ``gradient``: whether :meth:`Backend.grad` is available for it; ``formats``: the
+    formats it runs in when fewer than the backend's; ``options``: the keywords and
+    input variants it accepts beyond the canonical call.
+    """
+
+    __slots__ = ("call", "sources", "gradient", "formats", "options")
+
+    def __init__(self, call, *sources, gradient=True, formats=None, options=()):
+        if not sources:
+            raise ValueError("a Binding names at least one public source")
+        self.call = call
+        self.sources = tuple(sources)
+        self.gradient = bool(gradient)
+        self.formats = None if formats is None else tuple(formats)
+        self.options = frozenset(options)
+
+    @property
+    def is_recipe(self):
+        """True when ``call`` composes its sources rather than being the first of them."""
+        target = getattr(self.call, "func", self.call)  # functools.partial
+        try:
+            return target is not resolve(self.sources[0])
+        except (ImportError, AttributeError):
+            return True
+
+    def __repr__(self):
+        return f"Binding({' + '.join(self.sources)}{', recipe' if self.is_recipe else ''})"
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What :func:`refact.backends.discover` reports about one backend."""
+
+    name: str
+    available: bool
+    error: Optional[str] = None
+    version: Optional[str] = None
+    device: Optional[str] = None
+    devices: tuple = ()
+    formats: tuple = ()
+    functions: tuple = ()
+    gradients: tuple = ()
+    conventions: tuple = ()
+    origin: str = "builtin"
+    target: str = ""
+
+    def to_dict(self):
+        """A JSON-ready dict; ``functions`` also given as a count (``n_functions``)."""
+        return {
+            "name": self.name, "available": self.available, "error": self.error,
+            "version": self.version, "device": self.device, "devices": list(self.devices),
+            "formats": list(self.formats), "n_functions": len(self.functions),
+            "functions": list(self.functions), "gradients": list(self.gradients),
+            "conventions": list(self.conventions), "origin": self.origin,
+            "target": self.target,
+        }
+
+
+class Backend:
+    """Base class of every adapter. Subclasses set the class attributes and implement
+    :meth:`load`, :meth:`devices`, :meth:`formats_on`, :meth:`asarray`,
+    :meth:`asindex`, :meth:`tolist` and, with autograd, :meth:`vjp`.
+
+    Constructing a backend imports its framework; if that fails the constructor raises
+    :class:`BackendUnavailable` with the reason (e.g. ``torch is not installed: pip
+    install 'refact[torch]'``). ``device`` selects where arrays live (``"cpu"`` by
+    default, never assumed otherwise).
+    """
+
+    #: canonical backend name, as listed by ``refact backends``
+    name = ""
+    #: import name of the framework, for messages and the version
+    module = ""
+    #: the pip extra of refact that installs the framework
+    extra = ""
+    #: documented departures from the mathematics
+    conventions = ()
+
+    def __init__(self, device="cpu"):
+        self.device = device
+        self.framework = require(self.module, self.extra) if self.module else None
+        bindings = self.load()
+        unknown = set(bindings) - set(FUNCTIONS)
+        if unknown:
+            raise ValueError(f"{type(self).__name__} binds unknown functions: {sorted(unknown)}")
+        self._bindings = {name: bindings[name] for name in FUNCTIONS if name in bindings}
+        available = self.devices()
+        if device not in available:
+            raise BackendUnavailable(
+                f"{self.name}: device {device!r} is not available here "
+                f"(available: {', '.join(available)})"
+            )
+
+    # -- to implement ------------------------------------------------------------------
+
+    def load(self):
+        """Import what is needed and return ``{canonical name: Binding}``; a function
+        the framework does not provide is simply absent."""
+        raise NotImplementedError
+
+    def devices(self):
+        """Device names this backend can run on here, ``"cpu"`` first."""
+        return ["cpu"]
+
+    def formats_on(self, device):
+        """The formats the framework supports on ``device``."""
+        raise NotImplementedError
+
+    def asarray(self, values, fmt):
+        """A native array of format ``fmt`` on the selected device holding ``values``
+        (a float or nested lists of floats, each exactly representable in ``fmt``).
+        The conversion is exact; raises :class:`Unsupported` for a format not offered."""
+        raise NotImplementedError
+
+    def asindex(self, values):
+        """A native integer array (class indices) from an int or nested lists of ints."""
+        raise NotImplementedError
+
+    def tolist(self, native):
+        """``(values, format)``: the native result as nested Python floats exactly equal
+        to its values, and the name of its dtype (``"float32"``, ...)."""
+        raise NotImplementedError
+
+    def vjp(self, call, args, cotangent, options):
+        """The framework's autograd vector-Jacobian product of ``call(*args,
+        **options)`` with ``cotangent``, with respect to ``args[0]`` (native)."""
+        raise Unsupported(f"{self.name} has no autograd")
+
+    def run(self, call, args, options):
+        """Run a binding's callable; adapters override to enter a device scope."""
+        return call(*args, **options)
+
+    # -- provided ----------------------------------------------------------------------
+
+    @property
+    def framework_version(self):
+        """Version string of the framework (``__version__`` of :attr:`module`)."""
+        return getattr(self.framework, "__version__", None)
+
+    @property
+    def formats(self):
+        """The formats supported on the selected device, in :data:`FORMATS` order."""
+        offered = set(self.formats_on(self.device))
+        return tuple(f for f in FORMATS if f in offered)
+
+    @property
+    def bindings(self):
+        """``{canonical name: Binding}`` of the functions this backend provides."""
+        return dict(self._bindings)
+
+    @property
+    def functions(self):
+        """``{canonical name: callable}`` of the functions this backend provides."""
+        return {name: b.call for name, b in self._bindings.items()}
+
+    @property
+    def gradients(self):
+        """Names of the functions whose gradient :meth:`grad` computes."""
+        return tuple(name for name, b in self._bindings.items() if b.gradient)
+
+    def binding(self, function):
+        """The :class:`Binding` of ``function``; :class:`Unsupported` if absent."""
+        try:
+            return self._bindings[function]
+        except KeyError:
+            if function not in FUNCTIONS:
+                raise ValueError(
+                    f"unknown function {function!r}; expected one of {', '.join(FUNCTIONS)}"
+                ) from None
+            raise Unsupported(f"{self.name} does not provide {function}") from None
+
+    def formats_of(self, function):
+        """The formats ``function`` runs in on the selected device."""
+        b = self.binding(function)
+        own = self.formats
+        return own if b.formats is None else tuple(f for f in own if f in b.formats)
+
+    def supports(self, function, fmt=None, option=None):
+        """Whether ``function`` is provided, in format ``fmt`` and with ``option``."""
+        b = self._bindings.get(function)
+        if b is None:
+            return False
+        if fmt is not None and fmt not in self.formats_of(function):
+            return False
+        return option is None or option in b.options
+
+    def conventions_for(self, function):
+        """The declared conventions of ``function``."""
+        return tuple(c for c in self.conventions if c.function == function)
+
+    def _check_options(self, function, b, options):
+        extra = set(options) - b.options
+        if extra:
+            raise Unsupported(
+                f"{self.name}: {function} does not accept {', '.join(sorted(extra))}"
+            )
+
+    def call(self, function, *args, **options):
+        """Run ``function`` on native arguments with the canonical convention."""
+        b = self.binding(function)
+        self._check_options(function, b, options)
+        return self.run(b.call, args, options)
+
+    def grad(self, function, args, cotangent, **options):
+        """Autograd vector-Jacobian product of ``function`` at ``args`` with respect to
+        the first argument (native); :class:`Unsupported` where not declared."""
+        b = self.binding(function)
+        if not b.gradient:
+            raise Unsupported(f"{self.name} declares no gradient for {function}")
+        self._check_options(function, b, options)
+        return self.vjp(b.call, tuple(args), cotangent, options)
+
+    def info(self):
+        """This backend as a :class:`BackendInfo`."""
+        return BackendInfo(
+            name=self.name, available=True, version=self.framework_version,
+            device=self.device, devices=tuple(self.devices()), formats=self.formats,
+            functions=tuple(self._bindings), gradients=self.gradients,
+            conventions=tuple(f"{c.function}:{c.name}" for c in self.conventions),
+            target=f"{type(self).__module__}:{type(self).__qualname__}",
+        )
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.name} {self.framework_version} on {self.device}>"
+
+
+# -- helpers shared by adapters whose arrays go through numpy ----------------------------
+
+
+def numpy_dtype(fmt):
+    """The numpy dtype of a format name; bfloat16 needs ml_dtypes."""
+    import numpy as np
+
+    if fmt == "bfloat16":
+        try:
+            import ml_dtypes
+        except ImportError:
+            raise Unsupported("bfloat16 needs ml_dtypes: pip install ml_dtypes") from None
+        return np.dtype(ml_dtypes.bfloat16)
+    if fmt not in FORMATS:
+        raise Unsupported(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    return np.dtype(fmt)
+
+
+def has_bfloat16():
+    """Whether numpy can hold bfloat16 here (ml_dtypes installed)."""
+    try:
+        import ml_dtypes  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def exact_numpy(values, fmt):
+    """A numpy array of format ``fmt`` holding ``values`` exactly, built without any
+    arithmetic: float64 first, then a cast that is exact because each value is
+    representable in ``fmt`` (checked: an inexact value raises ValueError)."""
+    import numpy as np
+
+    wide = np.asarray(values, dtype=np.float64)
+    narrow = wide.astype(numpy_dtype(fmt))
+    back = narrow.astype(np.float64)
+    same = (back == wide) | (np.isnan(back) & np.isnan(wide))
+    if not np.all(same):
+        bad = wide[~same].ravel()[0]
+        raise ValueError(f"{float(bad)!r} is not exactly representable in {fmt}")
+    return narrow
+
+
+def numpy_tolist(array):
+    """``(nested floats, format name)`` of a numpy array, exactly (widening to float64
+    is exact for every format here)."""
+    import numpy as np
+
+    array = np.asarray(array)
+    name = array.dtype.name
+    if array.dtype.kind in "iub":
+        return array.tolist(), name
+    return array.astype(np.float64).tolist(), name
+
+

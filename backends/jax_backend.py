@@ -1,0 +1,111 @@
+"""The ``jax`` backend: ``jax.nn`` and ``jax.scipy.special``, gradients by ``jax.vjp``.
+
+Constructing it enables 64-bit types with ``jax.config.update("jax_enable_x64", True)``.
+That switch is process-global: every later JAX computation in the process may produce
+float64 where it would have produced float32 (JAX's default). Devices: ``cpu``, plus
+``gpu`` when a GPU platform is present; arrays are placed with ``jax.device_put``.
+
+``sigmoid_grad`` is the ``jax.vjp`` derivative of ``jax.nn.sigmoid`` (JAX has no public
+function for it). ``ndtr`` and ``ndtri`` accept float32 and float64 only. JAX itself has
+no losses (they live in optax, which is not a dependency), so the five losses are absent.
+"""
+
+from functools import partial
+
+from . import base
+from .base import Backend, Binding, Convention, Unsupported, is_subnormal
+
+
+def _involves_subnormal(point):
+    fmt = point.fmt or "float64"
+    return is_subnormal(point.args, fmt) or is_subnormal(point.truth, fmt)
+
+
+_SHARP_BITS = ("https://docs.jax.dev/en/latest/notebooks/Common_Gotchas_in_JAX.html"
+               "#miscellaneous-divergences-from-numpy")
+
+
+def _flush_to_zero(function):
+    return Convention(
+        function, "flush_to_zero",
+        "JAX operations use flush-to-zero semantics for subnormal numbers on some backends "
+        "(XLA on CPU): subnormal inputs act as zero and subnormal results become zero.",
+        _SHARP_BITS,
+        _involves_subnormal,
+        example=None,
+    )
+
+
+_ELEMENTWISE_AND_ROWS = ("sigmoid", "sigmoid_grad", "log_sigmoid", "softplus", "logit",
+                         "hard_sigmoid", "ndtr", "probit", "softmax", "log_softmax",
+                         "logsumexp")
+
+
+class JaxBackend(Backend):
+    name = "jax"
+    module = "jax"
+    extra = "jax"
+    conventions = tuple(_flush_to_zero(f) for f in _ELEMENTWISE_AND_ROWS)
+
+    def load(self):
+        jax = self.framework
+        jax.config.update("jax_enable_x64", True)
+        import jax.numpy as jnp
+        import jax.scipy.special as special
+
+        def sigmoid_grad(x):
+            return self.vjp(jax.nn.sigmoid, (x,), jnp.ones_like(x), {})
+
+        wide = ("float64", "float32")
+        return {
+            "sigmoid": Binding(jax.nn.sigmoid, "jax.nn.sigmoid"),
+            "sigmoid_grad": Binding(sigmoid_grad, "jax.nn.sigmoid", "jax.vjp", gradient=False),
+            "log_sigmoid": Binding(jax.nn.log_sigmoid, "jax.nn.log_sigmoid"),
+            "softplus": Binding(jax.nn.softplus, "jax.nn.softplus"),
+            "logit": Binding(special.logit, "jax.scipy.special.logit"),
+            "hard_sigmoid": Binding(jax.nn.hard_sigmoid, "jax.nn.hard_sigmoid"),
+            "ndtr": Binding(special.ndtr, "jax.scipy.special.ndtr", formats=wide),
+            "probit": Binding(special.ndtri, "jax.scipy.special.ndtri", formats=wide),
+            "softmax": Binding(jax.nn.softmax, "jax.nn.softmax"),
+            "log_softmax": Binding(jax.nn.log_softmax, "jax.nn.log_softmax"),
+            "logsumexp": Binding(partial(special.logsumexp, axis=-1),
+                                 "jax.scipy.special.logsumexp"),
+        }
+
+    def devices(self):
+        jax = self.framework
+        found = ["cpu"]
+        try:
+            if jax.devices("gpu"):
+                found.append("gpu")
+        except RuntimeError:  # no GPU platform in this jaxlib
+            pass
+        return found
+
+    def formats_on(self, device):
+        return base.FORMATS
+
+    def _device(self):
+        return self.framework.devices(self.device)[0]
+
+    def asarray(self, values, fmt):
+        if fmt not in self.formats:
+            raise Unsupported(f"{self.name} does not offer {fmt}")
+        return self.framework.device_put(base.exact_numpy(values, fmt), self._device())
+
+    def asindex(self, values):
+        import numpy as np
+
+        return self.framework.device_put(np.asarray(values, dtype=np.int64), self._device())
+
+    def tolist(self, native):
+        import numpy as np
+
+        return base.numpy_tolist(np.asarray(native))
+
+    def vjp(self, call, args, cotangent, options):
+        jax = self.framework
+        rest = args[1:]
+        _, pullback = jax.vjp(lambda x: call(x, *rest, **options), args[0])
+        (gradient,) = pullback(cotangent)
+        return gradient

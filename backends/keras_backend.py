@@ -1,0 +1,157 @@
+"""The ``keras`` backend: Keras 3 activations and losses, running on TensorFlow.
+
+Arrays, devices and gradients are TensorFlow's (this class extends the ``tensorflow``
+backend); the functions are Keras's: ``keras.activations`` (``sigmoid``, ``log_sigmoid``,
+``softplus``, ``hard_sigmoid`` = relu6(x + 3) / 6, the same definition as PyTorch and
+JAX, ``softmax``, ``log_softmax``), ``keras.ops.logsumexp`` and ``keras.losses``.
+``KERAS_BACKEND`` defaults to ``tensorflow`` when unset; a Keras already configured for
+another backend makes this adapter unavailable rather than silently mixing frameworks.
+
+Recipes, to reach the canonical call convention:
+
+* the Keras losses average over their last axis, so the elementwise
+  ``binary_cross_entropy(p, y)`` and ``binary_cross_entropy_with_logits(x, y)`` give each
+  element its own length-1 axis (the mean of one value is that value);
+* ``cross_entropy``: ``sparse_categorical_crossentropy(from_logits=True)`` for class
+  indices, ``categorical_crossentropy(from_logits=True, label_smoothing=...)`` for
+  probability targets and for smoothed labels (indices made one-hot with
+  ``keras.ops.one_hot``);
+* ``distillation_loss``: what ``keras.distillation.LogitsDistillation`` computes with its
+  default ``kl_divergence`` loss -- logits divided by T, ``softmax``, ``kl_divergence``
+  (teacher, student), times T**2 -- per row, where LogitsDistillation returns the batch
+  mean.
+
+``sigmoid_grad`` is the tape derivative of ``keras.activations.sigmoid``. Keras has no
+logit, normal CDF or quantile: those are absent. TensorFlow's flush-to-zero of subnormals
+applies here too and is likewise not a declared convention (see the tensorflow backend).
+"""
+
+import math
+import os
+from functools import partial
+
+from . import base
+from .base import BackendUnavailable, Binding, Convention
+from .tensorflow_backend import TensorflowBackend
+
+_EPSILON = 1e-7  # keras.config.epsilon() by default
+
+
+def _clipped_probability(point):
+    p = point.args[0]
+    return p < _EPSILON or p > 1.0 - _EPSILON
+
+
+def _softmax_row(row, temperature):
+    scaled = [x / temperature for x in row]
+    top = max(scaled)
+    if math.isinf(top) or math.isnan(top):
+        return [math.nan] * len(row)
+    weights = [math.exp(x - top) for x in scaled]
+    total = math.fsum(weights)
+    return [w / total for w in weights]
+
+
+def _clipped_distribution(point):
+    student, teacher, temperature = point.args[:3]
+    return any(p < _EPSILON for row in (student, teacher)
+               for p in _softmax_row(row, temperature))
+
+
+CONVENTIONS = (
+    Convention(
+        "binary_cross_entropy", "epsilon_clip",
+        "keras.losses.binary_crossentropy clips probabilities to [epsilon, 1 - epsilon] "
+        "with the fuzz factor keras.config.epsilon() = 1e-7 before taking logarithms, so "
+        "a loss term never exceeds -log(1e-7) = 16.12 (in float16 and bfloat16 "
+        "1 - 1e-7 rounds to 1, so only the lower clip is effective there).",
+        "https://www.tensorflow.org/versions/r2.0/api_docs/python/tf/keras/metrics/"
+        "BinaryCrossentropy",
+        _clipped_probability,
+        example=(0.0, 1.0),
+    ),
+    Convention(
+        "distillation_loss", "epsilon_clip",
+        "keras.losses.kl_divergence clips both distributions to [epsilon, 1] with "
+        "epsilon = 1e-7 (its documented example: ops.clip(y, 1e-7, 1)), so class "
+        "probabilities below 1e-7 of teacher or student count as 1e-7.",
+        "https://www.tensorflow.org/api_docs/python/tf/keras/losses/KLD",
+        _clipped_distribution,
+        example=([0.0, 30.0], [0.0, 0.0], 1.0),
+    ),
+)
+
+
+class KerasBackend(TensorflowBackend):
+    name = "keras"
+    module = "keras"
+    extra = "tensorflow"
+    conventions = CONVENTIONS
+
+    def __init__(self, device="cpu"):
+        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        super().__init__(device)
+
+    def load(self):
+        keras = self.framework
+        configured = keras.backend.backend()
+        if configured != "tensorflow":
+            raise BackendUnavailable(
+                f"keras is configured for the {configured!r} backend; the keras adapter "
+                "runs Keras on TensorFlow (set KERAS_BACKEND=tensorflow)"
+            )
+        tf = self.tf
+        activations, losses, ops = keras.activations, keras.losses, keras.ops
+
+        def sigmoid_grad(x):
+            return self.vjp(activations.sigmoid, (x,), tf.ones_like(x), {})
+
+        def binary_cross_entropy(p, y):
+            return losses.binary_crossentropy(y[..., None], p[..., None])
+
+        def binary_cross_entropy_with_logits(x, y):
+            return losses.binary_crossentropy(y[..., None], x[..., None], from_logits=True)
+
+        def cross_entropy(logits, target, label_smoothing=0.0):
+            if target.dtype.is_integer:
+                if not label_smoothing:
+                    return losses.sparse_categorical_crossentropy(target, logits,
+                                                                  from_logits=True)
+                target = ops.one_hot(target, logits.shape[-1], dtype=logits.dtype)
+            return losses.categorical_crossentropy(target, logits, from_logits=True,
+                                                   label_smoothing=label_smoothing)
+
+        def distillation_loss(student, teacher, temperature):
+            p_teacher = ops.softmax(ops.divide(teacher, temperature), axis=-1)
+            p_student = ops.softmax(ops.divide(student, temperature), axis=-1)
+            return losses.kl_divergence(p_teacher, p_student) * (temperature * temperature)
+
+        return {
+            "sigmoid": Binding(activations.sigmoid, "keras.activations.sigmoid"),
+            "sigmoid_grad": Binding(sigmoid_grad, "keras.activations.sigmoid",
+                                    "tensorflow.GradientTape", gradient=False),
+            "log_sigmoid": Binding(activations.log_sigmoid, "keras.activations.log_sigmoid"),
+            "softplus": Binding(activations.softplus, "keras.activations.softplus"),
+            "hard_sigmoid": Binding(activations.hard_sigmoid, "keras.activations.hard_sigmoid"),
+            "softmax": Binding(activations.softmax, "keras.activations.softmax"),
+            "log_softmax": Binding(activations.log_softmax, "keras.activations.log_softmax"),
+            "logsumexp": Binding(partial(ops.logsumexp, axis=-1), "keras.ops.logsumexp"),
+            "binary_cross_entropy": Binding(binary_cross_entropy,
+                                            "keras.losses.binary_crossentropy"),
+            "binary_cross_entropy_with_logits": Binding(
+                binary_cross_entropy_with_logits, "keras.losses.binary_crossentropy"),
+            "cross_entropy": Binding(
+                cross_entropy, "keras.losses.sparse_categorical_crossentropy",
+                "keras.losses.categorical_crossentropy", "keras.ops.one_hot",
+                options=("label_smoothing", "probability_target")),
+            "distillation_loss": Binding(
+                distillation_loss, "keras.losses.kl_divergence", "keras.ops.softmax",
+                "keras.ops.divide"),
+        }
+
+    @property
+    def framework_version(self):
+        return self.framework.__version__
+
+    def formats_on(self, device):
+        return base.FORMATS

@@ -1,0 +1,52 @@
+"""The ``reference`` backend: refact's pure-Python core, in float64.
+
+Arrays are nested lists of Python floats, so ``asarray``/``tolist`` are copies; there is
+no autograd (the core computes values, not derivatives of its own code). Keyword options
+are whatever the core's functions accept, read from their signatures.
+"""
+
+import inspect
+
+from .base import FUNCTIONS, Backend, Binding, Unsupported
+
+_OPTIONS = ("label_smoothing", "pos_weight", "eps")
+
+
+def _copy(values, convert):
+    if isinstance(values, (list, tuple)):
+        return [_copy(v, convert) for v in values]
+    return convert(values)
+
+
+class ReferenceBackend(Backend):
+    name = "reference"
+    module = "refact"
+    extra = ""
+
+    def load(self):
+        core = self.framework
+        bindings = {}
+        for name in FUNCTIONS:
+            fn = getattr(core, name, None)
+            if fn is None:
+                continue
+            parameters = inspect.signature(fn).parameters
+            options = [o for o in _OPTIONS if o in parameters]
+            if name == "cross_entropy":
+                options.append("probability_target")
+            bindings[name] = Binding(fn, f"refact.{name}", gradient=False, options=options)
+        return bindings
+
+    def formats_on(self, device):
+        return ("float64",)
+
+    def asarray(self, values, fmt):
+        if fmt != "float64":
+            raise Unsupported(f"the reference core computes in float64 only, not {fmt}")
+        return _copy(values, float)
+
+    def asindex(self, values):
+        return _copy(values, int)
+
+    def tolist(self, native):
+        return _copy(native, float), "float64"

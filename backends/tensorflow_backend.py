@@ -1,0 +1,130 @@
+"""The ``tensorflow`` backend: ``tf.math`` and ``tf.nn``, gradients by ``tf.GradientTape``.
+
+Devices: ``cpu`` always, ``gpu`` when TensorFlow sees one; every call runs inside
+``tf.device``. Arrays are built in numpy with the exact values and handed to
+``tf.constant``: no TensorFlow op touches them on the way in, which matters because TF's
+CPU kernels flush subnormals to zero (``tf.cast`` of float64 1e-40 to float32 gives 0).
+The C++ log level defaults to warnings and errors (``TF_CPP_MIN_LOG_LEVEL=2``) unless
+the environment already sets it.
+
+Absent, because TensorFlow has no public function for them: ``logit``, ``hard_sigmoid``
+(only in Keras, see the ``keras`` backend), ``ndtr`` (``tf.math`` has erf/erfc but no
+normal CDF), ``binary_cross_entropy`` on probabilities and ``distillation_loss``.
+Recipes: ``sigmoid_grad`` is the tape derivative of ``tf.math.sigmoid``;
+``binary_cross_entropy_with_logits`` is ``tf.nn.sigmoid_cross_entropy_with_logits``, or
+``tf.nn.weighted_cross_entropy_with_logits`` when ``pos_weight`` is given;
+``cross_entropy`` is ``tf.nn.sparse_softmax_cross_entropy_with_logits`` for class indices
+and ``tf.nn.softmax_cross_entropy_with_logits`` for probability targets (tf.nn has no
+label smoothing).
+
+Not declared as a convention: TensorFlow flushes subnormal inputs and results to zero on
+CPU (observed for float64, float32 and bfloat16). We found it stated only in TF's source
+(tensorflow/core/platform/denormal.h, set for its thread pools), not in the user
+documentation, so by refact's rule it is reported as the failure class
+``flush_to_zero``, not as a convention.
+"""
+
+import os
+from functools import partial
+
+from . import base
+from .base import Backend, Binding, Unsupported
+
+
+class TensorflowBackend(Backend):
+    name = "tensorflow"
+    module = "tensorflow"
+    extra = "tensorflow"
+
+    def __init__(self, device="cpu"):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        super().__init__(device)
+
+    @property
+    def tf(self):
+        return base.require("tensorflow", "tensorflow")
+
+    def load(self):
+        tf = self.tf
+
+        def sigmoid_grad(x):
+            return self.vjp(tf.math.sigmoid, (x,), tf.ones_like(x), {})
+
+        def binary_cross_entropy_with_logits(x, y, pos_weight=None):
+            if pos_weight is None:
+                return tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=x)
+            return tf.nn.weighted_cross_entropy_with_logits(labels=y, logits=x,
+                                                            pos_weight=pos_weight)
+
+        def cross_entropy(logits, target):
+            if target.dtype.is_integer:
+                return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target,
+                                                                      logits=logits)
+            return tf.nn.softmax_cross_entropy_with_logits(labels=target, logits=logits)
+
+        wide = ("float64", "float32")  # Ndtri has no float16/bfloat16 kernel
+        return {
+            "sigmoid": Binding(tf.math.sigmoid, "tensorflow.math.sigmoid"),
+            "sigmoid_grad": Binding(sigmoid_grad, "tensorflow.math.sigmoid",
+                                    "tensorflow.GradientTape", gradient=False),
+            "log_sigmoid": Binding(tf.math.log_sigmoid, "tensorflow.math.log_sigmoid"),
+            "softplus": Binding(tf.math.softplus, "tensorflow.math.softplus"),
+            "probit": Binding(tf.math.ndtri, "tensorflow.math.ndtri", formats=wide),
+            "softmax": Binding(tf.nn.softmax, "tensorflow.nn.softmax"),
+            "log_softmax": Binding(tf.nn.log_softmax, "tensorflow.nn.log_softmax"),
+            "logsumexp": Binding(partial(tf.math.reduce_logsumexp, axis=-1),
+                                 "tensorflow.math.reduce_logsumexp"),
+            "binary_cross_entropy_with_logits": Binding(
+                binary_cross_entropy_with_logits,
+                "tensorflow.nn.sigmoid_cross_entropy_with_logits",
+                "tensorflow.nn.weighted_cross_entropy_with_logits", options=("pos_weight",)),
+            "cross_entropy": Binding(
+                cross_entropy, "tensorflow.nn.sparse_softmax_cross_entropy_with_logits",
+                "tensorflow.nn.softmax_cross_entropy_with_logits",
+                options=("probability_target",)),
+        }
+
+    @property
+    def framework_version(self):
+        return self.tf.__version__
+
+    def devices(self):
+        found = ["cpu"]
+        if self.tf.config.list_physical_devices("GPU"):
+            found.append("gpu")
+        return found
+
+    def formats_on(self, device):
+        return base.FORMATS
+
+    def _scope(self):
+        return self.tf.device("/GPU:0" if self.device == "gpu" else "/CPU:0")
+
+    def asarray(self, values, fmt):
+        if fmt not in self.formats:
+            raise Unsupported(f"{self.name} does not offer {fmt}")
+        array = base.exact_numpy(values, fmt)
+        with self._scope():
+            return self.tf.identity(self.tf.constant(array))
+
+    def asindex(self, values):
+        import numpy as np
+
+        with self._scope():
+            return self.tf.constant(np.asarray(values, dtype=np.int64))
+
+    def tolist(self, native):
+        return base.numpy_tolist(native.numpy())
+
+    def run(self, call, args, options):
+        with self._scope():
+            return call(*args, **options)
+
+    def vjp(self, call, args, cotangent, options):
+        tf = self.tf
+        with self._scope():
+            x = tf.identity(args[0])
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = call(x, *args[1:], **options)
+            return tape.gradient(y, x, output_gradients=cotangent)

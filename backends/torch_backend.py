@@ -1,0 +1,169 @@
+"""The ``torch`` backend: PyTorch's own functions, gradients by ``torch.autograd``.
+
+Devices: ``cpu`` always, ``cuda`` and ``mps`` when this build sees them (MPS has no
+float64). Arrays are made as float64 tensors from the exact Python floats and then cast,
+which is exact because every value is representable in the target format.
+
+Recipes (the rest are torch's callables themselves, with ``dim=-1`` or
+``reduction="none"`` bound):
+
+* ``sigmoid_grad``: the autograd derivative of ``torch.sigmoid`` (a vector-Jacobian
+  product with ones), since torch has no public function for it;
+* ``binary_cross_entropy_with_logits``: a Python ``pos_weight`` becomes a tensor;
+* ``distillation_loss``: ``F.kl_div(F.log_softmax(s / T), F.log_softmax(t / T),
+  reduction="none", log_target=True).sum(-1) * T**2``. torch has no distillation loss;
+  this is the documented use of ``kl_div``, which takes the input in log space "to avoid
+  underflow issues" and the target in log space with ``log_target=True``
+  (https://docs.pytorch.org/docs/stable/generated/torch.nn.KLDivLoss.html), times the
+  ``T**2`` of Hinton et al. (2015).
+"""
+
+from functools import partial
+
+from .base import Backend, Binding, Convention, Unsupported
+
+_DOCS = "https://docs.pytorch.org/docs/stable/generated/"
+_BCE_LOG_FLOOR = -100.0
+
+
+def _bce_log_clamped(point):
+    p, y = point.args[:2]
+    import math
+
+    log_p = math.log(p) if p > 0 else -math.inf
+    log_q = math.log1p(-p) if p < 1 else -math.inf
+    return (y != 0 and log_p < _BCE_LOG_FLOOR) or (y != 1 and log_q < _BCE_LOG_FLOOR)
+
+
+def _logit_clamped(point):
+    eps = point.options.get("eps")
+    if eps is None:
+        return False
+    p = point.args[0]
+    return p < eps or p > 1 - eps
+
+
+CONVENTIONS = (
+    Convention(
+        "softplus", "softplus_threshold",
+        "F.softplus returns x itself where x * beta > threshold (defaults beta=1, "
+        "threshold=20), dropping log1p(exp(-x)).",
+        _DOCS + "torch.nn.functional.softplus.html",
+        lambda point: point.args[0] > 20.0,
+        example=(30.0,),
+    ),
+    Convention(
+        "binary_cross_entropy", "log_clamp_minus_100",
+        "BCELoss clamps its log outputs to >= -100, so a loss term never exceeds 100 "
+        "(p = 0 with y = 1 gives 100, not inf).",
+        _DOCS + "torch.nn.BCELoss.html",
+        _bce_log_clamped,
+        example=(0.0, 1.0),
+    ),
+    Convention(
+        "logit", "eps_clamp",
+        "torch.logit(p, eps) clamps p to [eps, 1 - eps] when eps is given (the canonical "
+        "call passes none, so this applies only to calls with eps).",
+        _DOCS + "torch.logit.html",
+        _logit_clamped,
+        example=(0.0,),
+    ),
+)
+
+
+class TorchBackend(Backend):
+    name = "torch"
+    module = "torch"
+    extra = "torch"
+    conventions = CONVENTIONS
+
+    def load(self):
+        torch = self.framework
+        F = torch.nn.functional
+        self._dtypes = {"float64": torch.float64, "float32": torch.float32,
+                        "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+        def sigmoid_grad(x):
+            return self.vjp(torch.sigmoid, (x,), torch.ones_like(x), {})
+
+        def binary_cross_entropy_with_logits(x, y, pos_weight=None):
+            if pos_weight is not None and not torch.is_tensor(pos_weight):
+                pos_weight = torch.tensor(pos_weight, dtype=x.dtype, device=x.device)
+            return F.binary_cross_entropy_with_logits(x, y, pos_weight=pos_weight,
+                                                      reduction="none")
+
+        def distillation_loss(student, teacher, temperature):
+            log_p_student = F.log_softmax(student / temperature, dim=-1)
+            log_p_teacher = F.log_softmax(teacher / temperature, dim=-1)
+            kl = F.kl_div(log_p_student, log_p_teacher, reduction="none", log_target=True)
+            return kl.sum(dim=-1) * (temperature * temperature)
+
+        wide = ("float64", "float32")  # ndtri has no CPU kernel for float16/bfloat16
+        return {
+            "sigmoid": Binding(torch.sigmoid, "torch.sigmoid"),
+            "sigmoid_grad": Binding(sigmoid_grad, "torch.sigmoid", "torch.autograd.grad",
+                                    gradient=False),
+            "log_sigmoid": Binding(F.logsigmoid, "torch.nn.functional.logsigmoid"),
+            "softplus": Binding(F.softplus, "torch.nn.functional.softplus"),
+            "logit": Binding(torch.logit, "torch.logit", options=("eps",)),
+            "hard_sigmoid": Binding(F.hardsigmoid, "torch.nn.functional.hardsigmoid"),
+            "ndtr": Binding(torch.special.ndtr, "torch.special.ndtr"),
+            "probit": Binding(torch.special.ndtri, "torch.special.ndtri", formats=wide),
+            "softmax": Binding(partial(torch.softmax, dim=-1), "torch.softmax"),
+            "log_softmax": Binding(partial(torch.log_softmax, dim=-1), "torch.log_softmax"),
+            "logsumexp": Binding(partial(torch.logsumexp, dim=-1), "torch.logsumexp"),
+            "binary_cross_entropy": Binding(
+                partial(F.binary_cross_entropy, reduction="none"),
+                "torch.nn.functional.binary_cross_entropy"),
+            "binary_cross_entropy_with_logits": Binding(
+                binary_cross_entropy_with_logits,
+                "torch.nn.functional.binary_cross_entropy_with_logits", options=("pos_weight",)),
+            "cross_entropy": Binding(
+                partial(F.cross_entropy, reduction="none"), "torch.nn.functional.cross_entropy",
+                options=("label_smoothing", "probability_target")),
+            "distillation_loss": Binding(
+                distillation_loss, "torch.nn.functional.kl_div",
+                "torch.nn.functional.log_softmax"),
+        }
+
+    def devices(self):
+        torch = self.framework
+        found = ["cpu"]
+        if torch.cuda.is_available():
+            found.append("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            found.append("mps")
+        return found
+
+    def formats_on(self, device):
+        if device == "mps":
+            return ("float32", "float16", "bfloat16")
+        return ("float64", "float32", "float16", "bfloat16")
+
+    def asarray(self, values, fmt):
+        if fmt not in self.formats:
+            raise Unsupported(f"torch on {self.device} does not offer {fmt}")
+        torch = self.framework
+        wide = torch.tensor(values, dtype=torch.float64)
+        return wide.to(dtype=self._dtypes[fmt]).to(self.device)
+
+    def asindex(self, values):
+        torch = self.framework
+        return torch.tensor(values, dtype=torch.int64, device=self.device)
+
+    def tolist(self, native):
+        torch = self.framework
+        native = native.detach().cpu()
+        name = str(native.dtype).replace("torch.", "")
+        if native.is_floating_point():
+            return native.to(torch.float64).tolist(), name
+        return native.tolist(), name
+
+    def vjp(self, call, args, cotangent, options):
+        torch = self.framework
+        x = args[0].detach().requires_grad_(True)
+        with torch.enable_grad():
+            y = call(x, *args[1:], **options)
+            (gradient,) = torch.autograd.grad(y, x, grad_outputs=cotangent)
+        return gradient

@@ -1,0 +1,1055 @@
+"""The function catalog: the single source of truth for the 15 canonical functions.
+
+Each :class:`Function` declares, once:
+
+- ``kind`` (``"elementwise"``, ``"axis"`` or ``"loss"``), the canonical call
+  ``signature`` a backend implements, and the *point* ``parameters`` the oracle and
+  the case sets use (one point = one scalar for elementwise functions, one row for the
+  axis functions and the row losses);
+- ``definition(ctx, *point)``: the mathematical truth as an mpmath evaluation at the
+  working precision of the mpmath context ``ctx`` (one value, or a tuple for a row);
+- ``exact(*point)``: the values known exactly (special inputs, and the few finite
+  points where the value is rational, e.g. ``sigmoid(0) = 1/2``), so the oracle never
+  tries to confirm an exact zero by raising the precision forever;
+- ``domain``, the special-value table ``specials``, the ``properties`` a later check
+  verifies, the ``derivative`` for gradient checks, and per-format accuracy ``budgets``.
+
+Why the definitions are written the way they are: the oracle raises the precision
+until two evaluations agree, which is only sound if an evaluation at ``P`` bits is
+accurate to roughly ``P`` bits. So every definition avoids cancellation it could avoid:
+inputs enter exactly (a float is a dyadic rational), differences of inputs are taken
+exactly (``fsub(..., exact=True)``), ``1 - p`` is formed exactly for ``p > 1/2``, the
+log-sum-exp excludes its largest term (``log1p`` of the rest), and ``probit`` never
+forms ``2p - 1`` in the tails (it cancels to -1 for ``p = 1e-300``). Escalation then
+only has to absorb the genuinely ill-conditioned points.
+
+Why the exact tables are complete: for a nonzero rational input, ``exp`` and ``log``
+give transcendental values (Lindemann-Weierstrass, Baker), so apart from the rational
+points listed in each ``exact`` hook, no value here can be exactly representable or
+exactly halfway between two format values, and escalation terminates.
+
+NaN anywhere in a point makes every output NaN; that rule is applied by
+:meth:`Function.exact_values`, not repeated in each hook.
+"""
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from .formats import exact_fraction
+
+__all__ = [
+    "Function", "Parameter", "SpecialValue", "Property", "ExactPlus", "UNDEFINED", "ORACLE",
+    "FUNCTIONS", "NAMES", "KINDS", "get_function",
+]
+
+KINDS = ("elementwise", "axis", "loss")
+INF = math.inf
+NAN = math.nan
+
+
+class _Marker:
+    def __init__(self, name, doc):
+        self._name = name
+        self.__doc__ = doc
+
+    def __repr__(self):
+        return self._name
+
+
+UNDEFINED = _Marker(
+    "UNDEFINED",
+    "The mathematics gives no value here (e.g. logit(2), softmax of an all -inf row): NaN is due.",
+)
+ORACLE = _Marker(
+    "ORACLE",
+    "A finite value with no exact form (e.g. softplus(0) = log 2): ask the oracle for it.",
+)
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One argument of a point. ``role`` tells the case generators what to draw:
+    ``real`` (any float), ``probability`` (domain [0, 1]), ``label`` (a target in
+    [0, 1]), ``row`` (a 1-D sequence of floats), ``class_index`` (an int into the row),
+    ``temperature`` (a finite float > 0)."""
+
+    name: str
+    role: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class SpecialValue:
+    """One row of a special-value table: ``args`` (a point) and what it must give.
+
+    ``expected`` is a float (±inf included), a Fraction, a tuple of those for a row,
+    :data:`UNDEFINED` (NaN due) or :data:`ORACLE` (finite, measured against the
+    oracle). A zero in these tables is an exact zero whose sign the mathematics does
+    not fix, so either sign is accepted.
+    """
+
+    args: tuple
+    expected: object
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Property:
+    """A mathematical identity or bound a correct implementation keeps, checked by a
+    later issue. ``budget_ulp`` is the tolerated violation in ULPs of the format at
+    the compared value (0 for bounds that rounding cannot break)."""
+
+    name: str
+    description: str
+    budget_ulp: float
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    kind: str
+    signature: str
+    parameters: tuple
+    vector_output: bool
+    description: str
+    domain: str
+    definition: object = field(repr=False)
+    exact: object = field(repr=False)
+    derivative: object = field(repr=False)
+    derivative_doc: str
+    specials: tuple
+    properties: tuple
+    budgets: dict
+
+    @property
+    def arity(self):
+        return len(self.parameters)
+
+    def output_size(self, args):
+        """Number of output values of a point (1 unless the output is a row)."""
+        return len(args[0]) if self.vector_output else 1
+
+    def exact_values(self, args):
+        """The exactly known outputs of a point: a list with one entry per output
+        value (a Fraction, ±inf or NaN; ``None`` where the value must be computed),
+        or ``None`` when nothing is known exactly. NaN in any input gives all NaN."""
+        n = self.output_size(args)
+        if _contains_nan(args):
+            return [NAN] * n
+        known = self.exact(*args)
+        if known is None:
+            return None
+        if not self.vector_output:
+            known = [known]
+        if len(known) != n:
+            raise AssertionError(f"{self.name}: exact hook returned {len(known)} values for {n}")
+        return list(known)
+
+    def evaluate(self, ctx, args):
+        """``definition`` at the working precision of ``ctx``, always as a list (of
+        mpf numbers and :class:`ExactPlus` pairs)."""
+        value = self.definition(ctx, *args)
+        return list(value) if self.vector_output else [value]
+
+
+def _contains_nan(args):
+    for a in args:
+        if isinstance(a, (tuple, list)):
+            if any(x != x for x in a):
+                return True
+        elif a != a:
+            return True
+    return False
+
+
+# --- mpmath helpers -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExactPlus:
+    """A value returned by a definition as ``exact + rest``: ``exact`` is an exact
+    mpf (it carries no evaluation error), ``rest`` is evaluated at the working
+    precision and carries all of it.
+
+    Why: ``log_softmax`` of ``[0, -10004]`` in float16 is ``-10004 - 1e-4343``, and
+    ``-10004`` is exactly halfway between two float16 values. Evaluated as one number
+    at P bits it rounds to the midpoint itself, and no precision below 14,000 bits can
+    say which way it goes. Kept apart, the oracle sees that a negative ``rest`` far
+    below the format's spacing moves the value off the midpoint downwards.
+    """
+
+    exact: object
+    rest: object
+
+
+
+def _mp(ctx, value):
+    """The exact mpf of a float, int, dyadic Fraction or mpf (no rounding); a
+    non-dyadic Fraction is rounded at the working precision."""
+    if isinstance(value, float) or hasattr(value, "_mpf_"):
+        return ctx.convert(value)  # floats and mpfs convert exactly
+    q = Fraction(value)
+    den = q.denominator
+    if den & (den - 1) == 0:
+        from mpmath.libmp import from_man_exp
+
+        return ctx.make_mpf(from_man_exp(q.numerator, 1 - den.bit_length()))
+    return ctx.mpf(q.numerator) / q.denominator
+
+
+def _is_finite(x):
+    return x == x and x not in (INF, -INF)
+
+
+# --- elementwise definitions ----------------------------------------------------------
+
+
+def _sigmoid(ctx, x):
+    x = _mp(ctx, x)
+    if x >= 0:
+        return 1 / (1 + ctx.exp(-x))
+    e = ctx.exp(x)  # e/(1+e) keeps full relative accuracy when sigmoid(x) is tiny
+    return e / (1 + e)
+
+
+def _sigmoid_grad(ctx, x):
+    e = ctx.exp(-abs(_mp(ctx, x)))  # sigma(x)(1 - sigma(x)) = e^-|x| / (1 + e^-|x|)^2
+    return e / (1 + e) ** 2
+
+
+def _log_sigmoid(ctx, x):
+    x = _mp(ctx, x)
+    if x >= 0:
+        return -ctx.log1p(ctx.exp(-x))
+    return ExactPlus(x, -ctx.log1p(ctx.exp(x)))
+
+
+def _softplus(ctx, x):
+    x = _mp(ctx, x)
+    if x <= 0:
+        return ctx.log1p(ctx.exp(x))
+    return ExactPlus(x, ctx.log1p(ctx.exp(-x)))
+
+
+def _logit(ctx, p):
+    q = exact_fraction(p)
+    if q < Fraction(1, 4):
+        return ctx.log(_mp(ctx, q)) - ctx.log1p(-_mp(ctx, q))
+    if q > Fraction(3, 4):
+        return ctx.log(_mp(ctx, q)) - ctx.log(_mp(ctx, 1 - q))  # 1 - p is exact
+    # Near 1/2, log(p) - log(1-p) cancels; log1p of the exact (2p-1)/(1-p) does not.
+    return ctx.log1p(_mp(ctx, 2 * q - 1) / _mp(ctx, 1 - q))
+
+
+def _hard_sigmoid_exact(x):
+    if x == INF:
+        return Fraction(1)
+    if x == -INF:
+        return Fraction(0)
+    return min(Fraction(1), max(Fraction(0), exact_fraction(x) / 6 + Fraction(1, 2)))
+
+
+def _hard_sigmoid(ctx, x):
+    return _mp(ctx, _hard_sigmoid_exact(x))
+
+
+def _ndtr(ctx, x):
+    x = _mp(ctx, x)
+    # erfc(-x/sqrt2)/2 has no cancellation on either side; the rounding of x/sqrt2 is
+    # amplified by about x^2 in the far left tail, so carry that many extra bits.
+    with ctx.extraprec(int(x * x).bit_length() + 10):
+        return ctx.erfc(-x / ctx.sqrt(2)) / 2
+
+
+def _probit(ctx, p):
+    q = exact_fraction(p)
+    if q > Fraction(1, 2):
+        return -_lower_quantile(ctx, 1 - q)  # 1 - p is exact for p > 1/2
+    return _lower_quantile(ctx, q)
+
+
+def _lower_quantile(ctx, q):
+    """The x < 0 with ndtr(x) = q, for 0 < q < 1/2, by Newton's method.
+
+    mpmath's erfinv(2q - 1) cannot be used in the tail: 2q - 1 rounds to -1 at any
+    working precision below -log2(q) bits. Newton's residual ndtr(x) - q is formed as
+    erfc(-x/sqrt2)/2 - q in the tail and as (erf(x/sqrt2) - (2q - 1))/2 (2q - 1 exact)
+    near the centre, so it has full relative accuracy where it is used. The start
+    comes from the standard library's inverse normal CDF (Wichura's AS 241, about 16
+    digits), so two or three steps reach any precision.
+    """
+    from statistics import NormalDist
+
+    target = ctx.prec
+    x0 = NormalDist().inv_cdf(float(q))
+    extra = 24 + int(x0 * x0).bit_length() + max(0, -math.frexp(x0)[1])
+    with ctx.extraprec(extra):
+        Q = _mp(ctx, q)
+        centre = q >= Fraction(1, 8)
+        two_q_minus_1 = _mp(ctx, 2 * q - 1)
+        sqrt2 = ctx.sqrt(2)
+        inv_sqrt_2pi = 1 / ctx.sqrt(2 * ctx.pi)
+        x = ctx.convert(x0)
+        for _ in range(100):
+            if centre:
+                residual = (ctx.erf(x / sqrt2) - two_q_minus_1) / 2
+            else:
+                residual = ctx.erfc(-x / sqrt2) / 2 - Q
+            step = residual / (inv_sqrt_2pi * ctx.exp(-x * x / 2))
+            x -= step
+            if not step or abs(step) <= abs(x) * ctx.ldexp(1, -target - 4):
+                break
+    return +x
+
+
+# --- rows: one shared log-sum-exp -----------------------------------------------------
+
+
+def _row_log_probabilities(ctx, row, temperature=None):
+    """log softmax(row / T) for a row with no NaN, at most one +inf and at least one
+    entry that is not -inf (other rows are settled by the exact hooks).
+
+    Returns ``(k, d, r)``: ``k`` the index of a largest entry, ``d[j] = (x_j - x_k)/T``
+    with the subtraction exact (``None`` for -inf), and ``r = sum_{j != k} exp(d_j)``.
+    Then log softmax_j = d_j - log1p(r), softmax_j = exp(d_j) / (1 + r) and
+    logsumexp = x_k + log1p(r): leaving the largest term out of the sum keeps
+    log1p(r) accurate when every other term is tiny (a gap of 10^4 would otherwise
+    need 14,000 bits to see).
+    """
+    k = max(range(len(row)), key=lambda j: row[j])
+    xk = _mp(ctx, row[k])
+    scale = None if temperature is None else _mp(ctx, temperature)
+    d = []
+    r = ctx.zero
+    for j, x in enumerate(row):
+        if x == -INF:
+            d.append(None)
+            continue
+        dj = ctx.fsub(_mp(ctx, x), xk, exact=True)
+        if scale is not None:
+            dj = dj / scale
+        d.append(dj)
+        if j != k:
+            r += ctx.exp(dj)  # positive terms: sequential sum, no cancellation
+    return k, d, r
+
+
+def _log_softmax_list(ctx, row, temperature=None):
+    """log softmax(row / T) as a list of numbers with -inf entries; handles one +inf."""
+    if INF in row:
+        return [ctx.zero if x == INF else ctx.ninf for x in row]
+    _, d, r = _row_log_probabilities(ctx, row, temperature)
+    lse = ctx.log1p(r)
+    return [ctx.ninf if dj is None else dj - lse for dj in d]
+
+
+def _softmax(ctx, row):
+    _, d, r = _row_log_probabilities(ctx, row)
+    one_plus_r = 1 + r
+    return tuple(ctx.zero if dj is None else ctx.exp(dj) / one_plus_r for dj in d)
+
+
+def _log_softmax(ctx, row):
+    _, d, r = _row_log_probabilities(ctx, row)
+    lse = ctx.log1p(r)
+    return tuple(ctx.ninf if dj is None else ExactPlus(dj, -lse) for dj in d)
+
+
+def _logsumexp(ctx, row):
+    k, _, r = _row_log_probabilities(ctx, row)
+    return ExactPlus(_mp(ctx, row[k]), ctx.log1p(r))
+
+
+def _cross_entropy(ctx, logits, target):
+    _, d, r = _row_log_probabilities(ctx, logits)
+    return ExactPlus(ctx.fneg(d[target], exact=True), ctx.log1p(r))
+
+
+def _distillation_loss(ctx, student, teacher, temperature):
+    """T^2 KL(p_t || p_s), written so that nearly equal rows cost no extra precision.
+
+    With u_j = (s_j - t_j)/T on the teacher's support, KL = log E_t[e^u] - E_t[u]
+    (plus the student's mass where the teacher has none). Centring, w = u - E_t[u],
+    turns it into log1p(E_t[e^w - 1 - w] + extra): a sum of non-negative terms, where
+    the textbook sum of p_t (log p_t - log p_s) cancels to O(w^2) from terms of O(w).
+    """
+    t = _mp(ctx, temperature)
+    support = _support(teacher)
+    if len(support) == 1:
+        # A one-hot teacher: T^2 (log1p(r_s) - d_s,k) with d_s,k = (s_k - s_max)/T,
+        # whose exact part T (s_max - s_k) can sit on a rounding midpoint.
+        k = support[0]
+        m, _, r = _row_log_probabilities(ctx, student, temperature)
+        gap = ctx.fsub(_mp(ctx, student[m]), _mp(ctx, student[k]), exact=True)
+        return ExactPlus(ctx.fmul(t, gap, exact=True), t * t * ctx.log1p(r))
+    # No +inf remains here: a +inf in either row makes a one-hot or exact case.
+    top, d_t, r_t = _row_log_probabilities(ctx, teacher, temperature)
+    log_z = ctx.log1p(r_t)  # log Z_t - t_top/T
+    weights = {j: ctx.exp(d_t[j] - log_z) for j in support}
+    ref = support[0]
+
+    def exact_diff(j):
+        """(s_j - t_j) - (s_ref - t_ref), exactly."""
+        return ctx.fsub(ctx.fsub(_mp(ctx, student[j]), _mp(ctx, teacher[j]), exact=True),
+                        ctx.fsub(_mp(ctx, student[ref]), _mp(ctx, teacher[ref]), exact=True),
+                        exact=True)
+
+    v = {j: exact_diff(j) / t for j in support}
+    mean = ctx.fsum(weights[j] * v[j] for j in support)
+    total = ctx.fsum(weights[j] * _exp_minus_one_minus(ctx, v[j] - mean) for j in support)
+    # Student mass outside the teacher's support: exp(s_j/T - E[u] - log Z_t - ...) terms.
+    offset = ctx.fsub(_mp(ctx, teacher[ref]), _mp(ctx, student[ref]), exact=True)
+    for j, x in enumerate(student):
+        if x != -INF and j not in weights:
+            a = ctx.fadd(ctx.fsub(_mp(ctx, x), _mp(ctx, teacher[top]), exact=True), offset, exact=True)
+            total += ctx.exp(a / t - mean - log_z)
+    return t * t * ctx.log1p(total)
+
+
+def _exp_minus_one_minus(ctx, w):
+    """e^w - 1 - w without the cancellation of expm1(w) - w for small w."""
+    if not w:
+        return ctx.zero
+    if abs(w) < ctx.mpf(1) / 256:
+        term = w * w / 2
+        total = term
+        n = 2
+        eps = ctx.ldexp(1, -ctx.prec - 8)
+        while abs(term) > abs(total) * eps:
+            n += 1
+            term = term * w / n
+            total += term
+        return total
+    with ctx.extraprec(16):
+        return ctx.expm1(w) - w
+
+
+def _binary_cross_entropy(ctx, p, y):
+    q = exact_fraction(p)
+    # log(1 - p): log1p(-p) below 1/2, log of the exact 1 - p above.
+    log_1mp = ctx.log1p(-_mp(ctx, q)) if q <= Fraction(1, 2) else ctx.log(_mp(ctx, 1 - q))
+    if not 0 <= y <= 1:
+        # -(log(1-p) + y logit(p)): a soft label outside [0, 1] would make the usual
+        # two terms huge and of opposite signs (they cancel to log 2 at p = 1/2).
+        return -(log_1mp + _mp(ctx, y) * _logit(ctx, p))
+    loss = ctx.zero  # two non-negative terms; a zero weight drops its log
+    if y != 0:
+        loss -= _mp(ctx, y) * ctx.log(_mp(ctx, q))
+    if y != 1:
+        loss -= _mp(ctx, 1 - exact_fraction(y)) * log_1mp
+    return loss
+
+
+def _binary_cross_entropy_with_logits(ctx, x, y):
+    x_mp = _mp(ctx, x)
+    # softplus(x) - x*y as an exact product plus a log1p >= 0 (both terms >= 0 for y in
+    # [0, 1]); the exact product may be a rounding midpoint, hence ExactPlus.
+    if x >= 0:
+        exact = ctx.fmul(_mp(ctx, 1 - exact_fraction(y)), x_mp, exact=True)
+        return ExactPlus(exact, ctx.log1p(ctx.exp(-x_mp)))
+    return ExactPlus(ctx.fmul(_mp(ctx, -exact_fraction(y)), x_mp, exact=True), ctx.log1p(ctx.exp(x_mp)))
+
+
+# --- exact hooks ----------------------------------------------------------------------
+
+
+def _limits(at_zero=None, pos_inf=None, neg_inf=None):
+    def exact(x):
+        if x == 0:
+            return at_zero
+        if x == INF:
+            return pos_inf
+        if x == -INF:
+            return neg_inf
+        return None
+
+    return exact
+
+
+def _probability_to_quantile_exact(at_half):
+    """logit and probit share their exact points: 0 at 1/2, -inf at 0, +inf at 1."""
+
+    def exact(p):
+        if not 0 <= p <= 1:
+            return NAN
+        if p == 0:
+            return -INF
+        if p == 1:
+            return INF
+        if p == 0.5:
+            return at_half
+        return None
+
+    return exact
+
+
+def _row_shape(row):
+    """(number of +inf entries, indices of finite entries) of a NaN-free row."""
+    return sum(1 for x in row if x == INF), [j for j, x in enumerate(row) if _is_finite(x)]
+
+
+def _softmax_exact(row):
+    n = len(row)
+    n_pos, finite = _row_shape(row)
+    if n_pos >= 2 or (n_pos == 0 and not finite):
+        return [NAN] * n  # inf/inf or 0/0
+    if n_pos == 1:
+        return [Fraction(1) if x == INF else Fraction(0) for x in row]
+    if all(row[j] == row[finite[0]] for j in finite):
+        share = Fraction(1, len(finite))
+        return [Fraction(0) if x == -INF else share for x in row]
+    return [Fraction(0) if x == -INF else None for x in row]
+
+
+def _log_softmax_exact(row):
+    n = len(row)
+    n_pos, finite = _row_shape(row)
+    if n_pos >= 2 or (n_pos == 0 and not finite):
+        return [NAN] * n
+    if n_pos == 1:
+        return [Fraction(0) if x == INF else -INF for x in row]
+    if len(finite) == 1:
+        return [Fraction(0) if _is_finite(x) else -INF for x in row]
+    return [-INF if x == -INF else None for x in row]
+
+
+def _logsumexp_exact(row):
+    n_pos, finite = _row_shape(row)
+    if n_pos:
+        return INF
+    if not finite:
+        return -INF
+    if len(finite) == 1:
+        return exact_fraction(row[finite[0]])
+    return None
+
+
+def _check_target(logits, target):
+    if isinstance(target, bool) or not isinstance(target, int):
+        raise TypeError(f"cross_entropy: target must be an int class index, not {target!r}")
+    if not 0 <= target < len(logits):
+        raise ValueError(f"cross_entropy: target {target} out of range for {len(logits)} classes")
+
+
+def _cross_entropy_exact(logits, target):
+    _check_target(logits, target)
+    n_pos, finite = _row_shape(logits)
+    if n_pos >= 2 or (n_pos == 0 and not finite):
+        return NAN
+    if n_pos == 1:
+        return Fraction(0) if logits[target] == INF else INF
+    if logits[target] == -INF:
+        return INF
+    if finite == [target]:
+        return Fraction(0)
+    return None
+
+
+def _support(row):
+    """Indices where softmax(row) > 0, or None when softmax(row) is undefined."""
+    n_pos, finite = _row_shape(row)
+    if n_pos >= 2 or (n_pos == 0 and not finite):
+        return None
+    if n_pos == 1:
+        return [row.index(INF)]
+    return finite
+
+
+def _distillation_exact(student, teacher, temperature):
+    if len(student) != len(teacher) or not student:
+        raise ValueError("distillation_loss: student and teacher rows must have the same nonzero length")
+    if not (_is_finite(temperature) and temperature > 0):
+        return NAN
+    s, t = _support(student), _support(teacher)
+    if s is None or t is None:
+        return NAN
+    if not set(t) <= set(s):
+        return INF  # the teacher puts mass where the student has none
+    if s == t:
+        if len(t) == 1:
+            return Fraction(0)
+        if all(_is_finite(student[j]) for j in t):
+            shift = {exact_fraction(student[j]) - exact_fraction(teacher[j]) for j in t}
+            if len(shift) == 1:
+                return Fraction(0)  # same distribution: the rows differ by a constant
+    return None
+
+
+def _binary_cross_entropy_exact(p, y):
+    if not (0 <= p <= 1) or not _is_finite(y):
+        return NAN
+    if p == 0:
+        return Fraction(0) if y == 0 else math.copysign(INF, y)
+    if p == 1:
+        return Fraction(0) if y == 1 else math.copysign(INF, 1 - y)
+    return None
+
+
+def _bce_with_logits_exact(x, y):
+    if not _is_finite(y):
+        return NAN
+    if x == INF:
+        return Fraction(0) if y == 1 else math.copysign(INF, 1 - y)
+    if x == -INF:
+        return Fraction(0) if y == 0 else math.copysign(INF, y)
+    return None
+
+
+# --- derivatives ----------------------------------------------------------------------
+
+
+def _d_sigmoid_grad(ctx, x):
+    x = _mp(ctx, x)
+    return -_sigmoid_grad(ctx, x) * ctx.tanh(x / 2)  # sigma'(1 - 2 sigma)
+
+
+def _d_logit(ctx, p):
+    q = exact_fraction(p)
+    return 1 / (_mp(ctx, q) * _mp(ctx, 1 - q))
+
+
+def _d_hard_sigmoid(ctx, x):
+    return ctx.mpf(1) / 6 if -3 < x < 3 else ctx.zero
+
+
+def _d_ndtr(ctx, x):
+    x = _mp(ctx, x)
+    return ctx.exp(-x * x / 2) / ctx.sqrt(2 * ctx.pi)
+
+
+def _d_probit(ctx, p):
+    z = _probit(ctx, p)
+    return ctx.sqrt(2 * ctx.pi) * ctx.exp(z * z / 2)
+
+
+def _vjp_softmax(ctx, row, v):
+    s = _softmax(ctx, row)
+    w = ctx.fsum(ctx.convert(vj) * sj for vj, sj in zip(v, s))
+    return tuple(sj * (ctx.convert(vj) - w) for vj, sj in zip(v, s))
+
+
+def _vjp_log_softmax(ctx, row, v):
+    s = _softmax(ctx, row)
+    total = ctx.fsum(ctx.convert(vj) for vj in v)
+    return tuple(ctx.convert(vj) - sj * total for vj, sj in zip(v, s))
+
+
+def _vjp_logsumexp(ctx, row, v):
+    return tuple(ctx.convert(v) * sj for sj in _softmax(ctx, row))
+
+
+def _d_binary_cross_entropy(ctx, p, y):
+    q = exact_fraction(p)
+    return (_mp(ctx, q) - _mp(ctx, y)) / (_mp(ctx, q) * _mp(ctx, 1 - q))
+
+
+def _d_bce_with_logits(ctx, x, y):
+    return _sigmoid(ctx, x) - _mp(ctx, y)
+
+
+def _d_cross_entropy(ctx, logits, target):
+    s = _softmax(ctx, logits)
+    return tuple(sj - (1 if j == target else 0) for j, sj in enumerate(s))
+
+
+def _d_distillation(ctx, student, teacher, temperature):
+    t = _mp(ctx, temperature)
+    p_s = [ctx.exp(v) for v in _log_softmax_list(ctx, student, temperature)]
+    p_t = [ctx.exp(v) for v in _log_softmax_list(ctx, teacher, temperature)]
+    return tuple(t * (a - b) for a, b in zip(p_s, p_t))
+
+
+# --- budgets --------------------------------------------------------------------------
+#
+# Default accuracy budgets in ULPs of the format at the truth. A good float64/float32
+# implementation of a composite of exp/log lands within 1-2 ULP; ndtr/probit within a
+# few; a row reduction adds a few roundings. float16/bfloat16 computed internally in
+# float32 and rounded once should stay within 1 ULP; the row functions whose result
+# is a small difference of float32 intermediates (log_softmax near 0, the losses) get 2.
+
+def _budgets(wide, narrow):
+    return {"float64": wide, "float32": wide, "float16": narrow, "bfloat16": narrow}
+
+
+ELEMENTWISE_BUDGETS = _budgets(2.0, 1.0)
+EXACTISH_BUDGETS = _budgets(1.0, 1.0)
+SPECIAL_FUNCTION_BUDGETS = _budgets(4.0, 1.0)
+ROW_BUDGETS = _budgets(4.0, 1.0)
+ROW_LOG_BUDGETS = _budgets(4.0, 2.0)
+LOSS_BUDGETS = _budgets(4.0, 2.0)
+
+_X = (Parameter("x", "real"),)
+_P = (Parameter("p", "probability", "a probability in [0, 1]"),)
+_ROW = (Parameter("x", "row", "one row; the function acts along the last axis"),)
+_NAN_ROW = SpecialValue(((NAN, 0.0),), UNDEFINED, "NaN anywhere makes the row NaN")
+
+
+def _elementwise_specials(zero, pos_inf, neg_inf):
+    return (
+        SpecialValue((0.0,), zero),
+        SpecialValue((-0.0,), zero),
+        SpecialValue((INF,), pos_inf),
+        SpecialValue((-INF,), neg_inf),
+        SpecialValue((NAN,), UNDEFINED),
+    )
+
+
+def _quantile_specials():
+    return (
+        SpecialValue((0.0,), -INF),
+        SpecialValue((-0.0,), -INF, "-0 is 0"),
+        SpecialValue((1.0,), INF),
+        SpecialValue((0.5,), Fraction(0)),
+        SpecialValue((-1.0,), UNDEFINED, "outside [0, 1]"),
+        SpecialValue((2.0,), UNDEFINED, "outside [0, 1]"),
+        SpecialValue((INF,), UNDEFINED),
+        SpecialValue((-INF,), UNDEFINED),
+        SpecialValue((NAN,), UNDEFINED),
+    )
+
+
+_FUNCTIONS = [
+    Function(
+        name="sigmoid", kind="elementwise", signature="sigmoid(x) -> same shape",
+        parameters=_X, vector_output=False,
+        description="The logistic function 1 / (1 + exp(-x)).",
+        domain="all reals",
+        definition=_sigmoid, exact=_limits(Fraction(1, 2), Fraction(1), Fraction(0)),
+        derivative=_sigmoid_grad, derivative_doc="sigma(x) * (1 - sigma(x))",
+        specials=_elementwise_specials(Fraction(1, 2), Fraction(1), Fraction(0)),
+        properties=(
+            Property("symmetry", "sigmoid(-x) == 1 - sigmoid(x)", 1.0),
+            Property("range", "0 <= sigmoid(x) <= 1", 0.0),
+            Property("monotone", "x <= y implies sigmoid(x) <= sigmoid(y)", 0.0),
+            Property("softmax_link", "sigmoid(z) == softmax([0, z])[1]", 1.0),
+        ),
+        budgets=ELEMENTWISE_BUDGETS,
+    ),
+    Function(
+        name="sigmoid_grad", kind="elementwise", signature="sigmoid_grad(x) -> same shape",
+        parameters=_X, vector_output=False,
+        description="The derivative of the sigmoid, sigma(x) (1 - sigma(x)), as a function of x.",
+        domain="all reals",
+        definition=_sigmoid_grad, exact=_limits(Fraction(1, 4), Fraction(0), Fraction(0)),
+        derivative=_d_sigmoid_grad, derivative_doc="sigma'(x) * (1 - 2 sigma(x))",
+        specials=_elementwise_specials(Fraction(1, 4), Fraction(0), Fraction(0)),
+        properties=(
+            Property("bounded", "0 <= sigmoid_grad(x) <= 1/4", 0.0),
+            Property("even", "sigmoid_grad(-x) == sigmoid_grad(x)", 0.0),
+            Property("product", "sigmoid_grad(x) == sigmoid(x) * sigmoid(-x)", 2.0),
+        ),
+        budgets=ELEMENTWISE_BUDGETS,
+    ),
+    Function(
+        name="log_sigmoid", kind="elementwise", signature="log_sigmoid(x) -> same shape",
+        parameters=_X, vector_output=False,
+        description="log(sigmoid(x)) = -log1p(exp(-x)), computed without forming sigmoid(x).",
+        domain="all reals",
+        definition=_log_sigmoid, exact=_limits(None, Fraction(0), -INF),
+        derivative=lambda ctx, x: _sigmoid(ctx, -_mp(ctx, x)), derivative_doc="sigma(-x)",
+        specials=_elementwise_specials(ORACLE, Fraction(0), -INF),
+        properties=(
+            Property("softplus_link", "log_sigmoid(x) == -softplus(-x)", 0.0),
+            Property("non_positive", "log_sigmoid(x) <= 0", 0.0),
+            Property("monotone", "x <= y implies log_sigmoid(x) <= log_sigmoid(y)", 0.0),
+        ),
+        budgets=ELEMENTWISE_BUDGETS,
+    ),
+    Function(
+        name="softplus", kind="elementwise", signature="softplus(x) -> same shape",
+        parameters=_X, vector_output=False,
+        description="log(1 + exp(x)), with beta = 1 and no linear-region threshold.",
+        domain="all reals",
+        definition=_softplus, exact=_limits(None, INF, Fraction(0)),
+        derivative=_sigmoid, derivative_doc="sigma(x)",
+        specials=_elementwise_specials(ORACLE, INF, Fraction(0)),
+        properties=(
+            Property("difference", "softplus(x) - softplus(-x) == x", 1.0),
+            Property("lower_bound", "softplus(x) >= max(x, 0)", 0.0),
+            Property("monotone", "x <= y implies softplus(x) <= softplus(y)", 0.0),
+        ),
+        budgets=ELEMENTWISE_BUDGETS,
+    ),
+    Function(
+        name="logit", kind="elementwise", signature="logit(p) -> same shape",
+        parameters=_P, vector_output=False,
+        description="The inverse of the sigmoid, log(p / (1 - p)).",
+        domain="p in [0, 1]; -inf at 0, +inf at 1, NaN outside",
+        definition=_logit, exact=_probability_to_quantile_exact(Fraction(0)),
+        derivative=_d_logit, derivative_doc="1 / (p (1 - p))",
+        specials=_quantile_specials(),
+        properties=(
+            Property("inverse", "logit(sigmoid(x)) recovers x where sigmoid(x) is representable", 2.0),
+            Property("antisymmetry", "logit(1 - p) == -logit(p) where 1 - p is exact", 0.0),
+            Property("monotone", "p <= q implies logit(p) <= logit(q)", 0.0),
+        ),
+        budgets=ELEMENTWISE_BUDGETS,
+    ),
+    Function(
+        name="hard_sigmoid", kind="elementwise", signature="hard_sigmoid(x) -> same shape",
+        parameters=_X, vector_output=False,
+        description="relu6(x + 3) / 6 = clip(x/6 + 1/2, 0, 1) (PyTorch, JAX, Keras 3).",
+        domain="all reals",
+        definition=_hard_sigmoid, exact=_hard_sigmoid_exact,
+        derivative=_d_hard_sigmoid,
+        derivative_doc="1/6 on (-3, 3), 0 elsewhere (0 at the kinks, as PyTorch)",
+        specials=_elementwise_specials(Fraction(1, 2), Fraction(1), Fraction(0)) + (
+            SpecialValue((3.0,), Fraction(1)),
+            SpecialValue((-3.0,), Fraction(0)),
+        ),
+        properties=(
+            Property("range", "0 <= hard_sigmoid(x) <= 1", 0.0),
+            Property("monotone", "x <= y implies hard_sigmoid(x) <= hard_sigmoid(y)", 0.0),
+            Property("symmetry", "hard_sigmoid(-x) == 1 - hard_sigmoid(x)", 1.0),
+        ),
+        budgets=EXACTISH_BUDGETS,
+    ),
+    Function(
+        name="ndtr", kind="elementwise", signature="ndtr(x) -> same shape",
+        parameters=_X, vector_output=False,
+        description="The standard normal CDF, erfc(-x / sqrt 2) / 2.",
+        domain="all reals",
+        definition=_ndtr, exact=_limits(Fraction(1, 2), Fraction(1), Fraction(0)),
+        derivative=_d_ndtr, derivative_doc="exp(-x^2/2) / sqrt(2 pi)",
+        specials=_elementwise_specials(Fraction(1, 2), Fraction(1), Fraction(0)),
+        properties=(
+            Property("symmetry", "ndtr(-x) == 1 - ndtr(x)", 1.0),
+            Property("range", "0 <= ndtr(x) <= 1", 0.0),
+            Property("monotone", "x <= y implies ndtr(x) <= ndtr(y)", 0.0),
+        ),
+        budgets=SPECIAL_FUNCTION_BUDGETS,
+    ),
+    Function(
+        name="probit", kind="elementwise", signature="probit(p) -> same shape",
+        parameters=_P, vector_output=False,
+        description="The standard normal quantile (ndtri), the inverse of ndtr.",
+        domain="p in [0, 1]; -inf at 0, +inf at 1, NaN outside",
+        definition=_probit, exact=_probability_to_quantile_exact(Fraction(0)),
+        derivative=_d_probit, derivative_doc="sqrt(2 pi) exp(probit(p)^2 / 2)",
+        specials=_quantile_specials(),
+        properties=(
+            Property("inverse", "ndtr(probit(p)) recovers p", 2.0),
+            Property("antisymmetry", "probit(1 - p) == -probit(p) where 1 - p is exact", 0.0),
+            Property("monotone", "p <= q implies probit(p) <= probit(q)", 0.0),
+        ),
+        budgets=SPECIAL_FUNCTION_BUDGETS,
+    ),
+    Function(
+        name="softmax", kind="axis", signature="softmax(x) along the last axis -> same shape",
+        parameters=_ROW, vector_output=True,
+        description="exp(x_i) / sum_j exp(x_j) along the last axis.",
+        domain="rows of reals; -inf entries get 0; one +inf entry gets 1 (the limit); "
+               "two +inf or all -inf: undefined",
+        definition=_softmax, exact=_softmax_exact,
+        derivative=_vjp_softmax, derivative_doc="VJP: s * (v - <v, s>)",
+        specials=(
+            SpecialValue(((0.0, 0.0),), (Fraction(1, 2), Fraction(1, 2))),
+            SpecialValue(((1.0, 1.0, 1.0, 1.0),), (Fraction(1, 4),) * 4),
+            SpecialValue(((5.0,),), (Fraction(1),)),
+            SpecialValue(((-INF, 0.0),), (Fraction(0), Fraction(1))),
+            SpecialValue(((-INF, -INF),), UNDEFINED, "0/0"),
+            SpecialValue(((INF, 0.0),), (Fraction(1), Fraction(0)), "the limit as x_0 -> inf"),
+            SpecialValue(((INF, -INF),), (Fraction(1), Fraction(0))),
+            SpecialValue(((INF, INF),), UNDEFINED, "inf/inf"),
+            _NAN_ROW,
+        ),
+        properties=(
+            Property("sums_to_one", "sum_j softmax(x)_j == 1", 4.0),
+            Property("range", "0 <= softmax(x)_j <= 1", 0.0),
+            Property("shift_invariance", "softmax(x + c) == softmax(x) for exact shifts c", 2.0),
+            Property("order", "x_i <= x_j implies softmax(x)_i <= softmax(x)_j", 0.0),
+            Property("sigmoid_link", "softmax([0, z])[1] == sigmoid(z)", 1.0),
+            Property("temperature_smoothing",
+                     "the entropy of softmax(x / T) does not decrease as T grows", 0.0),
+        ),
+        budgets=ROW_BUDGETS,
+    ),
+    Function(
+        name="log_softmax", kind="axis", signature="log_softmax(x) along the last axis -> same shape",
+        parameters=_ROW, vector_output=True,
+        description="x_i - logsumexp(x) along the last axis.",
+        domain="rows of reals; -inf entries give -inf; one +inf entry gives 0 there and "
+               "-inf elsewhere; two +inf or all -inf: undefined",
+        definition=_log_softmax, exact=_log_softmax_exact,
+        derivative=_vjp_log_softmax, derivative_doc="VJP: v - softmax(x) * sum(v)",
+        specials=(
+            SpecialValue(((0.0, 0.0),), ORACLE, "-log 2 each"),
+            SpecialValue(((5.0,),), (Fraction(0),)),
+            SpecialValue(((-INF, 0.0),), (-INF, Fraction(0))),
+            SpecialValue(((-INF, -INF),), UNDEFINED),
+            SpecialValue(((INF, 0.0),), (Fraction(0), -INF), "the limit as x_0 -> inf"),
+            SpecialValue(((INF, INF),), UNDEFINED),
+            _NAN_ROW,
+        ),
+        properties=(
+            Property("non_positive", "log_softmax(x)_j <= 0", 0.0),
+            Property("normalized", "sum_j exp(log_softmax(x)_j) == 1", 4.0),
+            Property("shift_invariance", "log_softmax(x + c) == log_softmax(x) for exact shifts c", 2.0),
+            Property("softmax_link", "log_softmax(x) == log(softmax(x)) where softmax is normal", 2.0),
+        ),
+        budgets=ROW_LOG_BUDGETS,
+    ),
+    Function(
+        name="logsumexp", kind="axis", signature="logsumexp(x) reduces the last axis",
+        parameters=_ROW, vector_output=False,
+        description="log sum_j exp(x_j) over the last axis.",
+        domain="rows of reals; all -inf gives -inf, any +inf gives +inf",
+        definition=_logsumexp, exact=_logsumexp_exact,
+        derivative=_vjp_logsumexp, derivative_doc="VJP: v * softmax(x)",
+        specials=(
+            SpecialValue(((0.0, 0.0),), ORACLE, "log 2"),
+            SpecialValue(((5.0,),), Fraction(5)),
+            SpecialValue(((-INF, 0.0),), Fraction(0)),
+            SpecialValue(((-INF, -INF),), -INF),
+            SpecialValue(((INF, 0.0),), INF),
+            SpecialValue(((INF, INF),), INF),
+            SpecialValue(((INF, -INF),), INF),
+            _NAN_ROW,
+        ),
+        properties=(
+            Property("bounds", "max(x) <= logsumexp(x) <= max(x) + log(n)", 1.0),
+            Property("shift_equivariance", "logsumexp(x + c) == logsumexp(x) + c for exact shifts c", 2.0),
+            Property("monotone", "increasing any entry does not decrease logsumexp", 0.0),
+        ),
+        budgets=ROW_LOG_BUDGETS,
+    ),
+    Function(
+        name="binary_cross_entropy", kind="loss",
+        signature="binary_cross_entropy(p, y) elementwise, reduction none",
+        parameters=(Parameter("p", "probability", "the predicted probability"),
+                    Parameter("y", "label", "the target, usually 0 or 1")),
+        vector_output=False,
+        description="-(y log p + (1 - y) log(1 - p)), with 0 log 0 = 0 for a zero weight.",
+        domain="p in [0, 1], y finite (NaN otherwise); infinite where a positive weight meets log 0",
+        definition=_binary_cross_entropy, exact=_binary_cross_entropy_exact,
+        derivative=_d_binary_cross_entropy, derivative_doc="d/dp: (p - y) / (p (1 - p))",
+        specials=(
+            SpecialValue((0.0, 0.0), Fraction(0)),
+            SpecialValue((1.0, 1.0), Fraction(0)),
+            SpecialValue((0.0, 1.0), INF, "PyTorch clamps log at -100 (a convention)"),
+            SpecialValue((1.0, 0.0), INF),
+            SpecialValue((0.0, 0.5), INF),
+            SpecialValue((1.0, 0.5), INF),
+            SpecialValue((0.5, 0.0), ORACLE, "log 2"),
+            SpecialValue((-1.0, 0.0), UNDEFINED, "p outside [0, 1]"),
+            SpecialValue((2.0, 1.0), UNDEFINED, "p outside [0, 1]"),
+            SpecialValue((NAN, 0.0), UNDEFINED),
+            SpecialValue((0.5, NAN), UNDEFINED),
+            SpecialValue((0.5, INF), UNDEFINED),
+        ),
+        properties=(
+            Property("non_negative", "binary_cross_entropy(p, y) >= 0 for y in [0, 1]", 0.0),
+            Property("symmetry", "bce(p, y) == bce(1 - p, 1 - y) where 1 - p is exact", 1.0),
+            Property("logits_link", "bce(sigmoid(x), y) agrees with bce_with_logits(x, y) "
+                                    "where sigmoid(x) is exact enough", 4.0),
+        ),
+        budgets=LOSS_BUDGETS,
+    ),
+    Function(
+        name="binary_cross_entropy_with_logits", kind="loss",
+        signature="binary_cross_entropy_with_logits(x, y) elementwise, reduction none",
+        parameters=(Parameter("x", "real", "the logit"),
+                    Parameter("y", "label", "the target, usually 0 or 1")),
+        vector_output=False,
+        description="softplus(x) - x y = -(y log sigmoid(x) + (1 - y) log sigmoid(-x)).",
+        domain="x real (±inf as limits), y finite (NaN otherwise)",
+        definition=_binary_cross_entropy_with_logits, exact=_bce_with_logits_exact,
+        derivative=_d_bce_with_logits, derivative_doc="d/dx: sigmoid(x) - y",
+        specials=(
+            SpecialValue((INF, 1.0), Fraction(0)),
+            SpecialValue((INF, 0.0), INF),
+            SpecialValue((INF, 0.5), INF),
+            SpecialValue((-INF, 0.0), Fraction(0)),
+            SpecialValue((-INF, 1.0), INF),
+            SpecialValue((0.0, 0.0), ORACLE, "log 2"),
+            SpecialValue((-0.0, 1.0), ORACLE, "log 2"),
+            SpecialValue((NAN, 0.0), UNDEFINED),
+            SpecialValue((0.0, NAN), UNDEFINED),
+            SpecialValue((1.0, INF), UNDEFINED),
+        ),
+        properties=(
+            Property("non_negative", "bce_with_logits(x, y) >= 0 for y in [0, 1]", 0.0),
+            Property("symmetry", "bce_with_logits(-x, 1 - y) == bce_with_logits(x, y)", 1.0),
+            Property("softplus_link", "bce_with_logits(x, 0) == softplus(x)", 1.0),
+        ),
+        budgets=LOSS_BUDGETS,
+    ),
+    Function(
+        name="cross_entropy", kind="loss",
+        signature="cross_entropy(logits (N, C), target (N,) int) per row, reduction none",
+        parameters=(Parameter("logits", "row", "one row of logits"),
+                    Parameter("target", "class_index", "the index of the true class")),
+        vector_output=False,
+        description="logsumexp(logits) - logits[target] = -log_softmax(logits)[target].",
+        domain="rows of reals and a class index in range (ValueError otherwise); "
+               "+inf at a -inf target; undefined rows as log_softmax",
+        definition=_cross_entropy, exact=_cross_entropy_exact,
+        derivative=_d_cross_entropy, derivative_doc="d/dlogits: softmax(logits) - onehot(target)",
+        specials=(
+            SpecialValue(((0.0, 0.0), 0), ORACLE, "log 2"),
+            SpecialValue(((5.0,), 0), Fraction(0)),
+            SpecialValue(((-INF, 0.0), 1), Fraction(0)),
+            SpecialValue(((-INF, 0.0), 0), INF),
+            SpecialValue(((INF, 0.0), 0), Fraction(0)),
+            SpecialValue(((INF, 0.0), 1), INF),
+            SpecialValue(((INF, INF), 0), UNDEFINED),
+            SpecialValue(((-INF, -INF), 0), UNDEFINED),
+            SpecialValue(((NAN, 0.0), 1), UNDEFINED),
+        ),
+        properties=(
+            Property("non_negative", "cross_entropy(x, t) >= 0", 0.0),
+            Property("log_softmax_link", "cross_entropy(x, t) == -log_softmax(x)[t]", 1.0),
+            Property("shift_invariance", "cross_entropy(x + c, t) == cross_entropy(x, t) for exact shifts c", 2.0),
+        ),
+        budgets=LOSS_BUDGETS,
+    ),
+    Function(
+        name="distillation_loss", kind="loss",
+        signature="distillation_loss(student (N, C), teacher (N, C), temperature) per row",
+        parameters=(Parameter("student", "row", "student logits"),
+                    Parameter("teacher", "row", "teacher logits"),
+                    Parameter("temperature", "temperature", "T > 0")),
+        vector_output=False,
+        description="T^2 sum_j p_t,j (log p_t,j - log p_s,j) with p = softmax(logits / T): "
+                    "the Hinton et al. (2015) soft-target loss, KL(p_t || p_s) scaled by T^2.",
+        domain="rows of equal length; T finite and > 0 (NaN otherwise); +inf where the "
+               "teacher has mass the student lacks",
+        definition=_distillation_loss, exact=_distillation_exact,
+        derivative=_d_distillation, derivative_doc="d/dstudent: T (p_s - p_t)",
+        specials=(
+            SpecialValue(((0.0, 0.0), (0.0, 0.0), 1.0), Fraction(0)),
+            SpecialValue(((1.0, 2.0), (1.0, 2.0), 2.0), Fraction(0)),
+            SpecialValue(((0.0, 1.0), (1.0, 2.0), 1.0), Fraction(0), "rows differ by a constant"),
+            SpecialValue(((0.0, -INF), (0.0, -INF), 1.0), Fraction(0)),
+            SpecialValue(((-INF, 0.0), (0.0, 0.0), 1.0), INF),
+            SpecialValue(((0.0, 0.0), (-INF, 0.0), 1.0), ORACLE, "log 2"),
+            SpecialValue(((INF, 0.0), (0.0, 0.0), 1.0), INF),
+            SpecialValue(((INF, 0.0), (INF, 0.0), 1.0), Fraction(0)),
+            SpecialValue(((0.0, 0.0), (0.0, 0.0), 0.0), UNDEFINED, "T must be > 0"),
+            SpecialValue(((0.0, 0.0), (0.0, 0.0), INF), UNDEFINED, "T must be finite"),
+            SpecialValue(((NAN, 0.0), (0.0, 0.0), 1.0), UNDEFINED),
+        ),
+        properties=(
+            Property("non_negative", "distillation_loss >= 0", 0.0),
+            Property("zero_at_teacher", "distillation_loss(t, t, T) == 0", 0.0),
+            Property("shift_invariance", "adding a constant to a row does not change the loss", 2.0),
+        ),
+        budgets=LOSS_BUDGETS,
+    ),
+]
+
+FUNCTIONS = {f.name: f for f in _FUNCTIONS}
+NAMES = tuple(FUNCTIONS)
+
+
+def get_function(function):
+    """A :class:`Function` from itself or its canonical name; ValueError otherwise."""
+    if isinstance(function, Function):
+        return function
+    try:
+        return FUNCTIONS[function]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown function {function!r}; expected one of {', '.join(NAMES)}"
+        ) from None

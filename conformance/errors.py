@@ -1,0 +1,177 @@
+"""The ruler: ULP error, step distance, failure classes and condition numbers.
+
+``ulp_error(y, t, fmt) = |y - t| / ulp(t)`` with ``t`` the *exact* truth (not its
+rounding) and ``ulp(t)`` the spacing of the format in t's binade (the subnormal
+spacing below the smallest normal). 0.5 means correctly rounded; a faithful result
+is below 1. It is computed exactly with integers and rounded once to a float.
+
+A point that is wrong in kind rather than in degree gets a failure class from
+:func:`classify` instead, and is left out of the ULP statistics: a NaN where a
+number was due is not "a very large error", and neither is a 0 where a normal number
+was due. The classes (names as in DESIGN.md, and the report's ``classes`` keys):
+
+=====================  ==========================================================
+``spurious_nan``       NaN where a number (or ±inf) was due
+``spurious_inf``       ±inf where a finite value was due (other than premature
+                       overflow), or the infinity of the wrong sign
+``missing_inf``        a finite number where the correctly rounded truth is ±inf
+``wrong_sign_zero``    the truth rounds to a zero of the other sign
+``flush_to_zero``      the truth is subnormal and 0 came back
+``premature_underflow`` the truth is a normal number and 0 came back
+``premature_overflow`` the truth is a normal number and ±inf (of its sign) came back
+``undecided``          the oracle could not decide the truth (not a backend failure)
+``missing_nan``        a number where the mathematics gives no value (NaN due);
+                       not in DESIGN.md's list, reported beside it
+=====================  ==========================================================
+
+An exact zero truth (``logit(0.5)``, ``sigmoid(-inf)``) does not fix the sign of
+zero, so either zero is right there; a nonzero truth that rounds to zero does.
+"""
+
+import math
+from fractions import Fraction
+
+from .formats import (
+    get_format, ordinal, round_to_format, round_dyadic, dyadic_parts, exact_fraction,
+    ulp_exponent, same_value,
+)
+
+__all__ = [
+    "FAILURE_CLASSES", "UNDECIDED", "MISSING_NAN", "ALL_CLASSES",
+    "ulp_error", "step_distance", "classify", "condition_number",
+]
+
+FAILURE_CLASSES = (
+    "spurious_nan", "spurious_inf", "missing_inf", "wrong_sign_zero",
+    "flush_to_zero", "premature_underflow", "premature_overflow",
+)
+UNDECIDED = "undecided"
+MISSING_NAN = "missing_nan"
+ALL_CLASSES = FAILURE_CLASSES + (UNDECIDED, MISSING_NAN)
+
+
+def _is_nan(t):
+    return t != t
+
+
+def _is_zero(t):
+    return not (t != 0)
+
+
+def ulp_error(y, t, fmt):
+    """``|y - t| / ulp(t)`` in ``fmt``, for a float ``y`` and an exact truth ``t``
+    (mpmath mpf, Fraction, float or int).
+
+    Meaningful for the points :func:`classify` leaves unclassified. For the others:
+    0.0 when ``y`` is exactly the (rounded) truth, e.g. NaN for NaN or inf for a truth
+    that rounds to inf, and inf otherwise.
+
+    >>> from refact.conformance.formats import FLOAT32
+    >>> ulp_error(1.0, 1 + 2 ** -25, FLOAT32)
+    0.25
+    """
+    fmt = get_format(fmt)
+    if _is_nan(y) or _is_nan(t) or math.isinf(y) or _is_infinite(t):
+        return 0.0 if same_value(y, round_to_format(t, fmt)) else math.inf
+    u = ulp_exponent(t, fmt)
+    ty = dyadic_parts(y)
+    tt = dyadic_parts(t)
+    if tt is None:  # a non-dyadic rational truth: exact Fraction arithmetic
+        return round_to_format(abs(exact_fraction(y) - exact_fraction(t)) * Fraction(2) ** -u, "float64")
+    # Bits more than 1200 binades below ulp(t) cannot reach a float64 ratio (its
+    # smallest subnormal is 2**-1074), and mpmath truths can sit 2**(10**308) below it.
+    floor = u - 1200
+    (my, ey), (mt, et) = _clip(*ty, floor), _clip(*tt, floor)
+    e = min(ey, et)
+    diff = abs((my << (ey - e)) - (mt << (et - e)))
+    if not diff:
+        return 0.0
+    return round_dyadic(diff, e - u, "float64")
+
+
+def _clip(man, exp, floor):
+    if exp >= floor:
+        return man, exp
+    shift = floor - exp
+    if shift > abs(man).bit_length():
+        return 0, floor
+    return (abs(man) >> shift) * (1 if man >= 0 else -1), floor
+
+
+def _is_infinite(t):
+    try:
+        return math.isinf(t)
+    except (TypeError, OverflowError):
+        return False
+
+
+def step_distance(y, rounded_t, fmt):
+    """How many representable steps of ``fmt`` lie between ``y`` and the correctly
+    rounded truth (0 when ``y`` is correctly rounded; ±0 count as one value, and ±inf
+    sit one step past the largest finite). ValueError for NaN."""
+    fmt = get_format(fmt)
+    return abs(ordinal(y, fmt) - ordinal(rounded_t, fmt))
+
+
+def classify(y, t, fmt):
+    """The failure class of the result ``y`` against the exact truth ``t`` in ``fmt``,
+    or ``None`` for an ordinary point (measured by :func:`ulp_error`). ``t=None``
+    means the oracle was undecided and gives ``"undecided"``."""
+    fmt = get_format(fmt)
+    if t is None:
+        return UNDECIDED
+    if _is_nan(t):
+        return None if _is_nan(y) else MISSING_NAN
+    if _is_nan(y):
+        return "spurious_nan"
+    r = round_to_format(t, fmt)
+    if math.isinf(r):
+        if y == r:
+            return None
+        return "spurious_inf" if math.isinf(y) else "missing_inf"
+    if math.isinf(y):
+        normal = abs(r) >= fmt.smallest_normal
+        return "premature_overflow" if normal and (y > 0) == (r > 0) else "spurious_inf"
+    if y == 0:
+        if r == 0:
+            if _is_zero(t) or math.copysign(1.0, y) == math.copysign(1.0, r):
+                return None
+            return "wrong_sign_zero"
+        return "flush_to_zero" if abs(r) < fmt.smallest_normal else "premature_underflow"
+    return None
+
+
+def condition_number(function, point, precision=128):
+    """``|x f'(x) / f(x)|`` in the first argument, from the catalog's definition and
+    derivative at ``precision`` bits, for functions with a scalar first argument and a
+    scalar output (the elementwise functions and the binary cross-entropies).
+
+    It tells an error an implementation could avoid from one inherent in the input:
+    relative error in x is amplified by this factor (logit and probit near 1 reach
+    ~1e15 in float64), so a large ULP error there is no proof of a bad implementation.
+    inf where f(x) = 0 and x f'(x) != 0; NaN where f is not finite.
+    """
+    from .catalog import get_function
+    from .oracle import mp_context, normalize_point
+
+    spec = get_function(function)
+    if spec.vector_output or spec.parameters[0].role not in ("real", "probability"):
+        raise ValueError(f"condition_number: {spec.name} does not take a scalar first argument")
+    args = normalize_point(spec, point, None)
+    x = args[0]
+    known = spec.exact_values(args)
+    value = None if known is None else known[0]
+    if value is not None and (_is_nan(value) or math.isinf(value)):
+        return math.nan
+    ctx = mp_context()
+    ctx.prec = precision
+    if value is None:
+        value = spec.definition(ctx, *args)
+    if x == 0:
+        return 0.0
+    slope = spec.derivative(ctx, *args)
+    if _is_zero(value):
+        return 0.0 if _is_zero(slope) else math.inf
+    if isinstance(value, Fraction):
+        value = ctx.mpf(value.numerator) / value.denominator
+    return float(abs(ctx.convert(x) * slope / value))

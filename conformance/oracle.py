@@ -1,0 +1,692 @@
+"""The oracle: correctly rounded truth from mpmath, or an honest "undecided".
+
+``truth(function, point, fmt)`` evaluates the catalog definition with mpmath at
+increasing working precision (``max(64, p + 48)`` bits, then doubling) until two
+successive evaluations settle the rounding: with ``v`` the higher-precision value and
+``err = |v - v_lower| + |v| * 2**(8 - P_lower)`` an estimate of the lower one's error,
+every number in ``[v - err, v + err]`` must round to the same format value (same
+sign of zero included). That is Ziv's strategy with the previous evaluation as the
+error witness. Past the precision cap (8192 bits by default) the value is
+**undecided**: a distinct status, never a guess. Values known exactly (special
+inputs, ``sigmoid(0) = 1/2``, ``logit(1/2) = 0``, softmax of a constant row,
+``hard_sigmoid`` everywhere, ...) come from the catalog's exact hooks and are rounded
+directly; this is why an exact zero never sends the escalation to the cap. An mpmath
+evaluation that is exactly 0 is never trusted, since mpmath does not underflow: a 0
+can only come from cancellation.
+
+Row results (softmax, log_softmax) are decided value by value; a point is undecided
+if any of its values is.
+
+Where answers come from, first hit wins:
+
+1. the golden vectors shipped in ``data/golden.json.gz`` (``python -m
+   refact.conformance.golden --write``), for the default case set;
+2. the disk cache: sqlite3 at ``$REFACT_CACHE_DIR/oracle.sqlite3`` (default
+   ``~/.cache/refact``; set ``REFACT_CACHE_DIR`` to an empty string to disable it),
+   keyed by oracle version, function, format and the inputs' bit patterns, safe to
+   share between threads and processes;
+3. mpmath (with gmpy2 underneath when installed: ``mpmath.libmp.BACKEND``).
+
+Each answer carries the correctly rounded value(s) as Python floats, and the exact
+value(s) as mpmath numbers kept to ``p + 32`` bits or more (always enough that they
+round to the decided value) for measuring errors. A fresh answer and a cached one are
+identical.
+
+>>> t = truth("probit", (1e-300,), "float64")
+>>> t.rounded, t.status
+(-37.0470962993612, 'ok')
+>>> float(truth("sigmoid", (-10000.0,), "float64").exact) == 0.0
+True
+"""
+
+import json
+import math
+import os
+import sqlite3
+import sys
+import threading
+from dataclasses import dataclass
+
+from .catalog import NAMES, get_function
+from .formats import (
+    bits_hex, exact_hex, from_bits_hex, get_format, is_representable, parse_exact_hex_dyadic,
+    round_to_format, same_value, ulp_exponent,
+)
+
+__all__ = [
+    "ORACLE_VERSION", "DEFAULT_MAX_PRECISION", "Truth", "truth", "truth_many", "evaluate",
+    "normalize_point", "point_key", "precision_ladder", "mp_context", "cache_path",
+    "add_arguments", "run",
+]
+
+#: Bump when a definition or the decision rule changes: it keys the cache and golden data.
+ORACLE_VERSION = 1
+#: Working precision cap in bits; past it a value is undecided.
+DEFAULT_MAX_PRECISION = 8192
+#: Bits of slack granted to an evaluation at P bits (its error is taken as 2**(8-P) relative).
+GUARD_BITS = 8
+#: Extra bits beyond the format's precision kept in the stored exact value.
+STORED_EXTRA_BITS = 32
+
+
+@dataclass(frozen=True)
+class Truth:
+    """The oracle's answer at one point.
+
+    ``rounded``: the correctly rounded value in ``format`` (a float; a tuple for row
+    outputs), ``None`` where undecided. ``exact``: the mpmath value(s) to measure
+    errors against (for an undecided value, the best evaluation: do not measure with it).
+    ``status``: ``"ok"`` or ``"undecided"``; ``undecided``: indices of the undecided
+    values. ``precision``: the working precision in bits of the deciding evaluation
+    (0 when every value was known exactly). ``source``: ``"exact"``, ``"computed"``,
+    ``"cache"`` or ``"golden"``.
+    """
+
+    function: str
+    format: str
+    args: tuple
+    rounded: object
+    exact: object
+    status: str
+    undecided: tuple
+    precision: int
+    source: str
+
+    @property
+    def decided(self):
+        return self.status == "ok"
+
+    @property
+    def values(self):
+        """``rounded`` as a tuple, whatever the output shape."""
+        return self.rounded if isinstance(self.rounded, tuple) else (self.rounded,)
+
+    @property
+    def exacts(self):
+        """``exact`` as a tuple, whatever the output shape."""
+        return self.exact if isinstance(self.exact, tuple) else (self.exact,)
+
+    @property
+    def elements(self):
+        """``(rounded, exact)`` per output value, ``(None, None)`` where undecided:
+        what :func:`refact.conformance.errors.classify` and ``ulp_error`` take."""
+        return tuple(
+            (None, None) if i in self.undecided else (r, e)
+            for i, (r, e) in enumerate(zip(self.values, self.exacts))
+        )
+
+
+# --- mpmath working contexts ----------------------------------------------------------
+
+_local = threading.local()
+
+
+def mp_context():
+    """This thread's private mpmath context: the oracle sets its precision freely
+    without touching ``mpmath.mp`` or another thread's evaluation."""
+    ctx = getattr(_local, "ctx", None)
+    if ctx is None:
+        from mpmath.ctx_mp import MPContext
+
+        ctx = _local.ctx = MPContext()
+    return ctx
+
+
+def _public_mpf(raw):
+    """A raw mpf tuple as a ``mpmath.mpf`` of the global context, unrounded."""
+    import mpmath
+
+    return mpmath.mp.make_mpf(raw)
+
+
+def _raw(value):
+    """The raw mpf tuple of an exact value: mpf as is, floats/dyadic Fractions exactly,
+    other Fractions to 4096 bits (only ``_stored_exact`` sees them, and it re-checks)."""
+    from mpmath.libmp import finf, fnan, fninf, from_man_exp, from_rational, round_nearest
+
+    raw = getattr(value, "_mpf_", None)
+    if raw is not None:
+        return raw
+    if isinstance(value, float):
+        if value != value:
+            return fnan
+        if math.isinf(value):
+            return finf if value > 0 else fninf
+        num, den = value.as_integer_ratio()
+        return from_man_exp(num, 1 - den.bit_length())
+    num, den = value.numerator, value.denominator
+    if den & (den - 1) == 0:
+        return from_man_exp(num, 1 - den.bit_length())
+    return from_rational(num, den, 4096, round_nearest)
+
+
+def _mpf_from_hex(text):
+    from mpmath.libmp import from_man_exp
+
+    parsed = parse_exact_hex_dyadic(text)
+    if isinstance(parsed, float):
+        return _public_mpf(_raw(parsed))
+    return _public_mpf(from_man_exp(*parsed))
+
+
+def _stored_exact(value, rounded, fmt):
+    """``value`` trimmed to ``p + 32`` bits, or to more when the trimmed number would
+    no longer round to ``rounded`` (a truth within 2**-32 ulp of a rounding boundary)."""
+    from mpmath.libmp import from_man_exp, round_nearest
+
+    raw = _raw(value)
+    sign, man, exp, bc = raw
+    if not man:
+        return _public_mpf(raw)
+    signed = -man if sign else man
+    bits = fmt.precision + STORED_EXTRA_BITS
+    while bits < bc:
+        trimmed = from_man_exp(signed, exp, bits, round_nearest)
+        if rounded is None or same_value(round_to_format(_public_mpf(trimmed), fmt), rounded):
+            return _public_mpf(trimmed)
+        bits *= 2
+    return _public_mpf(raw)
+
+
+# --- the decision -------------------------------------------------------------------
+
+
+def precision_ladder(fmt, max_precision=DEFAULT_MAX_PRECISION):
+    """The working precisions tried, in bits: ``max(64, p + 48)``, doubling, ending
+    at the cap. A cap below the start leaves one rung, which cannot decide anything."""
+    fmt = get_format(fmt)
+    start = max(64, fmt.precision + 48)
+    if max_precision <= start:
+        return [int(max_precision)]
+    ladder = []
+    p = start
+    while p < max_precision:
+        ladder.append(p)
+        p *= 2
+    ladder.append(int(max_precision))
+    return ladder
+
+
+def _settled(lower, higher, lower_prec, fmt, ctx):
+    """The format value two successive evaluations settle on, or None if not yet.
+
+    An evaluation is an mpf or an :class:`ExactPlus`; for the latter the error
+    estimate applies to its ``rest`` alone, since its ``exact`` part has none.
+    """
+    exact, higher = _split(higher)
+    lower_exact, lower = _split(lower)
+    if lower_exact != exact:
+        raise AssertionError("the exact part of a definition changed with the precision")
+    if ctx.isnan(higher) or ctx.isnan(lower):
+        return None
+    if ctx.isinf(higher) or ctx.isinf(lower):
+        return round_to_format(higher, fmt) if higher == lower and not exact else None
+    if not higher:
+        return None  # mpmath never underflows: a 0 is cancellation, not a value
+    err = ctx.fadd(
+        abs(ctx.fsub(higher, lower, prec=64, rounding="u")),
+        ctx.ldexp(abs(higher), GUARD_BITS - lower_prec),
+        prec=64, rounding="u",
+    )
+    work = ctx.prec + 64
+    down = ctx.fsub(higher, err, prec=work, rounding="f")
+    up = ctx.fadd(higher, err, prec=work, rounding="c")
+    rounded = round_to_format(_add_exact(ctx, exact, higher, fmt, _DECISION_GAP), fmt)
+    for bound in (down, up):
+        if not same_value(round_to_format(_add_exact(ctx, exact, bound, fmt, _DECISION_GAP), fmt), rounded):
+            return None
+    return rounded
+
+
+#: ``exact + rest`` rounds like ``exact + sign(rest) * 2**(u - gap)`` when
+#: ``|rest| < 2**(u - gap)`` (u: the ulp exponent at ``exact``), for any gap >= 2:
+#: no rounding boundary other than ``exact`` itself lies that close to it.
+_DECISION_GAP = 8
+_STORAGE_GAP = 64
+
+
+def _split(value):
+    from .catalog import ExactPlus
+
+    if isinstance(value, ExactPlus):
+        return (value.exact if value.exact else None), value.rest
+    return None, value
+
+
+def _add_exact(ctx, exact, rest, fmt, gap):
+    """``exact + rest`` computed exactly, with a ``rest`` below ``2**(u - gap)`` of
+    ``exact``'s spacing replaced by that power of two (same sign), which rounds the
+    same and keeps the sum small even when ``rest`` is 10**-4343."""
+    if exact is None:
+        return rest
+    if not rest:
+        return exact
+    floor = ctx.ldexp(ctx.mpf(1), ulp_exponent(exact, fmt) - gap)
+    if abs(rest) < floor:
+        rest = floor if rest > 0 else -floor
+    return ctx.fadd(exact, rest, exact=True)
+
+
+def _combined(value, fmt):
+    """An evaluation as one mpf (ExactPlus summed, its tiny rest clamped far below
+    the format's spacing: within 2**-64 ulp of the true sum and rounding like it)."""
+    exact, rest = _split(value)
+    if exact is None:
+        return rest
+    return _add_exact(mp_context(), exact, rest, fmt, _STORAGE_GAP)
+
+
+def _compute(spec, args, fmt, max_precision):
+    """Decide one point from scratch; return a record (see ``_encode``)."""
+    n = spec.output_size(args)
+    known = spec.exact_values(args)
+    rounded = [None] * n
+    exact = [None] * n
+    pending = []
+    for i in range(n):
+        if known is not None and known[i] is not None:
+            rounded[i] = round_to_format(known[i], fmt)
+            exact[i] = known[i]
+        else:
+            pending.append(i)
+    used = 0
+    if pending:
+        ctx = mp_context()
+        previous = None
+        previous_prec = None
+        for prec in precision_ladder(fmt, max_precision):
+            ctx.prec = prec
+            values = spec.evaluate(ctx, args)
+            used = prec
+            still = []
+            for i in pending:
+                exact[i] = _combined(values[i], fmt)
+                decided = None
+                if previous is not None:
+                    decided = _settled(previous[i], values[i], previous_prec, fmt, ctx)
+                if decided is None:
+                    still.append(i)
+                else:
+                    rounded[i] = decided
+            pending = still
+            if not pending:
+                break
+            previous, previous_prec = values, prec
+    return {
+        "status": "undecided" if pending else "ok",
+        "rounded": rounded,
+        "exact": [_stored_exact(e, r, fmt) for e, r in zip(exact, rounded)],
+        "precision": used,
+        "cap": int(max_precision),
+        "undecided": pending,
+    }
+
+
+def evaluate(function, point, precision):
+    """One raw mpmath evaluation of the catalog definition at ``precision`` bits (no
+    rounding, no exact hooks, no escalation): a ``mpmath.mpf``, or a tuple for rows."""
+    spec = get_function(function)
+    args = normalize_point(spec, point, None)
+    ctx = mp_context()
+    ctx.prec = int(precision)
+    values = []
+    for v in spec.evaluate(ctx, args):
+        exact, rest = _split(v)
+        values.append(_public_mpf((rest if exact is None else exact + rest)._mpf_))
+    return tuple(values) if spec.vector_output else values[0]
+
+
+# --- points and keys ------------------------------------------------------------------
+
+
+def normalize_point(function, point, fmt):
+    """Check a point against the function's parameters and return it as a tuple
+    (rows as tuples of floats). Every float must be a value of ``fmt`` (skip the check
+    with ``fmt=None``). A lone argument may be passed bare: ``0.5`` for ``(0.5,)``,
+    ``[1, 2]`` for ``((1.0, 2.0),)`` when the function takes one row."""
+    spec = get_function(function)
+    fmt = None if fmt is None else get_format(fmt)
+    if spec.arity == 1:
+        is_row = spec.parameters[0].role == "row"
+        if not isinstance(point, (tuple, list)) or (
+            is_row and point and not isinstance(point[0], (tuple, list))
+        ):
+            point = (point,)
+    if not isinstance(point, (tuple, list)) or len(point) != spec.arity:
+        names = ", ".join(p.name for p in spec.parameters)
+        raise ValueError(f"{spec.name} takes a point ({names}), got {point!r}")
+    out = []
+    for parameter, value in zip(spec.parameters, point):
+        where = f"{spec.name}: {parameter.name}"
+        if parameter.role == "row":
+            if not isinstance(value, (tuple, list)) or not value:
+                raise ValueError(f"{where} must be a non-empty row, got {value!r}")
+            out.append(tuple(_member(v, fmt, where) for v in value))
+        elif parameter.role == "class_index":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{where} must be an int, got {value!r}")
+            out.append(int(value))
+        else:
+            out.append(_member(value, fmt, where))
+    return tuple(out)
+
+
+def _member(value, fmt, where):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{where} must be a float, got {type(value).__name__} {value!r}")
+    x = float(value)
+    if fmt is not None and not is_representable(x, fmt):
+        raise ValueError(f"{where} = {value!r} ({x.hex()}) is not a {fmt.name} value")
+    return x
+
+
+def point_key(function, point, fmt):
+    """The canonical text of a point for caches and golden files: floats as their bit
+    patterns in ``fmt``, class indices as ints, e.g. ``'[["0x3c00","0x4000"],1]'``."""
+    spec = get_function(function)
+    fmt = get_format(fmt)
+    args = normalize_point(spec, point, fmt)
+    return _key(args, fmt)
+
+
+def _key(args, fmt):
+    def enc(a):
+        if isinstance(a, tuple):
+            return [enc(x) for x in a]
+        if isinstance(a, int):
+            return a
+        return bits_hex(a, fmt)
+
+    return json.dumps([enc(a) for a in args], separators=(",", ":"))
+
+
+# --- records: one codec for the cache, golden files and worker processes --------------
+
+
+def _encode(record, fmt):
+    return json.dumps({
+        "s": record["status"],
+        "r": [None if r is None else bits_hex(r, fmt) for r in record["rounded"]],
+        "e": [exact_hex(e) for e in record["exact"]],
+        "p": record["precision"],
+        "c": record["cap"],
+        "u": list(record["undecided"]),
+    }, separators=(",", ":"))
+
+
+def _decode(text, fmt):
+    obj = json.loads(text) if isinstance(text, str) else text
+    return {
+        "status": obj["s"],
+        "rounded": [None if r is None else from_bits_hex(r, fmt) for r in obj["r"]],
+        "exact": [_mpf_from_hex(e) for e in obj["e"]],
+        "precision": obj["p"],
+        "cap": obj["c"],
+        "undecided": obj.get("u", []),
+    }
+
+
+def _usable(obj, max_precision):
+    """A stored answer stands for this call if this call's cap would reproduce it:
+    decided at or below the cap, or undecided with at least this cap."""
+    if obj["s"] == "ok":
+        return obj["p"] <= max_precision
+    return obj["c"] >= max_precision
+
+
+def _truth(spec, args, fmt, record, source):
+    rounded = tuple(record["rounded"])
+    exact = tuple(record["exact"])
+    if not record["precision"] and source == "computed":
+        source = "exact"
+    if not spec.vector_output:
+        rounded, exact = rounded[0], exact[0]
+    return Truth(spec.name, fmt.name, args, rounded, exact, record["status"],
+                 tuple(record["undecided"]), record["precision"], source)
+
+
+# --- the disk cache -------------------------------------------------------------------
+
+_TABLE = f"truth_v{ORACLE_VERSION}"
+
+
+def cache_path():
+    """The sqlite3 file of the disk cache, or None when caching is disabled."""
+    directory = os.environ.get("REFACT_CACHE_DIR")
+    if directory is None:
+        directory = os.path.join(os.path.expanduser("~"), ".cache", "refact")
+    if not directory:
+        return None
+    return os.path.join(directory, "oracle.sqlite3")
+
+
+def _connection():
+    path = cache_path()
+    if path is None:
+        return None
+    connections = getattr(_local, "connections", None)
+    if connections is None:
+        connections = _local.connections = {}
+    key = (os.getpid(), path)
+    if key not in connections:
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            conn = sqlite3.connect(path, timeout=60)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError:
+                pass  # some file systems refuse WAL; the default journal still works
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {_TABLE} (key TEXT PRIMARY KEY, record TEXT NOT NULL)")
+            conn.commit()
+        except (OSError, sqlite3.Error) as error:
+            print(f"refact: oracle cache disabled ({path}: {error})", file=sys.stderr)
+            conn = None
+        connections[key] = conn
+    return connections[key]
+
+
+def _cache_get(keys):
+    conn = _connection()
+    found = {}
+    if conn is None or not keys:
+        return found
+    unique = list(dict.fromkeys(keys))
+    for start in range(0, len(unique), 500):
+        chunk = unique[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(f"SELECT key, record FROM {_TABLE} WHERE key IN ({marks})", chunk)
+        found.update(rows)
+    return found
+
+
+def _cache_put(items):
+    conn = _connection()
+    if conn is None or not items:
+        return
+    try:
+        with conn:
+            conn.executemany(f"INSERT OR REPLACE INTO {_TABLE} (key, record) VALUES (?, ?)", items)
+    except sqlite3.Error as error:  # a full disk or a lock held too long: lose the cache, not the run
+        print(f"refact: could not write the oracle cache: {error}", file=sys.stderr)
+
+
+# --- public entry points ----------------------------------------------------------------
+
+
+def truth(function, point, fmt, *, max_precision=DEFAULT_MAX_PRECISION, cache=True, golden=True):
+    """The oracle's :class:`Truth` for ``function`` at ``point`` in format ``fmt``.
+
+    ``point`` is a tuple of the function's parameters (see ``catalog``); every float in
+    it must be a value of ``fmt``. ``cache``/``golden`` switch the disk cache and the
+    golden vectors off for this call (``cache=False`` neither reads nor writes).
+    """
+    return truth_many(function, [point], fmt, max_precision=max_precision,
+                      cache=cache, golden=golden)[0]
+
+
+def truth_many(function, points, fmt, *, max_precision=DEFAULT_MAX_PRECISION, cache=True,
+               golden=True, workers=1):
+    """:func:`truth` for many points of one function and format, in order: one golden
+    lookup, one batched cache query and one cache transaction. ``workers > 1`` decides
+    the points missing from both in that many processes."""
+    spec = get_function(function)
+    fmt = get_format(fmt)
+    max_precision = int(max_precision)
+    argss = [normalize_point(spec, p, fmt) for p in points]
+    keys = [_key(a, fmt) for a in argss]
+    stored = {}
+    if golden:
+        from . import golden as golden_data
+
+        section = golden_data.records(spec.name, fmt.name)
+        for k in keys:
+            obj = section.get(k)
+            if obj is not None and _usable(obj, max_precision):
+                stored[k] = (obj, "golden")
+    db_key = {k: f"{spec.name}|{fmt.name}|{k}" for k in keys if k not in stored}
+    if cache and db_key:
+        hits = _cache_get(list(db_key.values()))
+        for k, dk in db_key.items():
+            text = hits.get(dk)
+            if text is not None:
+                obj = json.loads(text)
+                if _usable(obj, max_precision):
+                    stored[k] = (obj, "cache")
+    missing = list(dict.fromkeys(k for k in keys if k not in stored))
+    args_of = dict(zip(keys, argss))
+    computed = {}
+    if missing:
+        jobs = [(spec.name, args_of[k], fmt.name, max_precision) for k in missing]
+        if workers and workers > 1 and len(jobs) > 1:
+            import multiprocessing
+
+            with multiprocessing.get_context("spawn").Pool(workers) as pool:
+                texts = pool.starmap(_compute_encoded, jobs, chunksize=max(1, len(jobs) // (8 * workers)))
+        else:
+            texts = [_compute_encoded(*job) for job in jobs]
+        computed = dict(zip(missing, texts))
+        if cache:
+            _cache_put([(f"{spec.name}|{fmt.name}|{k}", t) for k, t in computed.items()])
+    out = []
+    for args, k in zip(argss, keys):
+        if k in computed:
+            record, source = _decode(computed[k], fmt), "computed"
+        else:
+            obj, source = stored[k]
+            record = _decode(obj, fmt)
+        out.append(_truth(spec, args, fmt, record, source))
+    return out
+
+
+def _compute_encoded(function, args, format_name, max_precision):
+    fmt = get_format(format_name)
+    return _encode(_compute(get_function(function), args, fmt, max_precision), fmt)
+
+
+# --- the `refact truth` command -----------------------------------------------------------
+
+
+def add_arguments(parser):
+    parser.add_argument("function", help="a canonical name: " + ", ".join(NAMES))
+    parser.add_argument("args", nargs="+", metavar="ARG",
+                        help="the point: numbers (1e-300, -inf, nan, 0x1p-53) or rows like [1,2,3]")
+    parser.add_argument("--format", default="float64", help="float64 (default), float32, float16, bfloat16")
+    parser.add_argument("--digits", type=int, default=30, help="significant digits of the exact value")
+    parser.add_argument("--max-precision", type=int, default=DEFAULT_MAX_PRECISION,
+                        help=f"working precision cap in bits (default {DEFAULT_MAX_PRECISION})")
+    parser.add_argument("--no-cache", action="store_true", help="neither read nor write the disk cache")
+
+
+def _parse_number(text, integer=False):
+    from .cli import UsageError
+
+    s = text.strip()
+    try:
+        if integer:
+            return int(s)
+        if s.lower().lstrip("+-").startswith("0x"):
+            return float.fromhex(s)
+        return float(s)
+    except ValueError:
+        kind = "an integer" if integer else "a number"
+        raise UsageError(f"{text!r} is not {kind}") from None
+
+
+def _parse_argument(text, parameter):
+    from .cli import UsageError
+
+    s = text.strip()
+    if parameter.role == "row":
+        if not (s.startswith("[") and s.endswith("]")):
+            raise UsageError(f"{parameter.name} must be a row like [1,2,3], got {text!r}")
+        inner = s[1:-1].strip()
+        if not inner:
+            raise UsageError(f"{parameter.name} must not be empty")
+        return tuple(_parse_number(part) for part in inner.split(","))
+    return _parse_number(s, integer=parameter.role == "class_index")
+
+
+def _to_format(value, fmt, notes):
+    if isinstance(value, tuple):
+        return tuple(_to_format(v, fmt, notes) for v in value)
+    if isinstance(value, int):
+        return value
+    rounded = round_to_format(value, fmt)
+    if not same_value(rounded, value):
+        notes.append(f"note: {value!r} is not a {fmt.name} value; using {rounded!r} ({rounded.hex()})")
+    return rounded
+
+
+def run(args):
+    from .cli import UsageError
+    from . import errors
+
+    try:
+        spec = get_function(args.function)
+        fmt = get_format(args.format)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if len(args.args) != spec.arity:
+        names = " ".join(p.name.upper() for p in spec.parameters)
+        raise UsageError(f"{spec.name} takes {spec.arity} argument(s): {names}")
+    if args.digits < 1 or args.max_precision < 2:
+        raise UsageError("--digits and --max-precision must be positive")
+    notes = []
+    point = tuple(_to_format(_parse_argument(text, p), fmt, notes)
+                  for text, p in zip(args.args, spec.parameters))
+    try:
+        result = truth(spec, point, fmt, max_precision=args.max_precision, cache=not args.no_cache)
+    except (ValueError, TypeError) as error:
+        raise UsageError(str(error)) from None
+    for note in notes:
+        print(note, file=sys.stderr)
+    import mpmath
+
+    shown = ", ".join(_show_arg(a) for a in point)
+    print(f"{spec.name}({shown}) in {fmt.name}")
+    labels = [f"[{i}]" for i in range(len(result.values))] if spec.vector_output else [""]
+    width = max(len(s) for s in labels)
+    for label, value, exact, index in zip(labels, result.values, result.exacts, range(len(labels))):
+        digits = mpmath.nstr(exact, args.digits, min_fixed=-6, max_fixed=12)
+        if index in result.undecided:
+            print(f"  exact{label:<{width}}    ~{digits}")
+            print(f"  rounded{label:<{width}}  undecided: not settled within {args.max_precision} bits")
+        else:
+            print(f"  exact{label:<{width}}    {digits}")
+            print(f"  rounded{label:<{width}}  {value!r}  {value.hex()}  bits {bits_hex(value, fmt)}")
+    if not spec.vector_output and spec.parameters[0].role != "row":
+        try:
+            print(f"  condition  {errors.condition_number(spec, point):.6g}  (|x f'(x) / f(x)| in the first argument)")
+        except (ValueError, ArithmeticError):
+            pass
+    how = {"exact": "known exactly", "computed": f"decided at {result.precision} bits",
+           "cache": f"decided at {result.precision} bits (disk cache)",
+           "golden": f"decided at {result.precision} bits (golden vectors)"}[result.source]
+    print(f"  status     {result.status}, {how}; mpmath backend {mpmath.libmp.BACKEND}")
+    return 0
+
+
+def _show_arg(a):
+    if isinstance(a, tuple):
+        return "[" + ", ".join(repr(x) for x in a) + "]"
+    return repr(a)

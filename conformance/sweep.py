@@ -1,0 +1,1096 @@
+"""``refact sweep``: one elementwise function over every input of a range of a format.
+
+Sampling finds typical errors; only an exhaustive sweep proves the maximum. A sweep
+splits a range of bit patterns of a format (all 2**32 for ``float32 --exhaustive``)
+into *shards* of contiguous patterns and runs one function, :func:`run_shard`, on each:
+
+1. the shard's inputs are its bit patterns viewed as the format, passed to the backend
+   as one native array, and the results read back as one float64 numpy array;
+2. a fast candidate truth is computed for the whole shard in float64 with a stated
+   error bound (:mod:`refact.conformance.fastpath`); it decides the correctly rounded
+   truth of almost every point;
+3. the mpmath oracle decides the rest: every point the bound leaves undecided, every
+   special input (±0, ±inf, a NaN), every point whose ulp the bound leaves ambiguous
+   and whose result is not the rounded truth, and a seeded random sample of the shard.
+   Where the oracle and the fast path both decided, they must agree; a disagreement is
+   a bug of refact and makes the record an ``error`` naming the inputs (the oracle's
+   value is used, the disagreement is never silently patched);
+4. every point gets a failure class or a ULP error, by the definitions of
+   :mod:`refact.conformance.errors` (array forms here, tested against the scalar ones),
+   and the shard is summarised: counts, ULP histogram, largest errors, class examples.
+
+Summaries merge associatively (:func:`merge_summaries`) into one ``accuracy`` record of
+the ``refact.report/1`` contract, with the sweep's own figures under ``"sweep"``.
+
+Where shards run is a choice of executor, never of code path: in this process
+(``workers=1``), a local process pool (``spawn``; each worker builds the backend once),
+or a Dask cluster through ``distributed.Client`` (``--dask ADDRESS`` or ``--dask local``).
+All of them call the same :func:`run_shard` with the same :class:`ShardTask`.
+
+A finished shard's summary is written to the checkpoint directory at once (one small
+JSON file per shard, written atomically), under a key naming everything that shapes the
+result: function, backend and its version, device, format, range, shard size, seed,
+sample size, refact and oracle versions. A killed sweep started again with the same
+arguments loads the finished shards and runs only the others: nothing repeats, nothing
+is lost, and the merged record is the same as an uninterrupted run's (shards merge in
+shard order, so even float sums agree to the bit).
+
+Importable entry point for the runner: :func:`sweep_record`.
+"""
+
+import concurrent.futures
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from . import errors, fastpath
+from .catalog import get_function
+from .cli import UsageError
+from .formats import get_format, same_value
+
+__all__ = [
+    "SWEEP_FORMATS", "DEFAULT_SHARD_SIZE", "DEFAULT_SAMPLE", "HISTOGRAM_EDGES", "ShardTask",
+    "run_shard", "merge_summaries", "sweep_record", "run_sweep", "sweep_report", "plan_shards",
+    "classify_array", "ulp_error_array", "describe_backend", "CheckpointStore",
+    "add_arguments", "run",
+]
+
+SWEEP_FORMATS = ("float32", "float16", "bfloat16")
+# float32: 2**20 points a shard is ~0.1-0.5 s of work, small enough that a killed sweep
+# loses little and large enough that the per-shard oracle sample and pickling stay cheap.
+# 16-bit: four shards, so two workers share an exhaustive sweep.
+DEFAULT_SHARD_SIZE = {"float32": 1 << 20, "float16": 1 << 14, "bfloat16": 1 << 14}
+DEFAULT_SAMPLE = 32
+WORST_KEPT = 10
+EXAMPLES_KEPT = 3
+DISAGREEMENTS_KEPT = 20
+# Upper edges of the ULP histogram: [0, 0.5] (correctly rounded), then four bins per
+# octave up to 2**43; one more bin above that. p99_ulp is read off these bins (the upper
+# edge of the bin holding the 99th percentile), so it is an upper bound to 2**(1/4).
+HISTOGRAM_EDGES = tuple(0.5 * 2.0 ** (k / 4) for k in range(4 * 44 + 1))
+CLASS_NAMES = errors.ALL_CLASSES
+# Array codes of the classes: 0 = none, i + 1 = CLASS_NAMES[i].
+_CODE = {name: i + 1 for i, name in enumerate(CLASS_NAMES)}
+_ORACLE_BATCH = 4096
+CHECKPOINT_KIND = "refact.sweep/1"
+
+
+# --- inputs ---------------------------------------------------------------------------
+
+
+def _check_sweep_format(fmt):
+    fmt = get_format(fmt)
+    if fmt.name not in SWEEP_FORMATS:
+        raise ValueError(f"cannot sweep {fmt.name}: the float64 candidate truth decides "
+                         f"rounding only to narrower formats ({', '.join(SWEEP_FORMATS)})")
+    return fmt
+
+
+def bits_to_float64(bits, fmt):
+    """The values of the bit patterns ``bits`` (an integer array) in ``fmt``, as float64
+    (exact: every value of a narrow format is a float64; NaN patterns give NaN)."""
+    fmt = _check_sweep_format(fmt)
+    bits = np.asarray(bits)
+    with np.errstate(invalid="ignore"):
+        if fmt.name == "float32":
+            return bits.astype(np.uint32).view(np.float32).astype(np.float64)
+        if fmt.name == "float16":
+            return bits.astype(np.uint16).view(np.float16).astype(np.float64)
+        # bfloat16 is the upper half of a float32: no ml_dtypes needed to read it.
+        return (bits.astype(np.uint32) << np.uint32(16)).view(np.float32).astype(np.float64)
+
+
+def narrow_array(bits, fmt):
+    """The bit patterns as a numpy array of the format's own dtype (ml_dtypes' bfloat16)."""
+    fmt = _check_sweep_format(fmt)
+    if fmt.name == "float32":
+        return np.asarray(bits, dtype=np.uint32).view(np.float32)
+    if fmt.name == "float16":
+        return np.asarray(bits, dtype=np.uint16).view(np.float16)
+    import ml_dtypes
+
+    return np.asarray(bits, dtype=np.uint16).view(ml_dtypes.bfloat16)
+
+
+def _bits_text(bits, fmt):
+    return f"0x{int(bits):0{fmt.width // 4}x}"
+
+
+# --- the backend, in whichever process runs the shard --------------------------------
+
+_BACKENDS = {}
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                     "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+
+
+def _limit_threads(backend_name):
+    """One compute thread per worker process: the pool or cluster already runs one shard
+    per core, and a framework that also spreads each call over all cores would make the
+    workers fight. Only affects a framework not yet imported in this process (the
+    variables are read at import), so a caller's own settings are left alone."""
+    for variable in _THREAD_VARIABLES:
+        os.environ.setdefault(variable, "1")
+    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+    if backend_name == "torch" and "torch" not in sys.modules:
+        import torch
+
+        torch.set_num_threads(1)
+
+
+def _backend_in_this_process(name, device, limit_threads=False):
+    """The backend, constructed once per process (pool worker, Dask worker, or here)."""
+    key = (name, device)
+    if key not in _BACKENDS:
+        if limit_threads:
+            _limit_threads(name)
+        from refact.backends import get_backend
+
+        _BACKENDS[key] = get_backend(name, device=device)
+    return _BACKENDS[key]
+
+
+def _initialize_pool_worker(name, device):
+    try:
+        _backend_in_this_process(name, device, limit_threads=True)
+    except Exception:  # reported by the first task that needs it, with the reason
+        pass
+
+
+def _names(collection):
+    if collection is None:
+        return None
+    if isinstance(collection, dict):
+        return sorted(collection)
+    return sorted(str(item) for item in collection)
+
+
+def describe_backend(name, device="cpu", limit_threads=False):
+    """Name, version, device, availability (with the error), formats and functions of a
+    backend, and the formats of each sweepable function, as seen by the process that runs
+    this (a pool or Dask worker: the parent need not have the framework installed)."""
+    info = {"name": name, "version": None, "device": device, "available": False,
+            "error": None, "formats": [], "functions": [], "function_formats": {}}
+    try:
+        backend = _backend_in_this_process(name, device, limit_threads)
+    except Exception as error:
+        info["error"] = f"{type(error).__name__}: {error}"
+        return info
+    version = getattr(backend, "framework_version", None) or getattr(backend, "version", None)
+    functions = _names(getattr(backend, "functions", None))
+    info.update(available=True, version=None if version is None else str(version),
+                formats=_names(getattr(backend, "formats", None)), functions=functions)
+    formats_of = getattr(backend, "formats_of", None)
+    if formats_of is not None:
+        info["function_formats"] = {function: list(formats_of(function))
+                                    for function in fastpath.FAST_TRUTHS if function in (functions or ())}
+    return info
+
+
+def _native_input(backend, bits, fmt):
+    """The shard's inputs as the backend's native array, without a Python list.
+
+    A backend may offer ``from_numpy(array, format_name)``; otherwise the conversion is
+    chosen by the backend's name, and an unknown backend gets the protocol's slow but
+    exact ``asarray(values, format)``.
+    """
+    hook = getattr(backend, "from_numpy", None)
+    if hook is not None:
+        return hook(narrow_array(bits, fmt), fmt.name)
+    name = getattr(backend, "name", "")
+    device = getattr(backend, "device", "cpu") or "cpu"
+    if name == "torch":
+        import torch
+
+        if fmt.name == "bfloat16":  # torch.from_numpy knows no bfloat16: reinterpret the bits
+            tensor = torch.from_numpy(np.asarray(bits, dtype=np.uint16).view(np.int16)).view(torch.bfloat16)
+        else:
+            tensor = torch.from_numpy(narrow_array(bits, fmt))
+        return tensor if device == "cpu" else tensor.to(device)
+    if name in ("numpy", "scipy"):
+        return narrow_array(bits, fmt)
+    if name in ("tensorflow", "keras"):
+        import tensorflow as tf
+
+        return tf.constant(narrow_array(bits, fmt))
+    if name == "jax":
+        import jax.numpy as jnp
+
+        return jnp.asarray(narrow_array(bits, fmt))
+    return backend.asarray(bits_to_float64(bits, fmt).tolist(), fmt.name)
+
+
+def _float64_output(backend, native):
+    """``(values as a float64 array, dtype name)`` of a backend result, without a list."""
+    hook = getattr(backend, "to_numpy", None)
+    if hook is not None:
+        array = np.asarray(hook(native))
+    elif type(native).__module__.startswith("torch"):
+        tensor = native.detach().cpu()
+        dtype = str(tensor.dtype).replace("torch.", "")
+        if dtype == "bfloat16":
+            tensor = tensor.float()  # exact; numpy has no bfloat16 of torch's
+        return tensor.numpy().astype(np.float64), dtype
+    elif hasattr(native, "numpy") and callable(native.numpy):  # TensorFlow eager tensors
+        array = np.asarray(native.numpy())
+    elif hasattr(native, "__array__"):  # numpy, jax
+        array = np.asarray(native)
+    else:
+        values, _ = backend.tolist(native)
+        array = np.asarray(values, dtype=np.float64)
+    return array.astype(np.float64), str(array.dtype)
+
+
+# --- array forms of the ruler -----------------------------------------------------------
+
+
+def classify_array(y, rounded, fmt, exact_zero=None):
+    """:func:`errors.classify` on arrays: the class code (0 = none, else index + 1 in
+    ``CLASS_NAMES``) of each result ``y`` against the correctly rounded truth ``rounded``.
+
+    ``exact_zero`` (bool array, optional) marks truths that are exactly zero, where
+    either sign of zero is right; elsewhere a rounded zero of the other sign is a
+    ``wrong_sign_zero``. Undecided truths are the caller's (they have no ``rounded``).
+    """
+    fmt = get_format(fmt)
+    y = np.asarray(y, dtype=np.float64)
+    r = np.asarray(rounded, dtype=np.float64)
+    codes = np.zeros(y.shape, dtype=np.int8)
+    nan_t, nan_y = np.isnan(r), np.isnan(y)
+    inf_r, inf_y = np.isinf(r), np.isinf(y)
+    numbers = ~nan_t & ~nan_y
+    with np.errstate(invalid="ignore"):
+        normal_r = np.abs(r) >= fmt.smallest_normal
+        same_direction = (y > 0) == (r > 0)
+    finite_due = numbers & ~inf_r
+    zero_back = finite_due & (y == 0)
+    zero_due = zero_back & (r == 0)
+    other_sign = np.signbit(y) != np.signbit(r)
+    if exact_zero is not None:
+        other_sign &= ~np.asarray(exact_zero, dtype=bool)
+    # Later assignments never overlap earlier ones; the order mirrors errors.classify.
+    codes[nan_t & ~nan_y] = _CODE["missing_nan"]
+    codes[~nan_t & nan_y] = _CODE["spurious_nan"]
+    codes[numbers & inf_r & inf_y & (y != r)] = _CODE["spurious_inf"]
+    codes[numbers & inf_r & ~inf_y] = _CODE["missing_inf"]
+    codes[finite_due & inf_y & normal_r & same_direction] = _CODE["premature_overflow"]
+    codes[finite_due & inf_y & ~(normal_r & same_direction)] = _CODE["spurious_inf"]
+    codes[zero_due & other_sign] = _CODE["wrong_sign_zero"]
+    codes[zero_back & (r != 0) & ~normal_r] = _CODE["flush_to_zero"]
+    codes[zero_back & (r != 0) & normal_r] = _CODE["premature_underflow"]
+    return codes
+
+
+def ulp_error_array(y, truth, rounded, fmt):
+    """:func:`errors.ulp_error` on arrays, with ``truth`` the float64 candidate standing
+    in for the exact value: ``|y - t| / ulp(t)`` (one float64 rounding in the
+    difference, relative 2**-53, far below the figures reported); for non-finite
+    operands 0 where ``y`` is the rounded truth and inf elsewhere, as the scalar form."""
+    y = np.asarray(y, dtype=np.float64)
+    t = np.asarray(truth, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        error = np.abs(y - t) / fastpath.ulp_array(t, fmt)
+        special = ~np.isfinite(y) | ~np.isfinite(t)
+        same = _same_values(y, rounded)
+    return np.where(special, np.where(same, 0.0, np.inf), error)
+
+
+def _same_values(a, b):
+    """:func:`formats.same_value` on arrays: NaN equals NaN, -0.0 differs from 0.0."""
+    a, b = np.asarray(a), np.asarray(b)
+    return ((a == b) & (np.signbit(a) == np.signbit(b))) | (np.isnan(a) & np.isnan(b))
+
+
+# --- one shard ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """Everything a shard needs, small and picklable: bit patterns ``[start, stop)``."""
+
+    function: str
+    backend: str
+    device: str
+    format: str
+    index: int
+    start: int
+    stop: int
+    seed: int
+    sample: int
+    limit_threads: bool = False
+    oracle_cache: bool = True
+
+
+def _oracle_verdicts(task, fmt, inputs, outputs):
+    """Oracle answers for the points ``inputs`` (floats) with backend results ``outputs``:
+    lists of (rounded or None, exact, class or None, ulp or None)."""
+    from .oracle import truth_many
+
+    verdicts = []
+    for begin in range(0, len(inputs), _ORACLE_BATCH):
+        chunk = inputs[begin:begin + _ORACLE_BATCH]
+        truths = truth_many(task.function, [(x,) for x in chunk], fmt.name, cache=task.oracle_cache)
+        for truth, y in zip(truths, outputs[begin:begin + len(chunk)]):
+            if not truth.decided:
+                verdicts.append((None, None, errors.UNDECIDED, None))
+                continue
+            cls = errors.classify(y, truth.exact, fmt)
+            ulp = errors.ulp_error(y, truth.exact, fmt) if cls is None else None
+            verdicts.append((truth.rounded, truth.exact, cls, ulp))
+    return verdicts
+
+
+def _is_exact_zero(value):
+    return value is not None and value == value and not value
+
+
+def _outside_bound(candidate, exact, fmt):
+    """True if the oracle's exact value shows the candidate outside the stated bound.
+    The stored exact value keeps only about p + 32 bits, so its own rounding is allowed."""
+    if not (math.isfinite(candidate) and candidate != 0):
+        return False
+    from fractions import Fraction
+
+    from .formats import exact_fraction
+
+    try:
+        t = exact_fraction(exact)
+    except ValueError:  # the truth is ±inf or NaN while the candidate is finite
+        return True
+    slack = (Fraction(fastpath.RELATIVE_BOUND) * abs(Fraction(candidate))
+             + Fraction(fastpath.ABSOLUTE_BOUND) + abs(t) * Fraction(2) ** -(fmt.precision + 30))
+    return abs(t - Fraction(candidate)) > slack
+
+
+def _empty_summary(task):
+    return {
+        "index": task.index, "start": task.start, "stop": task.stop,
+        "points": task.stop - task.start, "seconds": 0.0, "errors": [], "disagreements": [],
+        "correctly_rounded": 0, "within_1ulp": 0, "measured": 0, "ulp_sum": 0.0, "max_ulp": None,
+        "histogram": [0] * (len(HISTOGRAM_EDGES) + 1),
+        "classes": {name: 0 for name in CLASS_NAMES}, "class_examples": {},
+        "worst": [], "oracle_points": 0, "fast_decided": 0, "output_dtypes": [],
+    }
+
+
+def run_shard(task):
+    """Judge the backend on every input of one shard; return its summary (plain JSON data).
+
+    This is the one function every executor runs. A backend that raises gives a summary
+    with the error and no measurement, never a crashed sweep.
+    """
+    started = time.perf_counter()
+    fmt = get_format(task.format)
+    summary = _empty_summary(task)
+    bits = np.arange(task.start, task.stop, dtype=np.uint64)
+    x64 = bits_to_float64(bits, fmt)
+    try:
+        backend = _backend_in_this_process(task.backend, task.device, task.limit_threads)
+        result = backend.call(task.function, _native_input(backend, bits, fmt))
+        y64, dtype = _float64_output(backend, result)
+        if y64.shape != x64.shape:
+            raise ValueError(f"result has shape {y64.shape}, the input {x64.shape}")
+    except Exception as error:
+        summary["errors"].append(f"{task.function} on {_bits_text(task.start, fmt)}..."
+                                 f"{_bits_text(task.stop - 1, fmt)}: {type(error).__name__}: {error}")
+        summary["seconds"] = time.perf_counter() - started
+        return summary
+    summary["output_dtypes"] = [dtype]
+    _judge(task, fmt, bits, x64, y64, summary)
+    summary["seconds"] = time.perf_counter() - started
+    return summary
+
+
+def _oracle_mask(task, fmt, x64, y64, decision):
+    """Which points the oracle must decide (see the module docstring, step 3)."""
+    n = len(x64)
+    ask = ~decision.decided
+    ask |= ~decision.binade_known & ~_same_values(y64, decision.rounded)
+    ask |= (x64 == 0) | np.isinf(x64)
+    nan_inputs = np.flatnonzero(np.isnan(x64))
+    if len(nan_inputs):
+        ask[nan_inputs[0]] = True  # NaN in, NaN out: one per shard confirms the rule
+    if task.sample > 0:
+        rng = np.random.default_rng([task.seed, task.index])
+        ask[rng.choice(n, size=min(task.sample, n), replace=False)] = True
+    return ask
+
+
+def _judge(task, fmt, bits, x64, y64, summary):
+    spec = get_function(task.function)
+    decision = fastpath.decide(fastpath.fast_truth_of(task.function), x64, fmt)
+    rounded = decision.rounded.copy()
+    truth = decision.candidate.copy()
+    ask = _oracle_mask(task, fmt, x64, y64, decision)
+
+    # Exact zeros accept either sign of zero (errors.classify); the catalog knows which
+    # zeros are exact. Only points where the sign would matter are looked up.
+    sign_question = (y64 == 0) & (rounded == 0) & (np.signbit(y64) != np.signbit(rounded)) & ~ask
+    exact_zero = np.zeros(len(x64), dtype=bool)
+    for i in np.flatnonzero(sign_question):
+        known = spec.exact_values((float(x64[i]),))
+        exact_zero[i] = known is not None and _is_exact_zero(known[0])
+
+    codes = classify_array(y64, rounded, fmt, exact_zero)
+    ulp = ulp_error_array(y64, truth, rounded, fmt)
+
+    asked = np.flatnonzero(ask)
+    summary["oracle_points"] = int(len(asked))
+    summary["fast_decided"] = int(np.count_nonzero(decision.decided))
+    verdicts = _oracle_verdicts(task, fmt, x64[asked].tolist(), y64[asked].tolist())
+    disagreements = []
+    for i, (oracle_rounded, exact, cls, point_ulp) in zip(asked.tolist(), verdicts):
+        if cls == errors.UNDECIDED:
+            codes[i] = _CODE[errors.UNDECIDED]
+            ulp[i] = np.nan
+            continue
+        fast_rounded = float(rounded[i])
+        if decision.decided[i]:
+            agree = same_value(fast_rounded, oracle_rounded) or (
+                fast_rounded == 0 and oracle_rounded == 0 and _is_exact_zero(exact))
+            if not agree or _outside_bound(float(truth[i]), exact, fmt):
+                disagreements.append({
+                    "input_bits": _bits_text(bits[i], fmt), "input": float(x64[i]),
+                    "candidate": float(truth[i]), "fast_rounded": fast_rounded,
+                    "oracle_rounded": oracle_rounded,
+                    "oracle_exact": str(exact),
+                })
+        rounded[i] = oracle_rounded
+        codes[i] = 0 if cls is None else _CODE[cls]
+        ulp[i] = point_ulp if point_ulp is not None else np.nan
+    summary["disagreements"] = disagreements[:DISAGREEMENTS_KEPT]
+    if len(disagreements) > DISAGREEMENTS_KEPT:
+        summary["errors"].append(f"{len(disagreements)} fast-path disagreements in this shard")
+    _summarise(fmt, bits, x64, y64, rounded, codes, ulp, summary)
+
+
+def _summarise(fmt, bits, x64, y64, rounded, codes, ulp, summary):
+    measured = codes == 0
+    counts = np.bincount(codes, minlength=len(CLASS_NAMES) + 1)
+    for name, code in _CODE.items():
+        summary["classes"][name] = int(counts[code])
+        if counts[code]:
+            summary["class_examples"][name] = [int(b) for b in bits[codes == code][:EXAMPLES_KEPT]]
+    errors_measured = ulp[measured]
+    summary["measured"] = int(errors_measured.size)
+    summary["correctly_rounded"] = int(np.count_nonzero(_same_values(y64, rounded) & (codes != _CODE[errors.UNDECIDED])))
+    summary["within_1ulp"] = int(np.count_nonzero(errors_measured <= 1.0))
+    if errors_measured.size:
+        summary["ulp_sum"] = float(np.sum(errors_measured))
+        summary["max_ulp"] = float(np.max(errors_measured))
+        bins = np.searchsorted(np.asarray(HISTOGRAM_EDGES), errors_measured, side="left")
+        summary["histogram"] = np.bincount(bins, minlength=len(HISTOGRAM_EDGES) + 1).tolist()
+        summary["worst"] = _worst_points(bits[measured], x64[measured], y64[measured],
+                                         rounded[measured], errors_measured)
+
+
+def _worst_points(bits, x64, y64, rounded, ulp):
+    """The WORST_KEPT largest errors, ties broken by the smaller bit pattern (so the
+    choice does not depend on how the range was cut into shards)."""
+    k = min(WORST_KEPT, ulp.size)
+    threshold = np.partition(ulp, ulp.size - k)[ulp.size - k]
+    candidates = np.flatnonzero(ulp >= threshold)
+    order = candidates[np.lexsort((bits[candidates], -ulp[candidates]))][:k]
+    return [[float(ulp[i]), int(bits[i]), float(x64[i]), float(y64[i]), float(rounded[i])] for i in order]
+
+
+# --- merging -----------------------------------------------------------------------------
+
+
+def merge_summaries(a, b):
+    """The summary of two disjoint sets of shards. Associative and commutative up to the
+    order of float additions in ``ulp_sum`` and ``seconds`` (merge in shard order for
+    results that agree to the bit)."""
+    max_ulp = [m for m in (a["max_ulp"], b["max_ulp"]) if m is not None]
+    examples = {}
+    for name in set(a["class_examples"]) | set(b["class_examples"]):
+        examples[name] = sorted(a["class_examples"].get(name, []) + b["class_examples"].get(name, []))[:EXAMPLES_KEPT]
+    return {
+        "index": min(a["index"], b["index"]), "start": min(a["start"], b["start"]),
+        "stop": max(a["stop"], b["stop"]),
+        "points": a["points"] + b["points"], "seconds": a["seconds"] + b["seconds"],
+        "errors": a["errors"] + b["errors"],
+        "disagreements": a["disagreements"] + b["disagreements"],
+        "correctly_rounded": a["correctly_rounded"] + b["correctly_rounded"],
+        "within_1ulp": a["within_1ulp"] + b["within_1ulp"],
+        "measured": a["measured"] + b["measured"], "ulp_sum": a["ulp_sum"] + b["ulp_sum"],
+        "max_ulp": max(max_ulp) if max_ulp else None,
+        "histogram": [x + y for x, y in zip(a["histogram"], b["histogram"])],
+        "classes": {name: a["classes"][name] + b["classes"][name] for name in CLASS_NAMES},
+        "class_examples": examples,
+        "worst": sorted(a["worst"] + b["worst"], key=lambda w: (-w[0], w[1]))[:WORST_KEPT],
+        "oracle_points": a["oracle_points"] + b["oracle_points"],
+        "fast_decided": a["fast_decided"] + b["fast_decided"],
+        "output_dtypes": sorted(set(a["output_dtypes"]) | set(b["output_dtypes"])),
+    }
+
+
+def _merge_in_order(summaries):
+    ordered = sorted(summaries, key=lambda s: s["index"])
+    merged = ordered[0]
+    for summary in ordered[1:]:
+        merged = merge_summaries(merged, summary)
+    return merged
+
+
+def _p99_from_histogram(histogram, measured):
+    if not measured:
+        return None
+    needed = math.ceil(0.99 * measured)
+    running = 0
+    for upper, count in zip(HISTOGRAM_EDGES + (math.inf,), histogram):
+        running += count
+        if running >= needed:
+            return upper
+    return math.inf
+
+
+# --- executors: where shards run ---------------------------------------------------------
+
+
+class InProcessExecutor:
+    """Shards one after the other in this process (the runner's ``workers=1``)."""
+
+    name = "in-process"
+    limit_threads = False
+
+    def call(self, fn, *args):
+        return fn(*args)
+
+    def map_unordered(self, fn, tasks):
+        for task in tasks:
+            yield fn(task)
+
+    def close(self):
+        pass
+
+
+class FuturesExecutor:
+    """Any ``concurrent.futures.Executor`` (e.g. a caller's own pool)."""
+
+    name = "futures"
+    limit_threads = True
+
+    def __init__(self, executor, owned=False):
+        self._executor = executor
+        self._owned = owned
+
+    def call(self, fn, *args):
+        return self._executor.submit(fn, *args).result()
+
+    def map_unordered(self, fn, tasks):
+        futures = [self._executor.submit(fn, task) for task in tasks]
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+    def close(self):
+        if self._owned:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+class ProcessPoolShardExecutor(FuturesExecutor):
+    """A local pool of ``workers`` spawned processes, each building the backend once."""
+
+    name = "process-pool"
+
+    def __init__(self, workers, backend_name, device):
+        # spawn, not fork: frameworks keep threads that a forked child inherits broken.
+        pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_initialize_pool_worker, initargs=(backend_name, device))
+        super().__init__(pool, owned=True)
+        self.name = f"process-pool ({workers} workers)"
+
+
+class DaskExecutor:
+    """A Dask cluster through ``distributed.Client``: the same tasks, the same function."""
+
+    limit_threads = True
+
+    def __init__(self, client, cluster=None):
+        self.client = client
+        self._cluster = cluster
+        self.name = f"dask ({client.scheduler.address})" if cluster is None else "dask (LocalCluster)"
+
+    def call(self, fn, *args):
+        return self.client.submit(fn, *args, pure=False).result()
+
+    def map_unordered(self, fn, tasks):
+        from distributed import as_completed
+
+        futures = [self.client.submit(fn, task, pure=False) for task in tasks]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+    def close(self):
+        if self._cluster is not None:
+            self.client.close()
+            self._cluster.close()
+
+
+def dask_executor(address, workers=None):
+    """A :class:`DaskExecutor` for ``--dask ADDRESS``, or a new LocalCluster for ``local``."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as missing:
+        raise UsageError("--dask needs dask.distributed: pip install 'refact[sweep]'") from missing
+    if address == "local":
+        cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                               processes=True, dashboard_address=None)
+        return DaskExecutor(Client(cluster), cluster)
+    try:
+        return DaskExecutor(Client(address, timeout="30s"))
+    except (OSError, TimeoutError) as error:
+        raise UsageError(f"cannot reach the Dask scheduler at {address!r}: {error}") from None
+
+
+def _executor_for(executor, workers, backend_name, device):
+    if executor is None:
+        if workers <= 1:
+            return InProcessExecutor()
+        return ProcessPoolShardExecutor(workers, backend_name, device)
+    if hasattr(executor, "map_unordered"):
+        return executor
+    if type(executor).__module__.startswith("distributed"):
+        return DaskExecutor(executor)
+    if isinstance(executor, concurrent.futures.Executor):
+        return FuturesExecutor(executor)
+    raise TypeError(f"not an executor: {executor!r}")
+
+
+# --- checkpoints ---------------------------------------------------------------------------
+
+
+class CheckpointStore:
+    """Finished shard summaries of one sweep, one JSON file each, written atomically.
+
+    The directory name carries a digest of the sweep's key, so two different sweeps can
+    share a checkpoint root and a changed argument or backend version starts afresh
+    instead of mixing results.
+    """
+
+    def __init__(self, root, key):
+        self.key = key
+        text = json.dumps(key, sort_keys=True)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        self.directory = Path(root) / f"{key['function']}-{key['backend']}-{key['format']}-{digest}"
+        self.directory.mkdir(parents=True, exist_ok=True)
+        key_file = self.directory / "key.json"
+        if key_file.exists():
+            if json.loads(key_file.read_text(encoding="utf-8")) != key:
+                raise RuntimeError(f"{key_file} belongs to another sweep")
+        else:
+            _atomic_write(key_file, json.dumps(key, indent=1, sort_keys=True) + "\n")
+
+    def _path(self, index):
+        return self.directory / f"shard-{index:08d}.json"
+
+    def load(self, tasks):
+        """Summaries of the finished shards among ``tasks``, by index."""
+        finished = {}
+        for task in tasks:
+            path = self._path(task.index)
+            if not path.exists():
+                continue
+            summary = json.loads(path.read_text(encoding="utf-8"))
+            if (summary["start"], summary["stop"]) != (task.start, task.stop):
+                raise RuntimeError(f"{path} covers another range than shard {task.index}")
+            finished[task.index] = summary
+        return finished
+
+    def save(self, summary):
+        _atomic_write(self._path(summary["index"]), json.dumps(summary) + "\n")
+
+
+def _atomic_write(path, text):
+    from .reports import atomic_write_text
+
+    atomic_write_text(path, text)
+
+
+# --- progress ------------------------------------------------------------------------------
+
+
+class Progress:
+    """One line on a terminal: points done, points/s (this session) and ETA."""
+
+    def __init__(self, label, total, done, stream=None, enabled=True):
+        self.label, self.total, self.done = label, total, done
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self._started = time.monotonic()
+        self._session = 0
+        if enabled:
+            self._draw()
+
+    def update(self, points):
+        self.done += points
+        self._session += points
+        if self.enabled:
+            self._draw()
+
+    def _draw(self):
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        rate = self._session / elapsed
+        left = self.total - self.done
+        eta = _duration(left / rate) if rate > 0 else "?"
+        width = 30
+        filled = int(width * self.done / self.total) if self.total else width
+        bar = "#" * filled + "." * (width - filled)
+        self.stream.write(f"\r{self.label} [{bar}] {100 * self.done / max(self.total, 1):5.1f}% "
+                          f"{self.done:,}/{self.total:,} points  {rate / 1e6:6.2f} M points/s  ETA {eta}  ")
+        self.stream.flush()
+
+    def close(self):
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _duration(seconds):
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+# --- the sweep -------------------------------------------------------------------------------
+
+
+def plan_shards(fmt, lo, hi, shard_size):
+    """``[(index, start, stop)]`` covering bit patterns ``lo..hi`` (inclusive) in shards
+    aligned to multiples of ``shard_size`` from ``lo``."""
+    return [(i, start, min(start + shard_size, hi + 1))
+            for i, start in enumerate(range(lo, hi + 1, shard_size))]
+
+
+def _checkpoint_key(function, info, fmt, lo, hi, shard_size, seed, sample):
+    from refact import __version__ as refact_version
+
+    from .oracle import ORACLE_VERSION
+
+    return {
+        "kind": CHECKPOINT_KIND, "function": function, "backend": info["name"],
+        "backend_version": info["version"], "device": info["device"], "format": fmt.name,
+        "range": [lo, hi], "shard_size": shard_size, "seed": seed, "sample": sample,
+        "refact_version": refact_version, "oracle_version": ORACLE_VERSION,
+        "fast_bound": [fastpath.RELATIVE_BOUND, fastpath.ABSOLUTE_BOUND],
+    }
+
+
+def _validated_range(fmt, lo, hi):
+    last = (1 << fmt.width) - 1
+    lo = 0 if lo is None else int(lo)
+    hi = last if hi is None else int(hi)
+    if not 0 <= lo <= hi <= last:
+        raise ValueError(f"range {lo:#x}:{hi:#x} is not within 0x0:{last:#x} of {fmt.name} "
+                         f"with LO <= HI")
+    return lo, hi
+
+
+def sweep_record(function, backend_name, fmt, lo=None, hi=None, *, device="cpu", workers=1,
+                 executor=None, checkpoint=None, shard_size=None, seed=0, sample=DEFAULT_SAMPLE,
+                 progress=False, oracle_cache=True, backend_info=None):
+    """Sweep ``function`` of backend ``backend_name`` over the bit patterns ``lo..hi``
+    (inclusive; the whole format when both are None) of ``fmt`` and return one
+    ``accuracy`` record of the refact.report/1 contract (with a ``"sweep"`` section).
+
+    ``workers=1`` with no ``executor`` runs in this process; ``workers > 1`` uses a local
+    spawned process pool; ``executor`` may be a ``distributed.Client``, a
+    ``concurrent.futures.Executor`` or an executor of this module. ``checkpoint`` is a
+    directory: finished shards are saved there and a rerun resumes. ``progress=True``
+    draws a progress line on stderr. ``backend_info`` (the dict of
+    :func:`describe_backend`) saves asking the executor for it.
+
+    Raises ValueError for a function without a fast truth, a format that cannot be swept
+    or a bad range; a missing backend, function or format gives a ``skip`` record.
+    """
+    record, _ = run_sweep(function, backend_name, fmt, lo, hi, device=device, workers=workers,
+                          executor=executor, checkpoint=checkpoint, shard_size=shard_size, seed=seed,
+                          sample=sample, progress=progress, oracle_cache=oracle_cache,
+                          backend_info=backend_info)
+    return record
+
+
+def run_sweep(function, backend_name, fmt, lo=None, hi=None, *, device="cpu", workers=1,
+              executor=None, checkpoint=None, shard_size=None, seed=0, sample=DEFAULT_SAMPLE,
+              progress=False, oracle_cache=True, backend_info=None):
+    """:func:`sweep_record` returning ``(record, backend description)``."""
+    fmt = _check_sweep_format(fmt)
+    spec = get_function(function)
+    fast = fastpath.fast_truth_of(spec.name)
+    lo, hi = _validated_range(fmt, lo, hi)
+    shard_size = int(shard_size or DEFAULT_SHARD_SIZE[fmt.name])
+    if shard_size < 1:
+        raise ValueError("shard size must be at least 1")
+    exhaustive = lo == 0 and hi == (1 << fmt.width) - 1
+    started = time.perf_counter()
+    runner = _executor_for(executor, workers, backend_name, device)
+    try:
+        info = backend_info or runner.call(describe_backend, backend_name, device, runner.limit_threads)
+        missing = _missing(info, fast.function, fmt)
+        if missing:
+            return _skip_record(info, spec, fmt, missing), info
+        tasks = [ShardTask(fast.function, backend_name, device, fmt.name, index, start, stop,
+                           int(seed), int(sample), runner.limit_threads, oracle_cache)
+                 for index, start, stop in plan_shards(fmt, lo, hi, shard_size)]
+        store = None
+        finished = {}
+        if checkpoint is not None:
+            key = _checkpoint_key(fast.function, info, fmt, lo, hi, shard_size, int(seed), int(sample))
+            store = CheckpointStore(checkpoint, key)
+            finished = store.load(tasks)
+        pending = [task for task in tasks if task.index not in finished]
+        total = hi - lo + 1
+        bar = Progress(f"{fast.function} {backend_name} {fmt.name}", total,
+                       sum(s["points"] for s in finished.values()), enabled=progress)
+        try:
+            for summary in runner.map_unordered(run_shard, pending):
+                if store is not None:
+                    store.save(summary)
+                finished[summary["index"]] = summary
+                bar.update(summary["points"])
+        finally:
+            bar.close()
+    finally:
+        runner.close()
+    merged = _merge_in_order(finished.values())
+    return _accuracy_record(info, spec, fmt, merged, {
+        "range": [_bits_text(lo, fmt), _bits_text(hi, fmt)], "exhaustive": exhaustive,
+        "shards": len(tasks), "shard_size": shard_size, "resumed_shards": len(tasks) - len(pending),
+        "seed": int(seed), "sample": int(sample), "executor": runner.name,
+        "wall_seconds": time.perf_counter() - started, "backend_version": info["version"],
+    }), info
+
+
+def _missing(info, function, fmt):
+    if not info["available"]:
+        return f"backend {info['name']!r} is not available: {info['error']}"
+    if info["functions"] is not None and function not in info["functions"]:
+        return f"backend {info['name']!r} does not provide {function}"
+    formats = info.get("function_formats", {}).get(function, info["formats"])
+    if formats is not None and fmt.name not in formats:
+        return f"backend {info['name']!r} does not offer {function} in {fmt.name}"
+    return None
+
+
+def _empty_classes():
+    return {name: 0 for name in CLASS_NAMES}
+
+
+def _skip_record(info, spec, fmt, reason):
+    return {
+        "backend": info["name"], "function": spec.name, "format": fmt.name, "check": "accuracy",
+        "status": "skip", "points": 0, "max_ulp": None, "p99_ulp": None, "mean_ulp": None,
+        "correctly_rounded": None, "within_1ulp": None, "budget_ulp": spec.budgets.get(fmt.name),
+        "convention": None, "message": reason, "classes": _empty_classes(), "worst": [],
+    }
+
+
+def _worst_entry(fmt, worst):
+    ulp, bits, x, y, expected = worst
+    return {"input": [x], "input_hex": [x.hex()], "input_bits": [_bits_text(bits, fmt)],
+            "output": y, "expected": expected, "ulp": ulp}
+
+
+def _accuracy_record(info, spec, fmt, merged, sweep):
+    budget = spec.budgets.get(fmt.name)
+    measured = merged["measured"]
+    points = merged["points"]
+    failures = {name: n for name, n in merged["classes"].items() if n and name != errors.UNDECIDED}
+    problems = []
+    if merged["errors"]:
+        problems.append(f"the backend failed on {len(merged['errors'])} shard(s): {merged['errors'][0]}")
+    if merged["disagreements"]:
+        first = merged["disagreements"][0]
+        problems.append(
+            f"REFACT BUG: the fast truth disagrees with mpmath at {len(merged['disagreements'])} "
+            f"point(s), first {spec.name}({first['input_bits']}) fast {first['fast_rounded']!r} "
+            f"vs mpmath {first['oracle_rounded']!r}; the mpmath value was used")
+    if problems:
+        status = "error"
+    elif failures or (merged["max_ulp"] is not None and budget is not None and merged["max_ulp"] > budget):
+        status = "fail"
+    else:
+        status = "pass"
+    worst = [_worst_entry(fmt, w) for w in merged["worst"]]
+    where = f" at {worst[0]['input_bits'][0]}" if worst else ""
+    max_text = "no measured points" if merged["max_ulp"] is None else f"max {merged['max_ulp']:.3g} ULP{where}"
+    failure_text = ", ".join(f"{name} {n}" for name, n in failures.items())
+    message = "; ".join(problems + [
+        f"{'exhaustive' if sweep['exhaustive'] else 'range'} {sweep['range'][0]}..{sweep['range'][1]}: "
+        f"{points:,} points, {max_text}" + (f"; {failure_text}" if failure_text else "")])
+    sweep = dict(sweep)
+    sweep.update(
+        oracle_points=merged["oracle_points"], fast_decided=merged["fast_decided"],
+        seconds=merged["seconds"], output_dtypes=merged["output_dtypes"],
+        histogram={"upper_edges": list(HISTOGRAM_EDGES) + [math.inf], "counts": merged["histogram"]},
+        class_examples={name: [_bits_text(b, fmt) for b in bits]
+                        for name, bits in sorted(merged["class_examples"].items())},
+        disagreements=merged["disagreements"], backend_errors=merged["errors"][:DISAGREEMENTS_KEPT],
+        fast_truth={"relative_bound": fastpath.RELATIVE_BOUND, "absolute_bound": fastpath.ABSOLUTE_BOUND,
+                    "why": fastpath.fast_truth_of(spec.name).why},
+    )
+    return {
+        "backend": info["name"], "function": spec.name, "format": fmt.name, "check": "accuracy",
+        "status": status, "points": points,
+        "max_ulp": merged["max_ulp"],
+        "p99_ulp": _p99_from_histogram(merged["histogram"], measured),
+        "mean_ulp": merged["ulp_sum"] / measured if measured else None,
+        "correctly_rounded": merged["correctly_rounded"] / points if points else None,
+        "within_1ulp": merged["within_1ulp"] / points if points else None,
+        "budget_ulp": budget, "convention": None, "message": message,
+        "classes": dict(merged["classes"]), "worst": worst,
+        "case_sets": {"exhaustive" if sweep["exhaustive"] else "sweep_range": points},
+        "sweep": sweep,
+    }
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def sweep_report(records, backends, seed=0):
+    """A whole refact.report/1 report around sweep records; ``backends`` are the dicts of
+    :func:`describe_backend`."""
+    from refact import __version__ as refact_version
+
+    from .reports import SCHEMA
+
+    summary = {status: 0 for status in ("pass", "fail", "convention", "error", "skip")}
+    for record in records:
+        summary[record["status"]] += 1
+    return {
+        "schema": SCHEMA, "refact_version": refact_version,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "environment": {"python": platform.python_version(), "platform": platform.platform(),
+                        "cpu": _cpu_name(), "seed": int(seed)},
+        "backends": [{key: info[key] for key in ("name", "version", "device", "available", "error")}
+                     for info in backends],
+        "results": list(records), "summary": summary,
+    }
+
+
+# --- the command -------------------------------------------------------------------------------
+
+
+def _parse_bits(text, fmt):
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise UsageError(f"not a bit pattern of {fmt.name}: {text!r} (write hex 0x... or an integer)") from None
+
+
+def add_arguments(parser):
+    parser.add_argument("--function", required=True, help="an elementwise catalog function: "
+                        + ", ".join(fastpath.FAST_TRUTHS))
+    parser.add_argument("--backend", required=True, help="a backend name (refact backends lists them)")
+    parser.add_argument("--format", required=True, help="float32, float16 or bfloat16")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--range", metavar="LO:HI",
+                       help="bit patterns LO to HI inclusive, hex or decimal (0x3f800000:0x3fffffff is [1, 2) in float32)")
+    which.add_argument("--exhaustive", action="store_true", help="every bit pattern of the format, NaNs included")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="local worker processes (default: all cores; 1 runs in this process)")
+    parser.add_argument("--dask", metavar="ADDRESS",
+                        help="run the shards on a Dask cluster: a scheduler address (tcp://host:8786) "
+                             "or 'local' for a LocalCluster of --workers processes")
+    parser.add_argument("--checkpoint", metavar="DIR", help="save finished shards here; a rerun resumes")
+    parser.add_argument("--json", metavar="OUT", help="write the refact.report/1 JSON report here")
+    parser.add_argument("--shard-size", type=int, default=None,
+                        help="bit patterns per shard (default 2**20 for float32, 2**14 for 16-bit)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the per-shard oracle samples")
+    parser.add_argument("--sample", type=int, default=DEFAULT_SAMPLE,
+                        help=f"points per shard checked by mpmath besides the undecided ones (default {DEFAULT_SAMPLE})")
+    parser.add_argument("--device", default="cpu", help="backend device (default cpu)")
+
+
+def run(args):
+    try:
+        fmt = get_format(args.format)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if fmt.name not in SWEEP_FORMATS:
+        raise UsageError(f"cannot sweep {fmt.name}: choose one of {', '.join(SWEEP_FORMATS)}")
+    try:
+        spec = get_function(args.function)
+    except (KeyError, ValueError) as error:
+        raise UsageError(str(error)) from None
+    if spec.name not in fastpath.FAST_TRUTHS:
+        raise UsageError(f"{spec.name} cannot be swept: sweeps cover {', '.join(fastpath.FAST_TRUTHS)}")
+    if args.exhaustive:
+        lo, hi = None, None
+    elif args.range:
+        text_lo, sep, text_hi = args.range.partition(":")
+        if not sep:
+            raise UsageError(f"--range must be LO:HI, got {args.range!r}")
+        lo, hi = _parse_bits(text_lo, fmt), _parse_bits(text_hi, fmt)
+    else:
+        raise UsageError("give --range LO:HI or --exhaustive")
+    try:
+        lo, hi = _validated_range(fmt, lo, hi)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    for name in ("workers", "shard_size", "sample"):
+        value = getattr(args, name)
+        if value is not None and value < (0 if name == "sample" else 1):
+            raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    workers = args.workers or os.cpu_count() or 1
+    executor = dask_executor(args.dask, args.workers) if args.dask else None
+    record, info = run_sweep(spec.name, args.backend, fmt, lo, hi, device=args.device, workers=workers,
+                             executor=executor, checkpoint=args.checkpoint, shard_size=args.shard_size,
+                             seed=args.seed, sample=args.sample, progress=sys.stderr.isatty())
+    _print_record(record)
+    if args.json:
+        from .reports import validate, write_json
+
+        report = sweep_report([record], [info], seed=args.seed)
+        try:
+            validate(report)
+        except ImportError:
+            pass  # jsonschema is optional for writing
+        write_json(report, args.json)
+    return 0 if record["status"] in ("pass", "convention", "skip") else 1
+
+
+def _print_record(record):
+    sweep = record.get("sweep", {})
+    print(f"{record['function']} on {record['backend']} in {record['format']}: {record['status']}")
+    print(f"  {record['message']}")
+    if record["status"] == "skip":
+        return
+    if record["correctly_rounded"] is not None:
+        print(f"  correctly rounded {record['correctly_rounded']:.6f}, within 1 ULP {record['within_1ulp']:.6f}, "
+              f"mean {record['mean_ulp'] or 0:.3g} ULP, p99 <= {record['p99_ulp'] or 0:.3g} ULP, "
+              f"budget {record['budget_ulp']} ULP")
+    failing = {name: n for name, n in record["classes"].items() if n}
+    print(f"  classes: {failing or 'none'}")
+    for worst in record["worst"][:3]:
+        print(f"  worst: x = {worst['input'][0]!r} ({worst['input_bits'][0]}) -> {worst['output']!r}, "
+              f"truth {worst['expected']!r}, {worst['ulp']:.3g} ULP")
+    print(f"  {sweep.get('shards')} shards ({sweep.get('resumed_shards')} from the checkpoint), "
+          f"{sweep.get('oracle_points'):,} points decided by mpmath, "
+          f"{sweep.get('wall_seconds', 0):.1f} s on {sweep.get('executor')}")

@@ -1,0 +1,451 @@
+"""Softmax and its relatives along an axis, and the derivatives of softmax for one vector.
+
+    softmax(x)_i     = e^{x_i} / sum_j e^{x_j}
+    log_softmax(x)_i = x_i - logsumexp(x)
+    logsumexp(x)     = log sum_j e^{x_j}
+
+Why the results are right to the last bits
+------------------------------------------
+Everything is computed relative to the largest element m of a lane:
+
+    logsumexp(x) = m + log1p(R),   R = sum_{j != argmax} e^{x_j - m},
+
+so no exponential overflows, the largest term is exactly 1 and ``log1p`` keeps the
+small terms when the maximum dominates. Two roundings would still cost hundreds of
+ULPs and are removed:
+
+* ``x_i - m`` is rounded when the two differ in magnitude, and an absolute error
+  of 2^-44 in an argument near -700 is a relative error of 2^-44 in its
+  exponential. The difference (divided by the temperature) is therefore carried
+  as a double-double ``hi + lo`` made with error-free transformations (TwoSum,
+  Dekker's product), and e^{hi + lo} = e^{hi} (1 + lo).
+* R is summed exactly with ``math.fsum`` and kept as a double-double too.
+
+log_softmax_i = (x_i - m) - log1p(R) adds two numbers of the same sign, so it never
+cancels; softmax_i = e^{x_i - m} / (1 + R) is a quotient; both are within 2 ULP.
+logsumexp = m + log1p(R) does cancel when m < 0 and log1p(R) is close to -m (the
+logsumexp of log-probabilities is such a case: its truth is a tiny number); there
+the float error of log1p(R) would be amplified without bound, so those lanes are
+re-evaluated in ``decimal`` arithmetic at a precision raised until the float result
+stops changing.
+
+Conventions (the special values of a lane)
+------------------------------------------
+* A NaN anywhere in a lane makes every result of that lane NaN.
+* k entries equal to +inf (and no NaN): softmax is 1/k at each +inf entry and 0
+  elsewhere, log_softmax is -log k there and -inf elsewhere, logsumexp is +inf.
+  For k = 1 this is the limit of softmax whatever way the entry grows; for k > 1 it
+  is the limit when the +inf entries grow together, the only answer that sums to 1
+  and treats equal inputs equally. (NumPy, SciPy and PyTorch give NaN: inf - inf.)
+* A lane that is all -inf has no distribution: softmax and log_softmax are NaN,
+  logsumexp is -inf (the log of an empty sum). -inf entries next to a finite
+  maximum simply give 0 and -inf.
+* An empty lane gives an empty softmax / log_softmax and a logsumexp of -inf, like
+  ``scipy.special.logsumexp`` and ``torch.logsumexp``.
+
+Temperature
+-----------
+``softmax(x, temperature=T)`` is softmax of the exact real numbers x/T: the
+differences (x_i - m)/T are formed as double-doubles, so the rounding of x/T never
+enters the result. A larger T gives a smoother distribution (its entropy grows with T
+towards log n); T -> 0 approaches the one-hot argmax.
+"""
+
+import decimal
+import fractions
+import math
+
+from ._inputs import check_temperature, from_array, lanes, normalize_axis, to_array
+from .elementwise import sigmoid
+
+__all__ = ["softmax", "log_softmax", "logsumexp", "softmax_jacobian", "softmax_vjp", "probabilities"]
+
+# exp(x) is a normal float (full precision) for x >= _EXP_NORMAL_MIN; exp(-709) < 2**-1022.
+_EXP_NORMAL_MIN = -708.0
+# Below this, e^(x - m) / (1 + R) < e^-747 is under half the smallest subnormal: exactly 0.0.
+_EXP_ZERO_BELOW = -747.0
+# 128 ln 2 split so that h + _LN2_128_HI is exact for h in [-1024, -512]: scaling by 2**128
+# lets a result that ends up subnormal be rounded once, from full precision.
+_LN2_128_HI = 88.72283911167301        # a multiple of 2**-43
+_LN2_128_LO = -1.124247479347874e-14
+# Veltkamp's splitter, and the magnitudes inside which TwoSum and Dekker's product are exact.
+_SPLITTER = 134217729.0                # 2**27 + 1
+_BIG = 2.0 ** 990
+_TINY = 2.0 ** -900
+# logsumexp falls back to decimal when m + log1p(R) loses a binade or more to cancellation.
+_DECIMAL_PRECISIONS = (34, 68, 136, 272, 544, 1088)
+# e^m to 24 digits is enough to know the rounding error of the float e^m to 8 digits.
+_TOP_EXP_CONTEXT = decimal.Context(prec=24)
+
+
+# -- error-free building blocks -------------------------------------------------------------
+
+def _two_sum(a, b):
+    """(s, e) with s = fl(a + b) and s + e = a + b exactly (Knuth's TwoSum)."""
+    s = a + b
+    z = s - a
+    return s, (a - (s - z)) + (b - z)
+
+
+def _exact_scaled_difference(x, y, t):
+    """(x - y)/t as a double-double, with fractions: the rare magnitudes where floats overflow."""
+    if math.isinf(x) or math.isinf(y):
+        return (x - y) / t, 0.0
+    exact = (fractions.Fraction(x) - fractions.Fraction(y)) / fractions.Fraction(t)
+    try:
+        hi = float(exact)
+    except OverflowError:
+        return math.copysign(math.inf, exact), 0.0
+    return hi, float(exact - fractions.Fraction(hi))
+
+
+def _scaled_difference(x, y, t):
+    """(hi, lo) with hi + lo = (x - y)/t to a relative error of about 2**-100."""
+    if not (abs(x) < _BIG and abs(y) < _BIG and _TINY <= t < _BIG):
+        return _exact_scaled_difference(x, y, t)
+    d, c = _two_sum(x, -y)
+    if t == 1.0:
+        return d, c
+    q = d / t
+    if d == 0.0:
+        return q, 0.0
+    if not (_TINY <= abs(d) and abs(q) < _BIG):
+        return _exact_scaled_difference(x, y, t)
+    # Dekker: q*t = p + p_err exactly, so (d + c)/t = q + (d - p - p_err + c)/t.
+    zq = q * _SPLITTER
+    q_hi = zq - (zq - q)
+    q_lo = q - q_hi
+    zt = t * _SPLITTER
+    t_hi = zt - (zt - t)
+    t_lo = t - t_hi
+    p = q * t
+    p_err = ((q_hi * t_hi - p) + q_hi * t_lo + q_lo * t_hi) + q_lo * t_lo
+    return q, ((d - p) - p_err + c) / t
+
+
+def _shifted(row, m, t):
+    """Lists his, los with his[i] + los[i] = (row[i] - m)/t as double-doubles."""
+    if t == 1.0 and abs(m) < _BIG:
+        # TwoSum for the whole row at once; a NaN in los marks an element (-inf, or a
+        # difference that overflowed) to redo one at a time.
+        his = [x - m for x in row]
+        los = [(x - (d - (d - x))) - (m + (d - x)) for x, d in zip(row, his)]
+        check = sum(los)
+        if check - check == 0.0:
+            return his, los
+        for i, lo in enumerate(los):
+            if lo != lo:
+                his[i], los[i] = _scaled_difference(row[i], m, t)
+        return his, los
+    pairs = [_scaled_difference(x, m, t) for x in row]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+# -- one lane -------------------------------------------------------------------------------
+
+def _special(row):
+    """None for an ordinary lane (no NaN, no +inf, a finite maximum), else its three results.
+
+    Returns (softmax list, log_softmax list, logsumexp) following the module's conventions.
+    """
+    total = sum(row)
+    if total - total == 0.0:  # finite: no NaN and no infinity anywhere
+        return None
+    n = len(row)
+    if any(v != v for v in row):
+        return [math.nan] * n, [math.nan] * n, math.nan
+    k = row.count(math.inf)
+    if k:
+        share, log_share = 1.0 / k, 0.0 - math.log(k)
+        return ([share if v == math.inf else 0.0 for v in row],
+                [log_share if v == math.inf else -math.inf for v in row], math.inf)
+    if max(row) == -math.inf:
+        return [math.nan] * n, [math.nan] * n, -math.inf
+    return None  # finite values whose plain sum overflowed, or -inf next to finite values
+
+
+def _parts(row, t):
+    """For an ordinary lane: m, his, los, exps of his, and R = R_hi + R_lo (see the module doc)."""
+    m = max(row)
+    his, los = _shifted(row, m, t)
+    exps = list(map(math.exp, his))
+    top = row.index(m)  # his[top] == 0.0 and exps[top] == 1.0 exactly
+    terms = exps[:top] + exps[top + 1:]
+    terms += [e * lo for e, lo in zip(exps, los) if lo and e]  # e^(hi+lo) = e^hi (1 + lo)
+    r_hi = math.fsum(terms)
+    terms.append(-r_hi)
+    return m, his, los, exps, r_hi, math.fsum(terms)
+
+
+def _log1p_dd(r_hi, r_lo):
+    """log1p(r_hi + r_lo) as (L, L_lo): the first order term of r_lo is carried separately."""
+    return math.log1p(r_hi), r_lo / (1.0 + r_hi)
+
+
+def _softmax_direct(row):
+    """softmax at temperature 1 without the shift, when every e^{x_i} is a normal float.
+
+    The arguments x_i are then exact, so the only errors are the roundings of the
+    exponentials and of the division, provided the sum is not rounded: it is carried as
+    ``total + rest`` (a plain sum, then the exact remainder by math.fsum), and the
+    rounding error of the largest exponential, the one that dominates the sum, is
+    taken out of it (measured once, in decimal). Returns None when the lane needs the
+    general path: an element below -708, NaN, an infinity, or a sum beyond the largest
+    float.
+    """
+    if not min(row) >= _EXP_NORMAL_MIN:
+        return None
+    try:
+        exps = list(map(math.exp, row))
+        total = sum(exps)
+        if not total < math.inf:
+            return None
+        top = max(row)
+        top_exp = math.exp(top)
+        with decimal.localcontext(_TOP_EXP_CONTEXT):
+            top_error = float(decimal.Decimal(top_exp) - decimal.Decimal(top).exp())
+        exps += (-total, -top_error)
+        rest = math.fsum(exps)  # sum of the true e^{x_i} = total + rest, to first order in u
+    except OverflowError:  # an e^{x_i}, or a partial sum, beyond the largest float
+        return None
+    del exps[-2:]
+    sigma = rest / total
+    return [(q := e / total) - q * sigma for e in exps]
+
+
+def _softmax_lane(row, t):
+    if not row:
+        return []
+    if t == 1.0:
+        direct = _softmax_direct(row)
+        if direct is not None:
+            return direct
+    special = _special(row)
+    if special is not None:
+        return special[0]
+    _, his, los, exps, r_hi, r_lo = _parts(row, t)
+    s_hi, s_lo = _two_sum(1.0, r_hi)  # S = 1 + R as a double-double
+    s_lo += r_lo
+    sigma = s_lo / s_hi
+    out = []
+    for h, lo, e in zip(his, los, exps):
+        if h >= _EXP_NORMAL_MIN:
+            q = e / s_hi
+            out.append(q + q * (lo - sigma))
+        elif h < _EXP_ZERO_BELOW:
+            out.append(0.0)
+        else:
+            # The result is subnormal or nearly: scale by 2**128 so it is rounded only once.
+            q = math.exp(h + _LN2_128_HI) * (1.0 + (lo + _LN2_128_LO)) / s_hi
+            out.append(math.ldexp(q - q * sigma, -128))
+    return out
+
+
+def _log_softmax_lane(row, t):
+    if not row:
+        return []
+    special = _special(row)
+    if special is not None:
+        return special[1]
+    _, his, los, _, r_hi, r_lo = _parts(row, t)
+    big, small = _log1p_dd(r_hi, r_lo)
+    out = []
+    for h, lo in zip(his, los):
+        s, err = _two_sum(h, -big)  # no cancellation: h <= 0 and -big <= 0
+        out.append(s + (err + (lo - small)))
+    return out
+
+
+def _logsumexp_lane(row):
+    if not row:
+        return -math.inf
+    special = _special(row)
+    if special is not None:
+        return special[2]
+    m, _, _, _, r_hi, r_lo = _parts(row, 1.0)
+    big, small = _log1p_dd(r_hi, r_lo)
+    s, err = _two_sum(m, big)
+    if m < 0.0 and abs(s) < 0.5 * max(-m, big):
+        return _decimal_logsumexp(row, m)
+    return s + (err + small)
+
+
+# -- the decimal fallback -------------------------------------------------------------------
+
+def _stable_float(evaluate):
+    """float(evaluate()) under decimal precisions that grow until two agree (Ziv's strategy)."""
+    previous = None
+    for precision in _DECIMAL_PRECISIONS:
+        with decimal.localcontext(decimal.Context(prec=precision)):
+            value = float(evaluate())
+        if value == previous:
+            return value
+        previous = value
+    return value
+
+
+def _decimal_logsumexp(row, m):
+    """logsumexp of a finite-maximum lane in decimal arithmetic (the cancelling case)."""
+    top = decimal.Decimal(m)
+    values = [decimal.Decimal(v) for v in row if v != -math.inf]
+
+    def evaluate():
+        return top + sum((v - top).exp() for v in values).ln()
+
+    return _stable_float(evaluate)
+
+
+# -- along an axis --------------------------------------------------------------------------
+
+def _along_axis(x, axis, function, kernel, keep_axis=True):
+    """Apply a lane kernel to every 1-D slice of ``x`` along ``axis``; nest the result back."""
+    if type(x) is list and set(map(type, x)) <= {float}:
+        normalize_axis(axis, 1, function)  # validates the axis of a flat list of floats
+        return kernel(x)
+    shape, flat = to_array(x, function)
+    ax = normalize_axis(axis, len(shape), function)
+    if keep_axis:
+        out = [0.0] * len(flat)
+        for lane in lanes(shape, ax):
+            out[lane.start:lane.stop:lane.step] = kernel([flat[i] for i in lane])
+        return from_array(shape, out)
+    results = [kernel([flat[i] for i in lane]) for lane in lanes(shape, ax)]
+    return from_array(shape[:ax] + shape[ax + 1:], results)
+
+
+def softmax(x, axis=-1, temperature=1.0):
+    """softmax(x / T) along ``axis``: e^{x_i/T} / sum_j e^{x_j/T}.
+
+    ``x`` is a sequence of numbers or a rectangular nesting of any depth; the result
+    has the same nesting, as lists. Each lane sums to 1 (to within the rounding of its
+    elements, each within 2 ULP), softmax(x + c) = softmax(x), and for two classes
+    softmax([0, z])[1] = sigmoid(z). Larger temperatures give smoother distributions.
+
+    Stable: computed as e^{x_i - m} / (1 + R) with m the lane's maximum, the
+    differences (x_i - m)/T carried to double-double precision and R summed exactly
+    (see the module documentation, which also states the special values: +inf
+    entries share the mass, an all -inf lane is NaN).
+
+    An element whose true value is below half the smallest subnormal is 0.0 exactly,
+    as in the seed's example, where the truth at -10000 is about 1.34e-4345:
+
+    >>> softmax([1, 2, 3, 4, -3, -4, -2, -10000])[-1]
+    0.0
+    >>> softmax([[0.0, math.log(3.0)]], axis=1)
+    [[0.25, 0.75]]
+
+    Raises ValueError for a scalar, a ragged nesting, a bad axis or a temperature
+    that is not finite and > 0; TypeError for a non-number.
+    """
+    t = check_temperature(temperature, "softmax")
+    return _along_axis(x, axis, "softmax", lambda row: _softmax_lane(row, t))
+
+
+def log_softmax(x, axis=-1, temperature=1.0):
+    """log softmax(x / T) along ``axis``: (x_i - m)/T - log1p(sum_{j != argmax} e^{(x_j - m)/T}).
+
+    Both terms are <= 0, so there is no cancellation; (x_i - m)/T is a double-double,
+    which keeps the result within 2 ULP even where x_i - m is not representable. The
+    value stays finite (and exact) far beyond where softmax underflows to 0:
+
+    >>> log_softmax([1, 2, 3, 4, -3, -4, -2, -10000])[-1]
+    -10004.442586111712
+
+    Special values follow the module's conventions (+inf entries: -log k there and
+    -inf elsewhere; an all -inf lane: NaN). Same arguments and errors as softmax.
+    """
+    t = check_temperature(temperature, "log_softmax")
+    return _along_axis(x, axis, "log_softmax", lambda row: _log_softmax_lane(row, t))
+
+
+def logsumexp(x, axis=-1):
+    """log sum_i e^{x_i} along ``axis``, which is dropped (a 1-D input gives a float).
+
+    Computed as m + log1p(sum_{j != argmax} e^{x_j - m}) with m the maximum and the sum
+    exact (math.fsum) to double-double precision, so nothing overflows and the terms
+    far below the maximum still count. When m < 0 and the two terms cancel (their sum
+    is under half the larger), the lane is evaluated in decimal arithmetic instead,
+    so even a result near 0 is within 2 ULP:
+
+    >>> logsumexp([1e308, 1e308]) == 1e308
+    True
+    >>> logsumexp([-10000.0, -10000.0])
+    -9999.306852819441
+    >>> logsumexp([math.log(0.25), math.log(0.75)])  # the truth is about 1.1e-17
+    1.1102230246251565e-17
+
+    An empty lane gives -inf (the log of an empty sum), a lane with +inf gives +inf, an
+    all -inf lane gives -inf and a NaN gives NaN.
+    """
+    return _along_axis(x, axis, "logsumexp", _logsumexp_lane, keep_axis=False)
+
+
+def _vector(x, function, argument):
+    shape, flat = to_array(x, function, argument)
+    if len(shape) != 1:
+        got = "a scalar" if not shape else f"{len(shape)}-D input"
+        raise ValueError(f"{function}(): {argument} must be a 1-D sequence, got {got}")
+    return flat
+
+
+def softmax_jacobian(x):
+    """The Jacobian of softmax at one vector: J_ij = s_i (delta_ij - s_j), as a list of rows.
+
+    The diagonal needs 1 - s_i, which cancels when s_i is close to 1; it is taken as
+    the exact sum of the other probabilities for the (at most one) s_i above 1/2.
+
+    >>> softmax_jacobian([0.0, 0.0])
+    [[0.25, -0.25], [-0.25, 0.25]]
+    >>> softmax_jacobian([0.0, -800.0])[1][1]  # s_1 ~ e^-800 underflows, and so does J_11
+    0.0
+    """
+    s = _softmax_lane(_vector(x, "softmax_jacobian", "x"), 1.0)
+    jacobian = []
+    for i, s_i in enumerate(s):
+        rest = math.fsum(s[:i] + s[i + 1:]) if s_i > 0.5 else 1.0 - s_i
+        row = [-s_i * s_j for s_j in s]
+        row[i] = s_i * rest
+        jacobian.append(row)
+    return jacobian
+
+
+def softmax_vjp(x, v):
+    """The vector-Jacobian product v^T J of softmax at x: s * (v - <s, v>).
+
+    The inner product is summed exactly (math.fsum of the rounded products), so the
+    only cancellation left is the one in v_i - <s, v> itself.
+
+    >>> softmax_vjp([0.0, 0.0], [1.0, -1.0])
+    [0.5, -0.5]
+    """
+    s = _softmax_lane(_vector(x, "softmax_vjp", "x"), 1.0)
+    w = _vector(v, "softmax_vjp", "v")
+    if len(w) != len(s):
+        raise ValueError(f"softmax_vjp(): x and v must have the same length, got {len(s)} and {len(w)}")
+    dot = math.fsum(s_i * w_i for s_i, w_i in zip(s, w))
+    return [s_i * (w_i - dot) for s_i, w_i in zip(s, w)]
+
+
+def probabilities(logits, multi_label=False):
+    """Class probabilities from logits: softmax over classes, or sigmoid per class.
+
+    * Multi-class (``multi_label=False``, one of C classes is true): softmax along the
+      last axis; each row sums to 1.
+    * Multi-label (``multi_label=True``, each label independently on or off): sigmoid
+      of every logit; a row need not sum to 1, and a scalar logit is allowed.
+
+    This is the seed's ``sigmoid(logits) if is_multi_label else softmax(logits)``. For
+    two classes the two agree: softmax([0, z])[1] = sigmoid(z).
+
+    >>> probabilities([0.0, 0.0])
+    [0.5, 0.5]
+    >>> probabilities([0.0, 0.0], multi_label=True)
+    [0.5, 0.5]
+    >>> probabilities([-800.0, 800.0], multi_label=True)[0]  # e^-800 is below every float
+    0.0
+    """
+    if multi_label not in (True, False):
+        raise TypeError(f"probabilities(): multi_label must be True or False, not {multi_label!r}")
+    if multi_label:
+        return sigmoid(logits)
+    return _along_axis(logits, -1, "probabilities", lambda row: _softmax_lane(row, 1.0))
