@@ -36,13 +36,23 @@ def _build_arguments(backend, fmt, arguments):
     return built
 
 
+def describe(backend):
+    """What the parent needs to plan the checks: the backend's info as a dict, plus the
+    formats of each function (some functions run in fewer formats than the backend)."""
+    info = backend.info().to_dict()
+    info["formats_of"] = {name: list(backend.formats_of(name)) for name in info["functions"]}
+    return info
+
+
 def execute(backend, job):
     """Run one job in this process; return ``(values, format_of_result)``.
 
-    ``job`` is a dict: ``op`` ("call" or "grad"), ``function``, ``format``, ``arguments``
+    ``job`` is a dict: ``op`` ("info", "call" or "grad"), ``function``, ``format``, ``arguments``
     (list of (kind, value)), ``options`` (keywords for the call) and, for "grad",
     ``cotangent`` (nested floats shaped like the function's output).
     """
+    if job["op"] == "info":
+        return describe(backend), None
     arguments = _build_arguments(backend, job["format"], job["arguments"])
     if job["op"] == "call":
         result = backend.call(job["function"], *arguments, **job.get("options", {}))
@@ -121,7 +131,7 @@ class Worker:
         except (BrokenPipeError, OSError):
             self.close()
             raise JobError(f"backend {self.backend_name!r} worker is gone") from None
-        status, payload = self._receive(self.timeout, f"computing {job['function']}")
+        status, payload = self._receive(self.timeout, f"computing {job.get('function', job['op'])}")
         if status != "ok":
             raise JobError(payload)
         return payload

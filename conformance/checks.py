@@ -1,0 +1,379 @@
+"""The checks: one backend, one function, one format at a time, each giving one record.
+
+A check sends its points to the backend through an :class:`Evaluator` (which batches
+them into as few framework calls as their shapes allow, in the backend's worker
+process), asks the oracle for the truth, and judges every output value the same way:
+
+* a failure class of :func:`errors.classify` (NaN where a number was due, a spurious
+  or missing infinity, a wrong sign of zero, a flushed or prematurely under/overflowed
+  result) is counted as that class, never folded into a ULP figure;
+* otherwise the value's ULP error against the exact truth is compared with the budget;
+* a point outside the budget that a *documented* convention of the backend covers
+  (its predicate says so) is a convention point: reported with the convention's name,
+  reference and measured distance, not as a failure.
+
+The record follows the ``refact.report/1`` contract of DESIGN.md.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+from .catalog import get_function
+from .errors import FAILURE_CLASSES, UNDECIDED, classify, ulp_error
+from .formats import bits_hex, get_format, round_to_format
+from .isolation import JobError
+from .oracle import mp_context, truth_many
+
+__all__ = ["CHECKS", "Evaluator", "Judgement", "record", "accuracy", "special_values", "dtype",
+           "gradient", "derivative_truth"]
+
+CHECKS = ("accuracy", "special_values", "properties", "dtype", "gradient")
+#: Worst points kept in a record.
+WORST = 5
+#: Classes a record counts: DESIGN.md's, the oracle's "undecided", and NaN not returned.
+COUNTED_CLASSES = FAILURE_CLASSES + (UNDECIDED, "missing_nan")
+
+
+def _argument_kind(role):
+    return {"class_index": "index", "temperature": "scalar"}.get(role, "array")
+
+
+def _batch_key(point):
+    # Points batch into one call when their rows have the same length and their
+    # scalar parameters (a temperature) are equal.
+    return tuple(len(a) if isinstance(a, tuple) else (None if isinstance(a, float) else a)
+                 for a in point)
+
+
+class Evaluator:
+    """The backend's outputs at catalog points, through a worker process.
+
+    ``outputs(function, fmt, points)`` returns one tuple of floats per point (one value
+    for a scalar output, the row for a row output) and the format of the results.
+    """
+
+    def __init__(self, worker):
+        self.worker = worker
+
+    def _jobs(self, op, function, fmt, points, options, cotangents=None):
+        spec = get_function(function)
+        groups = {}
+        for index, point in enumerate(points):
+            groups.setdefault(_batch_key(point), []).append(index)
+        for indices in groups.values():
+            arguments = []
+            for i, parameter in enumerate(spec.parameters):
+                kind = _argument_kind(parameter.role)
+                values = [_as_list(points[j][i]) for j in indices]
+                arguments.append((kind, values[0] if kind == "scalar" else values))
+            job = {"op": op, "function": function, "format": fmt, "arguments": arguments,
+                   "options": dict(options or {})}
+            if cotangents is not None:
+                job["cotangent"] = [_as_list(cotangents[j]) for j in indices]
+            yield indices, job
+
+    def _run(self, op, function, fmt, points, options, cotangents=None):
+        out = [None] * len(points)
+        result_format = None
+        for indices, job in self._jobs(op, function, fmt, points, options, cotangents):
+            values, result_format = self.worker.run(job)
+            if len(values) != len(indices):
+                raise JobError(f"{function} returned {len(values)} results for {len(indices)} inputs")
+            for j, value in zip(indices, values):
+                out[j] = tuple(value) if isinstance(value, list) else (value,)
+        return out, result_format
+
+    def outputs(self, function, fmt, points, options=None):
+        return self._run("call", function, fmt, points, options)
+
+    def vjp(self, function, fmt, points, cotangents, options=None):
+        return self._run("grad", function, fmt, points, options, cotangents)
+
+
+def _as_list(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _hex(value, fmt):
+    if isinstance(value, (tuple, list)):
+        return [_hex(v, fmt) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    try:
+        return bits_hex(value, fmt)
+    except Exception:
+        return float(value).hex()
+
+
+def _plain(value):
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclass
+class Judgement:
+    """Running tally of one check: ULP errors of ordinary points, class counts, the
+    worst points, and the points a convention covers."""
+
+    fmt: object
+    budget: float
+    conventions: tuple = ()
+    ulps: list = field(default_factory=list)
+    classes: dict = field(default_factory=lambda: dict.fromkeys(COUNTED_CLASSES, 0))
+    failing: int = 0
+    convention_points: dict = field(default_factory=dict)
+    convention_ulp: dict = field(default_factory=dict)
+    worst: list = field(default_factory=list)
+    points: int = 0
+    xs: list = field(default_factory=list)
+
+    def add(self, point, y, rounded, exact, budget=None, options=None, x=None):
+        """Judge one output value ``y`` of ``point`` against the truth (``exact`` None
+        when undecided); return the ULP error or the class name."""
+        budget = self.budget if budget is None else budget
+        self.points += 1
+        kind = classify(y, exact, self.fmt)
+        if kind == UNDECIDED:
+            self.classes[UNDECIDED] += 1
+            return kind
+        error = ulp_error(y, exact, self.fmt) if kind is None else math.inf
+        if kind is None:
+            self.ulps.append(error)
+            if x is not None:
+                self.xs.append((x, error))
+        if kind is None and error <= budget:
+            return error
+        convention = next((c for c in self.conventions
+                           if c.applies(point, exact, self.fmt.name, options)), None)
+        if convention is not None:
+            key = convention.name
+            self.convention_points[key] = self.convention_points.get(key, 0) + 1
+            self.convention_ulp[key] = max(self.convention_ulp.get(key, 0.0), error)
+            if kind is None:
+                self.ulps.pop()  # shown with the convention, not in the backend's own error
+                if x is not None:
+                    self.xs.pop()
+        else:
+            self.failing += 1
+            if kind is not None:
+                self.classes[kind] += 1
+        self._keep_worst(point, y, rounded, error, kind, convention)
+        return kind or error
+
+    def _keep_worst(self, point, y, rounded, error, kind, convention):
+        entry = {"input": _plain(point), "input_hex": _hex(point, self.fmt),
+                 "output": y, "expected": rounded, "ulp": error}
+        if kind:
+            entry["class"] = kind
+        if convention is not None:
+            entry["convention"] = convention.name
+        rank = (convention is None, error)
+        self.worst.append((rank, entry))
+        self.worst.sort(key=lambda item: item[0], reverse=True)
+        del self.worst[WORST:]
+
+
+def _percentile(sorted_values, q):
+    if not sorted_values:
+        return None
+    index = min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+def record(backend, function, fmt, check, judgement=None, status=None, message="",
+           budget=None, **extra):
+    """A result record of the report contract; status derived from the judgement
+    unless given (``error``/``skip`` and checks that decide it themselves)."""
+    classes = dict.fromkeys(COUNTED_CLASSES, 0)
+    fields = {"points": 0, "max_ulp": None, "p99_ulp": None, "mean_ulp": None,
+              "correctly_rounded": None, "within_1ulp": None, "worst": [], "convention": None}
+    if judgement is not None:
+        ulps = sorted(judgement.ulps)
+        classes = judgement.classes
+        fields.update(
+            points=judgement.points,
+            max_ulp=ulps[-1] if ulps else None,
+            p99_ulp=_percentile(ulps, 0.99),
+            mean_ulp=(math.fsum(ulps) / len(ulps)) if ulps else None,
+            correctly_rounded=(sum(u <= 0.5 for u in ulps) / judgement.points) if judgement.points else None,
+            within_1ulp=(sum(u <= 1.0 for u in ulps) / judgement.points) if judgement.points else None,
+            worst=[entry for _, entry in judgement.worst],
+        )
+        if judgement.convention_points:
+            by_name = {c.name: c for c in judgement.conventions}
+            name = max(judgement.convention_points, key=judgement.convention_points.get)
+            c = by_name[name]
+            fields["convention"] = {
+                "name": c.name, "summary": c.summary, "reference": c.reference,
+                "points": sum(judgement.convention_points.values()),
+                "max_ulp": judgement.convention_ulp[name],
+                "all": [{"name": n, "points": k, "max_ulp": judgement.convention_ulp[n]}
+                        for n, k in judgement.convention_points.items()],
+            }
+        if status is None:
+            status = "fail" if judgement.failing else ("convention" if judgement.convention_points else "pass")
+            if status == "fail" and not message:
+                message = _failure_message(judgement)
+    fields.update(extra)
+    return {"backend": backend, "function": function, "format": fmt, "check": check,
+            "status": status, "budget_ulp": budget, "message": message, "classes": classes,
+            **fields}
+
+
+def _failure_message(judgement):
+    parts = [f"{judgement.failing} of {judgement.points} values outside the budget of "
+             f"{judgement.budget:g} ULP"]
+    named = [f"{n} {k}" for n, k in judgement.classes.items() if k and n != UNDECIDED]
+    if named:
+        parts.append("failure classes: " + ", ".join(named))
+    return "; ".join(parts)
+
+
+# -- the checks ---------------------------------------------------------------------------
+
+
+def _truths(function, fmt, points, workers):
+    return truth_many(function, points, fmt, workers=workers)
+
+
+def accuracy(evaluator, backend, function, fmt, cases, truths, conventions, plot=None):
+    """ULP error against the oracle on every case point. ``cases``: ``[(set, point)]``;
+    ``truths``: the oracle's :class:`Truth` for each, in the same order."""
+    spec = get_function(function)
+    budget = spec.budgets[fmt]
+    points = [point for _, point in cases]
+    outputs, result_format = evaluator.outputs(function, fmt, points)
+    judgement = Judgement(get_format(fmt), budget, tuple(conventions))
+    sets = {}
+    for (set_name, point), truth, ys in zip(cases, truths, outputs):
+        sets[set_name] = sets.get(set_name, 0) + 1
+        x = point[0] if spec.kind == "elementwise" else None
+        for y, (rounded, exact) in zip(ys, truth.elements):
+            judgement.add(point, y, rounded, exact, x=x)
+    if plot is not None and spec.kind == "elementwise":
+        plot.extend(judgement.xs)
+    return record(backend, function, fmt, "accuracy", judgement, budget=budget,
+                  case_sets=sets, result_format=result_format), result_format
+
+
+def special_values(evaluator, backend, function, fmt, conventions):
+    """The catalog's special-value table, exactly: a value known exactly must come
+    back exactly (either sign of a zero whose sign the mathematics leaves open);
+    one the table leaves to the oracle must be within the budget."""
+    from .catalog import ORACLE
+
+    spec = get_function(function)
+    budget = spec.budgets[fmt]
+    fmt_obj = get_format(fmt)
+    rows = [s for s in spec.specials if all(_representable(a, fmt_obj) for a in s.args)]
+    points = [tuple(tuple(a) if isinstance(a, (list, tuple)) else a for a in s.args) for s in rows]
+    truths = truth_many(function, points, fmt)
+    judgement = Judgement(fmt_obj, budget, tuple(conventions))
+    for special, point, truth in zip(rows, points, truths):
+        if any(isinstance(a, tuple) and not a for a in point):
+            continue  # an empty row: shapes, not values; checked by the core's tests
+        try:
+            (ys,), _ = evaluator.outputs(function, fmt, [point])
+        except JobError as error:
+            judgement.points += 1
+            judgement.failing += 1
+            judgement.worst.append(((True, math.inf), {
+                "input": _plain(point), "input_hex": _hex(point, fmt_obj), "output": None,
+                "expected": _plain(truth.rounded), "ulp": None, "error": str(error)}))
+            continue
+        exact_required = special.expected is not ORACLE
+        for y, (rounded, exact) in zip(ys, truth.elements):
+            judgement.add(point, y, rounded, exact, budget=0.0 if exact_required else budget)
+    return record(backend, function, fmt, "special_values", judgement, budget=budget)
+
+
+def _representable(arg, fmt):
+    if isinstance(arg, (list, tuple)):
+        return all(_representable(a, fmt) for a in arg)
+    if not isinstance(arg, float) or math.isnan(arg) or math.isinf(arg):
+        return True
+    return round_to_format(arg, fmt) == arg
+
+
+def dtype(backend, function, fmt, result_format):
+    """A ``fmt`` input must give a ``fmt`` result; a promotion is reported as such."""
+    if result_format == fmt:
+        return record(backend, function, fmt, "dtype", status="pass", points=1,
+                      message=f"{fmt} in, {fmt} out")
+    return record(backend, function, fmt, "dtype", status="fail", points=1,
+                  message=f"{fmt} input gave a {result_format} result (dtype not preserved)")
+
+
+# -- gradients ----------------------------------------------------------------------------
+
+#: Working precisions for the derivative truth; past the last one a value is undecided.
+_DERIVATIVE_PRECISIONS = (128, 256, 512, 1024, 2048)
+
+
+def _cotangent(spec, point):
+    # One cotangent per point: ones for scalar outputs (so the VJP is the derivative), a
+    # fixed non-constant vector for rows (a constant one would hide softmax's VJP: its
+    # product with the Jacobian is 0).
+    if spec.vector_output:
+        n = len(point[0])
+        return tuple(float((i % 3) - 1) for i in range(n))
+    return 1.0
+
+
+def derivative_truth(spec, point, fmt, cotangent):
+    """``(rounded, exact)`` per gradient element of ``spec`` at ``point`` with
+    ``cotangent``, by precision escalation; ``(None, None)`` where undecided."""
+    ctx = mp_context()
+    previous = None
+    for precision in _DERIVATIVE_PRECISIONS:
+        ctx.prec = precision
+        if spec.kind == "axis":  # the VJP of a row function takes the cotangent
+            values = spec.derivative(ctx, *point, cotangent)
+        else:
+            values = spec.derivative(ctx, *point)
+        values = tuple(values) if isinstance(values, (list, tuple)) else (values,)
+        rounded = tuple(round_to_format(v, fmt) for v in values)
+        if previous is not None and all(
+                a == b or (a != a and b != b) for a, b in zip(rounded, previous[0])):
+            return tuple(zip(rounded, values))
+        previous = (rounded, values)
+    return tuple((None, None) for _ in previous[0])
+
+
+def gradient(evaluator, backend, function, fmt, cases, limit=200):
+    """The framework's autograd against the catalog's derivative, in ULPs of the true
+    derivative, on the accuracy points (saturation and thresholds included) where the
+    function is finite and differentiable."""
+    spec = get_function(function)
+    budget = spec.budgets[fmt]
+    fmt_obj = get_format(fmt)
+    points = []
+    for _, point in cases:
+        if all(_finite(a) for a in point):
+            points.append(point)
+        if len(points) == limit:
+            break
+    expected = []
+    kept = []
+    for point in points:
+        cot = _cotangent(spec, point)
+        try:
+            truth = derivative_truth(spec, point, fmt_obj, cot)
+        except (ValueError, ZeroDivisionError, OverflowError):
+            continue  # not differentiable there (e.g. a kink of hard_sigmoid, p at 0 or 1)
+        kept.append((point, cot))
+        expected.append(truth)
+    gradients, _ = evaluator.vjp(function, fmt, [p for p, _ in kept],
+                                 [c if isinstance(c, tuple) else c for _, c in kept])
+    judgement = Judgement(fmt_obj, budget)
+    for (point, _), truth, gs in zip(kept, expected, gradients):
+        for g, (rounded, exact) in zip(gs, truth):
+            judgement.add(point, g, rounded, exact)
+    return record(backend, function, fmt, "gradient", judgement, budget=budget)
+
+
+def _finite(arg):
+    if isinstance(arg, (list, tuple)):
+        return all(_finite(a) for a in arg)
+    return not isinstance(arg, float) or math.isfinite(arg)

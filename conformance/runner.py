@@ -1,0 +1,361 @@
+"""The conformance run: every selected backend x function x format x check, one report.
+
+The truth for a (function, format) is asked of the oracle once and shared by every
+backend. Each backend runs in its own worker process (:mod:`.isolation`), so a crash or
+a hang of a framework becomes an ``error`` record and the run goes on. Backends are
+driven from a small thread pool (one thread per worker process): the frameworks compute
+in their processes while the parent measures.
+
+``refact conform`` exits 0 when nothing listed in ``--fail-on`` occurred, 1 when it
+did, 2 on a usage or configuration error.
+"""
+
+import datetime
+import math
+import os
+import platform
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from . import checks
+from .cases import LEVELS, cases_for
+from .catalog import NAMES, get_function
+from .isolation import JobError, Worker
+
+__all__ = ["run_conformance", "add_arguments", "run", "STATUSES"]
+
+STATUSES = ("pass", "fail", "convention", "error", "skip")
+FORMAT_NAMES = ("float64", "float32", "float16", "bfloat16")
+
+
+def _refact_version():
+    import refact
+
+    return refact.__version__
+
+
+def _cpu():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+class Progress:
+    """A one-line progress bar on stderr, drawn only on a terminal."""
+
+    def __init__(self, total, enabled):
+        self.total, self.done = max(total, 1), 0
+        self.enabled = enabled
+        self.lock = threading.Lock()
+
+    def step(self, label):
+        with self.lock:
+            self.done += 1
+            if self.enabled:
+                filled = int(30 * self.done / self.total)
+                sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] "
+                                 f"{self.done}/{self.total} {label[:48]:48}")
+                sys.stderr.flush()
+
+    def close(self):
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def _backend_names(requested):
+    from refact.backends import BUILTIN, plugin_targets
+
+    if requested:
+        return list(requested)
+    return list(BUILTIN) + [n for n in plugin_targets() if n not in BUILTIN]
+
+
+def _conventions(name):
+    from refact.backends import backend_class
+
+    try:
+        return tuple(backend_class(name).conventions)
+    except Exception:
+        return ()
+
+
+def _truth_table(functions, formats, level, seed, workers):
+    """``{(function, format): (cases, truths)}``, computed once for all backends."""
+    from .oracle import truth_many
+
+    table = {}
+    for function in functions:
+        for fmt in formats:
+            cases = cases_for(function, fmt, level, seed)
+            truths = truth_many(function, [p for _, p in cases], fmt, workers=workers)
+            table[function, fmt] = (cases, truths)
+    return table
+
+
+def _run_backend(name, device, functions, formats, wanted_checks, table, timeout, progress, series):
+    """Every record of one backend, and its entry of the report's ``backends`` list."""
+    records = []
+    entry = {"name": name, "version": None, "device": device, "available": False, "error": None}
+    worker = Worker(name, device=device, timeout=timeout)
+    try:
+        try:
+            info, _ = worker.run({"op": "info"})
+        except JobError as error:
+            entry["error"] = str(error)
+            for _ in range(len(functions) * len(formats)):
+                progress.step(f"{name}: unavailable")
+            return entry, records
+        entry.update(version=info["version"], available=True, devices=info["devices"],
+                     formats=info["formats"], conventions=info["conventions"])
+        conventions = _conventions(name)
+        evaluator = checks.Evaluator(worker)
+        for function in functions:
+            own = [c for c in conventions if c.function == function]
+            for fmt in formats:
+                progress.step(f"{name} {function} {fmt}")
+                records.extend(_checks_of(evaluator, name, info, function, fmt, wanted_checks,
+                                          table, own, series))
+    finally:
+        worker.close()
+    return entry, records
+
+
+def _checks_of(evaluator, name, info, function, fmt, wanted, table, conventions, series):
+    def skip(check, why):
+        return checks.record(name, function, fmt, check, status="skip", message=why)
+
+    if function not in info["functions"]:
+        return [skip(c, f"{name} does not provide {function}") for c in wanted]
+    if fmt not in info["formats_of"].get(function, ()):
+        return [skip(c, f"{name} does not provide {function} in {fmt}") for c in wanted]
+    out = []
+    cases, truths = table[function, fmt]
+    result_format = None
+    if "accuracy" in wanted or "dtype" in wanted:
+        xs = []
+        try:
+            accuracy, result_format = checks.accuracy(evaluator, name, function, fmt, cases,
+                                                      truths, conventions, plot=xs)
+            if "accuracy" in wanted:
+                out.append(accuracy)
+                if xs:
+                    series.append({"backend": name, "function": function, "format": fmt,
+                                   "x": [x for x, _ in xs], "ulp": [u for _, u in xs],
+                                   "budget_ulp": accuracy["budget_ulp"]})
+        except JobError as error:
+            out.append(checks.record(name, function, fmt, "accuracy", status="error",
+                                     message=str(error)))
+    for check in wanted:
+        if check == "accuracy":
+            continue
+        try:
+            if check == "special_values":
+                out.append(checks.special_values(evaluator, name, function, fmt, conventions))
+            elif check == "dtype":
+                if result_format is None:
+                    out.append(checks.record(name, function, fmt, "dtype", status="error",
+                                             message="no result to inspect: the call failed"))
+                else:
+                    out.append(checks.dtype(name, function, fmt, result_format))
+            elif check == "gradient":
+                if function not in info["gradients"]:
+                    out.append(skip("gradient", f"{name} has no autograd for {function}"))
+                else:
+                    out.append(checks.gradient(evaluator, name, function, fmt, cases))
+            elif check == "properties":
+                from .properties import properties_record
+
+                out.append(properties_record(evaluator, name, function, fmt, cases, conventions))
+        except JobError as error:
+            out.append(checks.record(name, function, fmt, check, status="error", message=str(error)))
+    return out
+
+
+def _curves(functions, samples=121):
+    """The true function and derivative of each scalar elementwise function, for plots."""
+    from .catalog import get_function as spec_of
+    from .oracle import mp_context
+
+    ctx = mp_context()
+    ctx.prec = 80
+    curves = {}
+    for function in functions:
+        spec = spec_of(function)
+        if spec.kind != "elementwise":
+            continue
+        lo, hi = (0.001, 0.999) if spec.parameters[0].role == "probability" else (-8.0, 8.0)
+        xs = [lo + (hi - lo) * i / (samples - 1) for i in range(samples)]
+        ys, dys = [], []
+        for x in xs:
+            ys.append(float(spec.definition(ctx, x)))
+            try:
+                dys.append(float(spec.derivative(ctx, x)))
+            except (ValueError, ZeroDivisionError):
+                dys.append(None)
+        curves[function] = {"x": xs, "y": ys, "dy": dys}
+    return curves
+
+
+def run_conformance(backends=None, functions=None, formats=None, check_names=None,
+                    level="default", device="cpu", seed=0, timeout=120.0, jobs=None,
+                    progress=False):
+    """Run the checks and return the ``refact.report/1`` report as a dict."""
+    functions = list(functions or NAMES)
+    formats = list(formats or FORMAT_NAMES)
+    wanted = list(check_names or checks.CHECKS)
+    names = _backend_names(backends)
+    workers = jobs or os.cpu_count() or 1
+    table = _truth_table(functions, formats, level, seed, workers)
+    bar = Progress(len(names) * len(functions) * len(formats), progress)
+    series = []
+    with ThreadPoolExecutor(max_workers=min(workers, len(names)) or 1) as pool:
+        futures = [pool.submit(_run_backend, name, device, functions, formats, wanted, table,
+                               timeout, bar, series) for name in names]
+        outcomes = [f.result() for f in futures]
+    bar.close()
+    entries = [entry for entry, _ in outcomes]
+    results = [r for _, records in outcomes for r in records]
+    summary = dict.fromkeys(STATUSES, 0)
+    for r in results:
+        summary[r["status"]] += 1
+    return {
+        "schema": "refact.report/1",
+        "refact_version": _refact_version(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "environment": {"python": platform.python_version(), "platform": platform.platform(),
+                        "cpu": _cpu(), "seed": seed, "cases": level, "device": device},
+        "backends": entries,
+        "results": results,
+        "summary": summary,
+        "curves": _curves(functions),
+        "series": series,
+    }
+
+
+# -- the `refact conform` command ---------------------------------------------------------
+
+
+def _csv(text):
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def add_arguments(parser):
+    parser.add_argument("--backend", action="append", default=[], metavar="NAME",
+                        help="backend to check (repeatable or comma-separated; default: all)")
+    parser.add_argument("--function", action="append", default=[], metavar="NAME",
+                        help="canonical function (repeatable or comma-separated; default: all)")
+    parser.add_argument("--format", action="append", default=[], metavar="FMT",
+                        help="float64, float32, float16, bfloat16 (default: all)")
+    parser.add_argument("--check", action="append", default=[], metavar="CHECK",
+                        help=", ".join(checks.CHECKS) + " (default: all)")
+    parser.add_argument("--cases", choices=LEVELS, default="default",
+                        help="size of the case sets; 'full' adds every 16-bit input")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, mps, gpu ...")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--timeout", type=float, default=120.0,
+                        help="seconds a backend may take for one call before it is an error")
+    parser.add_argument("--jobs", type=int, default=None, help="parallel backends (default: cores)")
+    parser.add_argument("--json", metavar="FILE")
+    parser.add_argument("--markdown", metavar="FILE")
+    parser.add_argument("--junit", metavar="FILE")
+    parser.add_argument("--html", metavar="FILE")
+    parser.add_argument("--baseline", metavar="OLD.json",
+                        help="compare with an earlier report; a regression counts as 'fail'")
+    parser.add_argument("--fail-on", default="fail,error", metavar="STATUSES",
+                        help="statuses that make the exit status 1 (default: fail,error)")
+    parser.add_argument("--quiet", action="store_true", help="no summary table")
+
+
+def _selection(values, allowed, what):
+    from .cli import UsageError
+
+    chosen = [v for text in values for v in _csv(text)]
+    unknown = [v for v in chosen if allowed is not None and v not in allowed]
+    if unknown:
+        raise UsageError(f"unknown {what} {', '.join(unknown)}; expected one of {', '.join(allowed)}")
+    return chosen or None
+
+
+def summary_table(report):
+    """The per-backend text table printed at the end of a run."""
+    lines = []
+    by_backend = {}
+    for r in report["results"]:
+        by_backend.setdefault(r["backend"], []).append(r)
+    for entry in report["backends"]:
+        name = entry["name"]
+        if not entry["available"]:
+            lines.append(f"{name}: unavailable ({entry['error']})")
+            continue
+        rows = by_backend.get(name, [])
+        counts = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
+        lines.append(f"{name} {entry['version']} on {entry['device']}: "
+                     + ", ".join(f"{counts[s]} {s}" for s in STATUSES))
+        for r in rows:
+            if r["status"] in ("fail", "error", "convention"):
+                ulp = "" if r["max_ulp"] is None else f" max {r['max_ulp']:.3g} ULP"
+                conv = f" [{r['convention']['name']}]" if r.get("convention") else ""
+                lines.append(f"  {r['status']:10} {r['function']:34} {r['format']:8} {r['check']:14}"
+                             f"{ulp}{conv} {r['message'][:100]}")
+    s = report["summary"]
+    lines.append("summary: " + ", ".join(f"{s[k]} {k}" for k in STATUSES))
+    return "\n".join(lines)
+
+
+def run(args):
+    from .cli import UsageError
+    from .reports import write_reports
+
+    functions = _selection(args.function, NAMES, "function")
+    formats = _selection(args.format, FORMAT_NAMES, "format")
+    check_names = _selection(args.check, checks.CHECKS, "check")
+    fail_on = set(_selection([args.fail_on], STATUSES, "status") or ())
+    backends = _selection(args.backend, None, "backend")
+    if backends:
+        from refact.backends import backend_class
+
+        for name in backends:
+            try:
+                backend_class(name)
+            except Exception as error:
+                raise UsageError(str(error)) from None
+    baseline = None
+    if args.baseline:
+        from .reports import load_report
+
+        try:
+            baseline = load_report(args.baseline)
+        except (OSError, ValueError) as error:
+            raise UsageError(f"cannot read the baseline {args.baseline}: {error}") from None
+    report = run_conformance(backends, functions, formats, check_names, level=args.cases,
+                             device=args.device, seed=args.seed, timeout=args.timeout,
+                             jobs=args.jobs, progress=sys.stderr.isatty())
+    if backends:
+        missing = [e for e in report["backends"] if not e["available"]]
+        if missing:
+            for e in missing:
+                print(f"refact conform: backend {e['name']} is not available: {e['error']}",
+                      file=sys.stderr)
+    regressions = []
+    if baseline is not None:
+        from .diff import compare
+
+        regressions = compare(baseline, report).regressions
+        report["baseline"] = {"path": os.path.basename(args.baseline), "regressions": len(regressions)}
+    write_reports(report, json=args.json, markdown=args.markdown, junit=args.junit, html=args.html)
+    if not args.quiet:
+        print(summary_table(report))
+        if baseline is not None:
+            print(f"{len(regressions)} regression(s) against {args.baseline}")
+    occurred = {s for s in fail_on if report["summary"].get(s)}
+    if backends and any(not e["available"] for e in report["backends"]):
+        occurred.add("error")  # a backend asked for by name that cannot run is an error
+    if regressions and "fail" in fail_on:
+        occurred.add("fail")
+    return 1 if occurred & fail_on else 0
