@@ -35,7 +35,7 @@ from typing import Callable, Mapping, Optional
 
 __all__ = [
     "FUNCTIONS", "FORMATS", "Backend", "Binding", "Convention", "Point", "BackendInfo",
-    "BackendUnavailable", "Unsupported", "require", "resolve", "is_subnormal",
+    "BackendUnavailable", "Unsupported", "require", "install_hint", "resolve", "is_subnormal",
 ]
 
 FUNCTIONS = (
@@ -63,14 +63,18 @@ class Unsupported(LookupError):
     The conformance suite reports it as ``skip``, never as a pass or a failure."""
 
 
-def require(module, extra):
-    """Import ``module`` or raise :class:`BackendUnavailable` naming the pip extra."""
+def install_hint(extra):
+    """The pip command that installs refact's extra ``extra``."""
+    return f"pip install 'refact[{extra}]'"
+
+
+def require(module, install):
+    """Import ``module`` or raise :class:`BackendUnavailable` saying how to ``install``
+    it (a command such as ``install_hint("torch")``)."""
     try:
         return importlib.import_module(module)
     except ImportError as error:
-        raise BackendUnavailable(
-            f"{module} is not installed: pip install 'refact[{extra}]' ({error})"
-        ) from error
+        raise BackendUnavailable(f"{module} is not installed: {install} ({error})") from error
     except Exception as error:  # a framework that is installed but fails to import
         raise BackendUnavailable(
             f"{module} failed to import: {type(error).__name__}: {error}"
@@ -78,18 +82,18 @@ def require(module, extra):
 
 
 def resolve(dotted):
-    """The object a dotted public name refers to: the longest importable module prefix,
-    then attributes. ``resolve("torch.nn.functional.softplus")``."""
+    """The object a dotted public name refers to, ``resolve("torch.nn.functional.softplus")``:
+    attributes from the top-level module down, importing a submodule only where no
+    attribute of that name exists (so ``refact.softmax`` is the function, not the
+    module of the same name)."""
     parts = dotted.split(".")
-    for cut in range(len(parts), 0, -1):
+    obj = importlib.import_module(parts[0])
+    for i, name in enumerate(parts[1:], start=2):
         try:
-            obj = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
-            continue
-        for name in parts[cut:]:
             obj = getattr(obj, name)
-        return obj
-    raise ImportError(f"no importable module in {dotted!r}")
+        except AttributeError:
+            obj = importlib.import_module(".".join(parts[:i]))
+    return obj
 
 
 def _flat(values):
@@ -137,8 +141,9 @@ class Convention:
     ``function``: the canonical function it affects; ``name``: a short identifier
     (``softplus_threshold``); ``summary``: what the framework does, in one sentence;
     ``reference``: where the framework documents it (a URL); ``predicate(point) ->
-    bool``: whether it affects one input :class:`Point`; ``example``: the arguments of
-    one point where it applies (tests check the predicate and the behaviour there).
+    bool``: whether it affects one input :class:`Point`; ``example``: a :class:`Point`
+    (its ``truth`` left None) where it applies and shows, in float64 unless ``fmt`` says
+    otherwise; the tests check the predicate and the departure from the core there.
     """
 
     function: str
@@ -146,7 +151,7 @@ class Convention:
     summary: str
     reference: str
     predicate: Callable[[Point], bool] = field(repr=False, compare=False)
-    example: Optional[tuple] = None
+    example: Optional[Point] = None
 
     def applies(self, args, truth=None, fmt=None, options=None):
         """Whether this convention affects the point ``args`` (see :class:`Point`)."""
@@ -235,12 +240,15 @@ class Backend:
     module = ""
     #: the pip extra of refact that installs the framework
     extra = ""
+    #: how to install the framework, when not by a refact extra (plugins set this)
+    install = None
     #: documented departures from the mathematics
     conventions = ()
 
     def __init__(self, device="cpu"):
         self.device = device
-        self.framework = require(self.module, self.extra) if self.module else None
+        hint = self.install or install_hint(self.extra)
+        self.framework = require(self.module, hint) if self.module else None
         bindings = self.load()
         unknown = set(bindings) - set(FUNCTIONS)
         if unknown:

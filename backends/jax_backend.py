@@ -13,7 +13,7 @@ no losses (they live in optax, which is not a dependency), so the five losses ar
 from functools import partial
 
 from . import base
-from .base import Backend, Binding, Convention, Unsupported, is_subnormal
+from .base import Backend, Binding, Convention, Point, Unsupported, is_subnormal
 
 
 def _involves_subnormal(point):
@@ -25,14 +25,14 @@ _SHARP_BITS = ("https://docs.jax.dev/en/latest/notebooks/Common_Gotchas_in_JAX.h
                "#miscellaneous-divergences-from-numpy")
 
 
-def _flush_to_zero(function):
+def _flush_to_zero(function, example=None):
     return Convention(
         function, "flush_to_zero",
         "JAX operations use flush-to-zero semantics for subnormal numbers on some backends "
         "(XLA on CPU): subnormal inputs act as zero and subnormal results become zero.",
         _SHARP_BITS,
         _involves_subnormal,
-        example=None,
+        example=example,
     )
 
 
@@ -45,7 +45,10 @@ class JaxBackend(Backend):
     name = "jax"
     module = "jax"
     extra = "jax"
-    conventions = tuple(_flush_to_zero(f) for f in _ELEMENTWISE_AND_ROWS)
+    conventions = tuple(
+        _flush_to_zero(f, Point((-740.0,)) if f == "sigmoid" else None)  # 4.2e-322 is due
+        for f in _ELEMENTWISE_AND_ROWS
+    )
 
     def load(self):
         jax = self.framework

@@ -31,7 +31,7 @@ import os
 from functools import partial
 
 from . import base
-from .base import BackendUnavailable, Binding, Convention
+from .base import BackendUnavailable, Binding, Convention, Point
 from .tensorflow_backend import TensorflowBackend
 
 _EPSILON = 1e-7  # keras.config.epsilon() by default
@@ -68,7 +68,7 @@ CONVENTIONS = (
         "https://www.tensorflow.org/versions/r2.0/api_docs/python/tf/keras/metrics/"
         "BinaryCrossentropy",
         _clipped_probability,
-        example=(0.0, 1.0),
+        example=Point((0.0, 1.0)),
     ),
     Convention(
         "distillation_loss", "epsilon_clip",
@@ -77,7 +77,7 @@ CONVENTIONS = (
         "probabilities below 1e-7 of teacher or student count as 1e-7.",
         "https://www.tensorflow.org/api_docs/python/tf/keras/losses/KLD",
         _clipped_distribution,
-        example=([0.0, 30.0], [0.0, 0.0], 1.0),
+        example=Point(([0.0, 30.0], [0.0, 0.0], 1.0)),
     ),
 )
 

@@ -162,6 +162,13 @@ def _exp_dd(hi, lo):
     return e + e * lo
 
 
+def _ln2_multiple(k):
+    """``k * log(2)`` as a double-double ``(hi, lo)`` with ``|lo| <= ulp(hi)/2``, so
+    that ``exp(x + k log 2)`` can be taken as ``exp(x + hi) * (1 + lo)``."""
+    hi, lo = _two_sum(k * _LN2_HI, k * _LN2_LO)   # k * _LN2_HI is exact for |k| < 2**21
+    return hi, lo
+
+
 def _exp_dd_pair(hi, lo):
     """:func:`_exp_dd` before its final rounding, as ``(e, e_lo)``."""
     e = np.exp(hi)
@@ -276,12 +283,12 @@ def hard_sigmoid(x):
     """
     x, dtype = _float64(x)
     with np.errstate(all="ignore"):
+        x = np.clip(x, -4.0, 4.0)                  # the same result, and no overflow below
         s, t = _two_sum(x, 3.0)
         q = s / 6.0
         product, product_err = _two_product(q, 6.0)
         y = q + (((s - product) - product_err) + t) / 6.0
-        y = np.clip(np.where(np.isinf(x), x, y), 0.0, 1.0)
-        y = np.where(np.isnan(x), x, y)
+        y = np.where(np.isnan(x), x, np.clip(y, 0.0, 1.0))
     return _finish(y, dtype)
 
 
@@ -380,9 +387,10 @@ def _gauss_tail(x, scale=0):
     tail stays in the normal range, as ``probit`` needs for subnormal probabilities.
     """
     square, square_err = _two_product(x, x)
-    hi, lo = _two_sum(-0.5 * square, scale * _LN2_HI)
+    shift, shift_lo = _ln2_multiple(scale)
+    hi, lo = _two_sum(-0.5 * square, shift)
     # 2**scale exp(-x**2 / 2) = gauss + gauss_lo
-    gauss, gauss_lo = _exp_dd_pair(hi, lo - 0.5 * square_err + scale * _LN2_LO)
+    gauss, gauss_lo = _exp_dd_pair(hi, lo - 0.5 * square_err + shift_lo)
     r, r_lo = _erfcx(*_scaled_argument(x))
     q, q_lo = _two_product(gauss, 0.5 * r)
     q_lo = q_lo + gauss * (0.5 * r_lo) + gauss_lo * (0.5 * r)
@@ -391,7 +399,8 @@ def _gauss_tail(x, scale=0):
 
 def _ndtr64(x):
     with np.errstate(all="ignore"):
-        y = np.where(x > 0, 1.0, 0.0)                   # the infinities
+        x = np.clip(x, -40.0, 40.0)      # ndtr(-40) underflows to 0, ndtr(40) rounds to 1
+        y = np.where(x > 0, 1.0, 0.0)
         central = np.abs(x) <= _CENTRAL
         e, e_lo = _erf_central(x[central])
         s, s_lo = _two_sum(0.5, 0.5 * e)
@@ -521,10 +530,11 @@ class _Shifted:
         m_lo = np.take_along_axis(x_lo, top, axis=-1)
         m_hi_safe = np.where(np.isfinite(m_hi), m_hi, 0.0)
         d_hi, d_err = _two_sum(np.where(finite, x_hi, 0.0), -m_hi_safe)
-        d_lo = d_err + np.where(finite, x_lo - m_lo, 0.0)
+        d_lo = np.where(np.isfinite(d_err), d_err, 0.0) + np.where(finite, x_lo - m_lo, 0.0)
         d_hi, d_lo = _two_sum(d_hi, d_lo)
-        self.d_hi = np.where(finite, d_hi, -np.inf)
-        self.d_lo = np.where(finite, d_lo, 0.0)
+        self.d_hi = np.where(finite, d_hi, -np.inf)   # -inf also where x - max overflows
+        self.d_lo = np.where(finite & np.isfinite(d_lo), d_lo, 0.0)
+        d_hi, d_lo = self.d_hi, self.d_lo
         self.m_hi, self.m_lo = m_hi, m_lo
         e, e_lo = _exp_dd_pair(d_hi, d_lo)
         self.e, self.e_lo = np.where(finite, e, 0.0), np.where(finite, e_lo, 0.0)
@@ -537,33 +547,50 @@ class _Shifted:
 
     def softmax(self):
         y, y_lo = self.softmax_dd()
-        return self._special(y + y_lo, on_posinf=np.where(self.posinf, 1.0, 0.0))
+        return y + y_lo
 
-    def softmax_dd(self):
-        """``softmax`` before its final rounding, as ``(hi, lo)`` (finite rows only)."""
-        y = np.where(self.is_top, 1.0, self.e)
-        y_lo = np.where(self.is_top, 0.0, self.e_lo)
+    def softmax_dd(self, scale=0):
+        """``softmax`` before its final rounding, as ``(hi, lo)``, times ``2**scale``
+        (a scale keeps probabilities that would be subnormal in the normal range)."""
+        if scale:
+            shift, shift_lo = _ln2_multiple(scale)
+            hi, lo = _two_sum(self.d_hi, shift)
+            y, y_lo = _exp_dd_pair(hi, lo + self.d_lo + shift_lo)
+            y = np.where(np.isfinite(self.d_hi), y, 0.0)
+            y_lo = np.where(np.isfinite(self.d_hi), y_lo, 0.0)
+        else:
+            y = np.where(self.is_top, 1.0, self.e)
+            y_lo = np.where(self.is_top, 0.0, self.e_lo)
         s, t = _two_sum(1.0, self.rest)
-        return _divide_dd(y, s, t + self.rest_lo, y_lo)
+        hi, lo = _divide_dd(y, s, t + self.rest_lo, y_lo)
+        hi = self._special(hi, on_posinf=np.where(self.posinf, 1.0, 0.0))
+        return hi, np.where(self.posinf_row | self.undefined, 0.0, lo)
 
     def log_softmax(self):
-        hi, lo = _two_sum(self.d_hi, -self.log_total)
-        y = hi + (lo + self.d_lo)
-        y = np.where(np.isfinite(self.d_hi), y, -np.inf)
-        return self._special(y, on_posinf=np.where(self.posinf, 0.0, -np.inf))
+        y, y_lo = self.log_softmax_dd()
+        return y + y_lo
 
     def log_softmax_dd(self):
         """``log_softmax`` as ``(hi, lo)``; the row constant ``log_total`` is left
         rounded (an error common to a whole row, which callers may cancel)."""
         hi, lo = _two_sum(self.d_hi, -self.log_total)
-        return hi, lo + self.d_lo
+        finite = np.isfinite(self.d_hi)
+        hi = self._special(np.where(finite, hi, -np.inf),
+                           on_posinf=np.where(self.posinf, 0.0, -np.inf))
+        keep = finite & ~self.posinf_row & ~self.undefined
+        return hi, np.where(keep, lo + self.d_lo, 0.0)
+
+    @property
+    def undefined(self):
+        """Rows whose softmax is undefined: NaN, all -inf, or several +inf."""
+        several = np.sum(self.posinf, axis=-1, keepdims=True) > 1
+        return self.nan_row | self.neginf_row | (self.posinf_row & several)
 
     def _special(self, y, on_posinf):
         # A row with +inf puts all the mass there (shared equally when several: undefined
         # -> NaN); an all -inf row has no mass anywhere (undefined -> NaN).
-        several = np.sum(self.posinf, axis=-1, keepdims=True) > 1
         y = np.where(self.posinf_row, on_posinf, y)
-        return np.where(self.nan_row | self.neginf_row | (self.posinf_row & several), np.nan, y)
+        return np.where(self.undefined, np.nan, y)
 
 
 def softmax(x, axis=-1):
@@ -625,6 +652,19 @@ def _times(weight, term):
     return np.where(weight == 0, 0.0, weight * term)
 
 
+def _weighted_pair(y, a, b, w=1.0):
+    """``w y a + (1 - y) b`` with one final rounding (products and sum as double-doubles,
+    ``1 - y`` exact); a zero weight cancels an infinite term (``0 log 0 = 0``)."""
+    one_minus, one_minus_lo = _two_sum(1.0, -y)
+    wy, wy_lo = _two_product(w * np.ones_like(y), y)
+    first, first_lo = _two_product(wy, a)
+    second, second_lo = _two_product(one_minus, b)
+    total, total_lo = _two_sum(first, second)
+    refined = total + (total_lo + first_lo + wy_lo * a + second_lo + one_minus_lo * b)
+    plain = _times(w * y, a) + _times(1.0 - y, b)
+    return np.where(np.isfinite(refined), refined, plain)
+
+
 def binary_cross_entropy(p, y):
     """``-(y log p + (1 - y) log(1 - p))`` elementwise, for probabilities p.
 
@@ -637,8 +677,10 @@ def binary_cross_entropy(p, y):
     p, dtype = _float64(p)
     y = np.asarray(y, dtype=np.float64)
     with np.errstate(all="ignore"):
-        loss = _times(y, -np.log(p)) + _times(1.0 - y, -np.log1p(-p))
-        loss = np.where((p < 0) | (p > 1), np.nan, loss)
+        a = -np.log(p)
+        b = -np.where(p > 0.5, np.log(1.0 - p), np.log1p(-p))   # 1 - p exact above 1/2
+        loss = _weighted_pair(y, a, b)
+        loss = np.where((p < 0) | (p > 1) | ~np.isfinite(y), np.nan, loss)
     return _finish(loss, dtype)
 
 
@@ -660,8 +702,8 @@ def binary_cross_entropy_with_logits(x, y, pos_weight=None):
         tail = np.log1p(np.exp(-np.abs(x)))
         positive = np.maximum(-x, 0.0) + tail           # softplus(-x) = -log sigmoid(x)
         negative = np.maximum(x, 0.0) + tail            # softplus(x) = -log(1 - sigmoid(x))
-        loss = _times(1.0 - y, negative) + _times(w * y, positive)
-        loss = np.where(np.isnan(x), x, loss)
+        loss = _weighted_pair(y, positive, negative, w)
+        loss = np.where(np.isnan(x) | ~np.isfinite(y), np.nan, loss)
     return _finish(loss, dtype)
 
 
@@ -699,14 +741,14 @@ def cross_entropy(logits, target, label_smoothing=0.0):
 def _expm1_minus(u):
     """``exp(u) - 1 - u`` (>= 0) as ``(hi, lo)``, without cancellation near 0.
 
-    For |u| < 1/2 it is ``u**2 * g(u)`` with ``g(u) = 1/2 + u/6 + u**2/24 + ...``
-    (Taylor, 17 terms), ``u**2`` exact and ``1/2 + u h(u)`` a two-sum; elsewhere
-    ``expm1(u) - u`` loses at most a bit or two.
+    For |u| <= 3/2 it is ``u**2 * g(u)`` with ``g(u) = 1/2 + u/6 + u**2/24 + ...``
+    (Taylor to u**27/27!), ``u**2`` exact and ``1/2 + u h(u)`` a two-sum; below -3/2,
+    ``expm1(u) - u`` is at least 0.72 and loses nothing.
     """
-    small = np.abs(u) < 0.5
+    small = np.abs(u) <= 1.5
     us = np.where(small, u, 0.0)
     h = np.zeros_like(us)
-    for k in range(18, 2, -1):       # h(u) = 1/3! + u/4! + ...: nested from the top
+    for k in range(28, 2, -1):       # h(u) = 1/3! + u/4! + ...: nested from the top
         h = (h + 1.0 / math.factorial(k)) * (us if k > 3 else 1.0)
     g, g_lo = _fast_two_sum(0.5, us * h)
     square, square_lo = _two_product(us, us)
@@ -714,6 +756,76 @@ def _expm1_minus(u):
     series_lo = square * g_lo + square_lo * g + (_two_product(square, g)[1])
     direct, direct_lo = _two_sum(np.expm1(u), -u)
     return np.where(small, series, direct), np.where(small, series_lo, direct_lo)
+
+
+def _log_ratio(rows_s, rows_t, s_hi, s_lo, t_hi, t_lo):
+    """``u = log q - log p`` per class as ``(hi, lo)`` (q the student's, p the teacher's
+    softened distribution).
+
+    Directly, u is ``log_softmax(s) - log_softmax(t)``, whose two log-normalisers carry
+    one rounding each; that error is common to the row and cancels in the loss to first
+    order, but not to second, which matters when the distributions nearly coincide
+    (loss ~ u**2). So where the row allows, u is formed from the logit differences
+    ``D = (s - t) - (s - t)[top]`` alone: ``u = D - log1p(sum_k p_k expm1(D_k))``, whose
+    normaliser is small when the distributions are close and so carries a tiny error.
+    """
+    ls_hi, ls_lo = rows_s.log_softmax_dd()
+    lt_hi, lt_lo = rows_t.log_softmax_dd()
+    u, u_lo = _two_sum(ls_hi, -lt_hi)
+    u, u_lo = _fast_two_sum(u, u_lo + (ls_lo - lt_lo))
+    u = np.where(np.isfinite(ls_hi) & np.isfinite(lt_hi), u, ls_hi - lt_hi)
+    u_lo = np.where(np.isfinite(u), u_lo, 0.0)
+
+    finite_row = (np.isfinite(s_hi) & np.isfinite(t_hi)).all(axis=-1, keepdims=True)
+    d, d_lo = _two_sum(np.where(finite_row, s_hi, 0.0), -np.where(finite_row, t_hi, 0.0))
+    d_lo = d_lo + np.where(finite_row, s_lo - t_lo, 0.0)
+    top = rows_t.is_top
+    ref = np.sum(np.where(top, d, 0.0), axis=-1, keepdims=True)
+    ref_lo = np.sum(np.where(top, d_lo, 0.0), axis=-1, keepdims=True)
+    big_d, big_d_lo = _two_sum(d, -ref)
+    big_d_lo = big_d_lo + (d_lo - ref_lo)
+    em = np.expm1(big_d)
+    em_lo = (em + 1.0) * big_d_lo                       # first order in D's low part
+    p, p_lo = rows_t.softmax_dd()
+    terms, terms_lo = _two_product(p, em)
+    terms_lo = terms_lo + p * em_lo + p_lo * em
+    total, total_lo = _sum_dd(terms, np.where(np.isfinite(terms), terms_lo, 0.0))
+    c = np.log1p(total) + total_lo / (1.0 + total)
+    close = finite_row[..., 0] & np.isfinite(total) & (total > -0.5) & (total < 1.0)
+    close = close[..., None] & np.ones_like(top)
+    v, v_lo = _two_sum(big_d, -c[..., None])
+    v, v_lo = _fast_two_sum(v, v_lo + big_d_lo)
+    return np.where(close, v, u), np.where(close, v_lo, u_lo)
+
+
+def _kl_rows(rows_s, rows_t, u, u_lo, square, square_lo, scale):
+    """``(square + square_lo) * sum_j p_j phi(u_j)`` per row (see distillation_loss),
+    computed with the probabilities times ``2**scale`` and scaled back at the end."""
+    p, p_lo = rows_t.softmax_dd(scale)
+    # p exp(u) is the student's q: where u is large, exp would magnify u's rounding
+    # (|u| * 2**-53 relative), so take q itself there; so too where the student has mass
+    # the teacher numerically lacks (p = 0, u large or +inf).
+    large = (u > 1.5) | (p == 0)
+    small_u = np.where(large, 0.0, u)
+    phi, phi_lo = _expm1_minus(small_u)
+    phi_lo = phi_lo + np.expm1(small_u) * u_lo          # phi'(u) = expm1(u)
+    terms, terms_lo = _two_product(p, phi)
+    terms_lo = terms_lo + p * phi_lo + p_lo * phi
+    q, q_lo = rows_s.softmax_dd(scale)
+    one_u, one_u_lo = _two_sum(1.0, np.where(p == 0, 0.0, u))
+    one_u_lo = one_u_lo + np.where(p == 0, 0.0, u_lo)
+    pu, pu_lo = _two_product(p, one_u)
+    pu_lo = pu_lo + p * one_u_lo + p_lo * one_u
+    q_minus, q_minus_lo = _two_sum(q, -pu)
+    terms = np.where(large, q_minus, terms)
+    terms_lo = np.where(large, q_minus_lo + (q_lo - pu_lo), terms_lo)
+    # a class where the teacher has mass and the student none: u = -inf, phi = +inf
+    terms = np.where((p > 0) & (u == -np.inf), np.inf, terms)
+    terms_lo = np.where(np.isfinite(terms), terms_lo, 0.0)
+    total, total_lo = _sum_dd(terms, terms_lo)
+    hi, lo = _two_product(total, square)
+    lo = np.where(np.isfinite(hi), lo + total_lo * square + total * square_lo, 0.0)
+    return np.ldexp(hi + lo, -scale)
 
 
 def distillation_loss(student, teacher, temperature):
@@ -735,32 +847,22 @@ def distillation_loss(student, teacher, temperature):
         def scaled(v):
             hi = v / t
             p, p_err = _two_product(hi, t)
-            return hi, np.where(np.isfinite(hi), ((v - p) - p_err) / t, 0.0)
+            lo = ((v - p) - p_err) / t
+            return hi, np.where(np.isfinite(hi) & np.isfinite(lo), lo, 0.0)
 
-        rows_s = _Shifted(*scaled(student))
-        rows_t = _Shifted(*scaled(teacher))
-        ls_hi, ls_lo = rows_s.log_softmax_dd()
-        lt_hi, lt_lo = rows_t.log_softmax_dd()
-        u, u_lo = _two_sum(ls_hi, -lt_hi)
-        u, u_lo = _fast_two_sum(u, u_lo + (ls_lo - lt_lo))
-        u_lo = np.where(np.isfinite(u), u_lo, 0.0)
-        p, p_lo = rows_t.softmax_dd()
-        # p exp(u) is the student's q: where u is large, exp would magnify u's rounding
-        # (|u| * 2**-53 relative), so take q itself there.
-        large = u > 1.5
-        phi, phi_lo = _expm1_minus(np.where(large, 0.0, u))
-        phi_lo = phi_lo + np.expm1(np.where(large, 0.0, u)) * u_lo   # phi'(u) = expm1(u)
-        terms, terms_lo = _two_product(p, phi)
-        terms_lo = terms_lo + p * phi_lo + p_lo * phi
-        q, q_lo = rows_s.softmax_dd()
-        one_u, one_u_lo = _two_sum(1.0, u)
-        one_u_lo = one_u_lo + u_lo
-        pu, pu_lo = _two_product(p, one_u)
-        pu_lo = pu_lo + p * one_u_lo + p_lo * one_u
-        q_minus, q_minus_lo = _two_sum(q, -pu)
-        terms = np.where(large, q_minus, terms)
-        terms_lo = np.where(large, q_minus_lo + (q_lo - pu_lo), terms_lo)
-        keep = (p != 0) & np.isfinite(terms)
-        total, total_lo = _sum_dd(np.where(p == 0, 0.0, terms), np.where(keep, terms_lo, 0.0))
-        loss = (total + total_lo) * (t * t)
+        s_hi, s_lo = scaled(student)
+        t_hi, t_lo = scaled(teacher)
+        rows_s, rows_t = _Shifted(s_hi, s_lo), _Shifted(t_hi, t_lo)
+        u, u_lo = _log_ratio(rows_s, rows_t, s_hi, s_lo, t_hi, t_lo)
+        square, square_lo = _two_product(t, t)
+        loss = _kl_rows(rows_s, rows_t, u, u_lo, square, square_lo, 0)
+        tiny = np.isfinite(loss) & (loss < 2.0 ** -960)
+        if np.any(tiny):
+            # probabilities below the normal range lose digits: redo those rows scaled
+            scaled_loss = _kl_rows(rows_s, rows_t, u, u_lo, square, square_lo, 600)
+            loss = np.where(tiny, scaled_loss, loss)
+        undefined = rows_s.undefined[..., 0] | rows_t.undefined[..., 0]
+        if not (t > 0 and math.isfinite(t)):
+            undefined = np.ones_like(undefined)
+        loss = np.where(undefined, np.nan, loss)
     return _finish(loss, dtype)

@@ -42,7 +42,7 @@ class TensorflowBackend(Backend):
 
     @property
     def tf(self):
-        return base.require("tensorflow", "tensorflow")
+        return base.require("tensorflow", base.install_hint("tensorflow"))
 
     def load(self):
         tf = self.tf

@@ -20,7 +20,7 @@ Recipes (the rest are torch's callables themselves, with ``dim=-1`` or
 
 from functools import partial
 
-from .base import Backend, Binding, Convention, Unsupported
+from .base import Backend, Binding, Convention, Point, Unsupported
 
 _DOCS = "https://docs.pytorch.org/docs/stable/generated/"
 _BCE_LOG_FLOOR = -100.0
@@ -50,7 +50,7 @@ CONVENTIONS = (
         "threshold=20), dropping log1p(exp(-x)).",
         _DOCS + "torch.nn.functional.softplus.html",
         lambda point: point.args[0] > 20.0,
-        example=(30.0,),
+        example=Point((30.0,)),
     ),
     Convention(
         "binary_cross_entropy", "log_clamp_minus_100",
@@ -58,7 +58,7 @@ CONVENTIONS = (
         "(p = 0 with y = 1 gives 100, not inf).",
         _DOCS + "torch.nn.BCELoss.html",
         _bce_log_clamped,
-        example=(0.0, 1.0),
+        example=Point((0.0, 1.0)),
     ),
     Convention(
         "logit", "eps_clamp",
@@ -66,7 +66,7 @@ CONVENTIONS = (
         "call passes none, so this applies only to calls with eps).",
         _DOCS + "torch.logit.html",
         _logit_clamped,
-        example=(0.0,),
+        example=Point((0.0,), options={"eps": 1e-6}),
     ),
 )
 

@@ -367,42 +367,69 @@ def _cross_entropy(ctx, logits, target):
 
 
 def _distillation_loss(ctx, student, teacher, temperature):
-    """T^2 KL(p_t || p_s), written so that nearly equal rows cost no extra precision.
+    """T^2 KL(p_t || p_s) with p = softmax(row / T).
 
-    With u_j = (s_j - t_j)/T on the teacher's support, KL = log E_t[e^u] - E_t[u]
-    (plus the student's mass where the teacher has none). Centring, w = u - E_t[u],
-    turns it into log1p(E_t[e^w - 1 - w] + extra): a sum of non-negative terms, where
-    the textbook sum of p_t (log p_t - log p_s) cancels to O(w^2) from terms of O(w).
+    Two forms, neither of which cancels where it is used (a, b = teacher/T, student/T;
+    ``top`` the teacher's largest entry, ``m`` the student's):
+
+    - centred: with u_j = b_j - a_j on the teacher's support and w = u - E_t[u],
+      KL = log1p(E_t[e^w - 1 - w] + student mass outside the teacher's support), a
+      sum of non-negative terms; the textbook sum of p_t (log p_t - log p_s) cancels to
+      O(w^2) from terms of O(w) when the rows are close;
+    - split, when the teacher is one-hot at the working precision: T^2 KL =
+      T (s_m - s_top) + T^2 (log1p(r_s) - log1p(r_t) + E_t[delta]), an exact part
+      (which can be a rounding midpoint) plus a rest that cannot cancel it.
+
+    Quotients by T feed exp(), so they are formed with absolute accuracy: the whole
+    evaluation carries as many extra bits as the largest |row spread / T| has.
     """
     t = _mp(ctx, temperature)
+    spread = 0
+    for row in (student, teacher):
+        finite = [_mp(ctx, x) for x in row if _is_finite(x)]
+        if len(finite) > 1:
+            span = ctx.fsub(max(finite), min(finite), exact=True)
+            if span:
+                spread = max(spread, ctx.mag(span) - ctx.mag(t))
+    with ctx.extraprec(spread + 16):
+        value = _distillation_terms(ctx, student, teacher, t, temperature)
+    if isinstance(value, ExactPlus):
+        return ExactPlus(value.exact, +value.rest)
+    return +value
+
+
+def _distillation_terms(ctx, student, teacher, t, temperature):
     support = _support(teacher)
-    if len(support) == 1:
-        # A one-hot teacher: T^2 (log1p(r_s) - d_s,k) with d_s,k = (s_k - s_max)/T,
-        # whose exact part T (s_max - s_k) can sit on a rounding midpoint.
-        k = support[0]
-        m, _, r = _row_log_probabilities(ctx, student, temperature)
-        gap = ctx.fsub(_mp(ctx, student[m]), _mp(ctx, student[k]), exact=True)
-        return ExactPlus(ctx.fmul(t, gap, exact=True), t * t * ctx.log1p(r))
-    # No +inf remains here: a +inf in either row makes a one-hot or exact case.
+    if len(support) == 1:  # one-hot teacher (a single +inf, or one finite entry)
+        top = support[0]
+        m, _, r_s = _row_log_probabilities(ctx, student, temperature)
+        gap = ctx.fsub(_mp(ctx, student[m]), _mp(ctx, student[top]), exact=True)
+        return ExactPlus(ctx.fmul(t, gap, exact=True), t * t * ctx.log1p(r_s))
+    # No +inf remains: any +inf makes a one-hot teacher or an exact case.
     top, d_t, r_t = _row_log_probabilities(ctx, teacher, temperature)
-    log_z = ctx.log1p(r_t)  # log Z_t - t_top/T
+    log_z = ctx.log1p(r_t)  # log Z_t - t_top / T
     weights = {j: ctx.exp(d_t[j] - log_z) for j in support}
-    ref = support[0]
 
-    def exact_diff(j):
-        """(s_j - t_j) - (s_ref - t_ref), exactly."""
-        return ctx.fsub(ctx.fsub(_mp(ctx, student[j]), _mp(ctx, teacher[j]), exact=True),
-                        ctx.fsub(_mp(ctx, student[ref]), _mp(ctx, teacher[ref]), exact=True),
+    def offset(j):
+        """((s_j - s_top) - (t_j - t_top)) / T: u_j measured from the teacher's top."""
+        diff = ctx.fsub(ctx.fsub(_mp(ctx, student[j]), _mp(ctx, student[top]), exact=True),
+                        ctx.fsub(_mp(ctx, teacher[j]), _mp(ctx, teacher[top]), exact=True),
                         exact=True)
+        return diff / t
 
-    v = {j: exact_diff(j) / t for j in support}
+    v = {j: offset(j) for j in support}
+    m = max((j for j, x in enumerate(student) if x != -INF), key=lambda j: student[j])
+    gap = ctx.fsub(_mp(ctx, student[m]), _mp(ctx, student[top]), exact=True)
+    if gap and ctx.mag(r_t) < -ctx.prec:
+        _, _, r_s = _row_log_probabilities(ctx, student, temperature)
+        mean_delta = -ctx.fsum(weights[j] * v[j] for j in support)
+        rest = t * t * (ctx.log1p(r_s) - log_z + mean_delta)
+        return ExactPlus(ctx.fmul(t, gap, exact=True), rest)
     mean = ctx.fsum(weights[j] * v[j] for j in support)
     total = ctx.fsum(weights[j] * _exp_minus_one_minus(ctx, v[j] - mean) for j in support)
-    # Student mass outside the teacher's support: exp(s_j/T - E[u] - log Z_t - ...) terms.
-    offset = ctx.fsub(_mp(ctx, teacher[ref]), _mp(ctx, student[ref]), exact=True)
-    for j, x in enumerate(student):
+    for j, x in enumerate(student):  # student mass where the teacher has none
         if x != -INF and j not in weights:
-            a = ctx.fadd(ctx.fsub(_mp(ctx, x), _mp(ctx, teacher[top]), exact=True), offset, exact=True)
+            a = ctx.fsub(_mp(ctx, x), _mp(ctx, student[top]), exact=True)
             total += ctx.exp(a / t - mean - log_z)
     return t * t * ctx.log1p(total)
 

@@ -1,7 +1,8 @@
 """The fast candidate truth of a sweep: float64 values with a stated error bound, on arrays.
 
-A sweep judges up to 2**32 points. The mpmath oracle, at some 10 µs a point, would need
-half a day per function on one core, so a sweep asks it only about the points it must.
+A sweep judges up to 2**32 points. The mpmath oracle, at 10-300 µs a point, would need
+half a day or more per function on one core, so a sweep asks it only about the points it
+must.
 Every point first gets a *candidate* ``t64``, computed in float64 by refact's own numpy
 implementation (:mod:`refact.backends.numpy_impl`, which carries exact two-sums and
 two-products where one more rounding would cost an ulp), with a stated error bound:
@@ -10,9 +11,10 @@ two-products where one more rounding would cost an ulp), with a stated error bou
 
 That bound decides the *rounding* of ``T`` to a narrow format (float32, float16,
 bfloat16) without mpmath whenever the interval ``t64 ± bound`` holds no rounding boundary
-(a midpoint between two neighbouring values of the format, or the overflow threshold):
-both ends of the interval then round to the same value, which is therefore the correctly
-rounded truth. For float32 the interval is about ``2**-47`` relative wide against a
+(a midpoint between two neighbouring values of the format, the overflow threshold, or
+zero, whose side fixes the sign of a rounded zero): every value of the interval then rounds
+to the value ``t64`` rounds to, which is therefore the correctly rounded truth (see
+:func:`decide`). For float32 the interval is about ``2**-47`` relative wide against a
 spacing of ``2**-24``, so roughly one point in 2**22 is left undecided; those points,
 and a random sample of the rest, go to the oracle, which decides and checks the bound.
 float64 itself cannot be swept this way (the candidate is no more precise than the
@@ -52,8 +54,8 @@ __all__ = [
 
 RELATIVE_BOUND = 2.0 ** -48
 ABSOLUTE_BOUND = 2.0 ** -1070
-# The decision widens the stated bound by 2**-53 relative so that forming the interval's
-# ends in float64 (one rounding each) can never shrink it below the bound.
+# The decision widens the stated bound by 2**-52 relative so that the float64 roundings in
+# forming the radius and comparing against it can never shrink it below the bound.
 _DECISION_RELATIVE = RELATIVE_BOUND + 2.0 ** -52
 
 
@@ -62,16 +64,20 @@ class FastTruth:
     """How a sweep computes the candidate truth of one function on float64 arrays.
 
     ``evaluate(x64) -> t64`` maps a float64 array to the float64 candidate; ``why``
-    states where its error comes from (the bound itself is the module's). ``exact_at``,
-    when given, is ``exact_at(x64, candidate) -> bool array``: True where the exact value
-    *equals* ``candidate`` (a float64 array). Only a function whose value can be a
-    rational midpoint of a format needs it (hard_sigmoid, (x + 3) / 6); for the others
-    the catalog's note holds: a nonzero rational input gives a transcendental value.
+    states where its error comes from (the bound itself is the module's).
+    ``exact_zero(x64) -> bool array`` marks the inputs whose truth is exactly 0, where
+    either sign of zero is right (errors.classify); the catalog's exact hooks say the
+    same point by point, and the tests hold the two together. ``exact_at``, when given,
+    is ``exact_at(x64, candidate) -> bool array``: True where the exact value *equals*
+    ``candidate`` (a float64 array). Only a function whose value can be a rational
+    midpoint of a format needs it (hard_sigmoid, (x + 3) / 6); for the others the
+    catalog's note holds: a nonzero rational input gives a transcendental value.
     """
 
     function: str
     evaluate: object
     why: str
+    exact_zero: object
     exact_at: object = None
 
 
@@ -94,26 +100,33 @@ def _hard_sigmoid_exact_at(x, candidate):
     return np.isfinite(x) & np.isfinite(candidate) & (s == p) & (s_err == p_err)
 
 
-def _fast(function, why, exact_at=None):
+def _fast(function, why, exact_zero, exact_at=None):
     def evaluate(x64):
         return np.asarray(getattr(_numpy_impl(), function)(x64), dtype=np.float64)
 
-    return FastTruth(function, evaluate, why, exact_at)
+    return FastTruth(function, evaluate, why, exact_zero, exact_at)
 
 
 FAST_TRUTHS = {truth.function: truth for truth in (
-    _fast("sigmoid", "exp(-|x|), an exact 1 + e, one corrected division: <= 2 ulp"),
-    _fast("sigmoid_grad", "exp(-|x|), (1 + e)**2 as a double-double, one corrected division: <= 2 ulp"),
-    _fast("log_sigmoid", "-(max(-x, 0) + log1p(exp(-|x|))), two non-negative terms: <= 3 ulp"),
-    _fast("softplus", "max(x, 0) + log1p(exp(-|x|)), two non-negative terms: <= 3 ulp"),
+    _fast("sigmoid", "exp(-|x|), an exact 1 + e, one corrected division: <= 2 ulp",
+          lambda x: x == -np.inf),
+    _fast("sigmoid_grad", "exp(-|x|), (1 + e)**2 as a double-double, one corrected division: <= 2 ulp",
+          np.isinf),
+    _fast("log_sigmoid", "-(max(-x, 0) + log1p(exp(-|x|))), two non-negative terms: <= 3 ulp",
+          lambda x: x == np.inf),
+    _fast("softplus", "max(x, 0) + log1p(exp(-|x|)), two non-negative terms: <= 3 ulp",
+          lambda x: x == -np.inf),
     _fast("logit", "2 atanh(2p - 1) near 1/2 (2p - 1 exact), log of a corrected quotient "
-                   "elsewhere (1 - p exact or a double-double): <= 3 ulp"),
+                   "elsewhere (1 - p exact or a double-double): <= 3 ulp",
+          lambda p: p == 0.5),
     _fast("hard_sigmoid", "(x + 3) exact as a two-sum, one corrected division by 6: <= 1 ulp",
-          exact_at=_hard_sigmoid_exact_at),
+          lambda x: x <= -3.0, exact_at=_hard_sigmoid_exact_at),
     _fast("ndtr", "Cody's erfcx (< 0.3 ulp) by compensated Horner, exp(-x**2/2) of a "
-                  "double-double argument, erf's series near 0: <= 3 ulp"),
+                  "double-double argument, erf's series near 0: <= 3 ulp",
+          lambda x: x == -np.inf),
     _fast("probit", "Acklam's start refined by two Halley steps on the ndtr above, residual "
-                    "formed without cancellation: <= 4 ulp"),
+                    "formed without cancellation: <= 4 ulp",
+          lambda p: p == 0.5),
 )}
 
 
@@ -129,23 +142,57 @@ def fast_truth_of(function):
 # --- array forms of formats.round_to_format and formats.ulp -------------------------
 
 
+def _float64_exponent(values):
+    """``floor(log2|v|)`` of normal float64 values, read from the exponent field (frexp and
+    ldexp cost several times more). A float64 subnormal or zero reads as -1023, and a
+    narrow format's ``emin`` lies far above that, so the clamps below make those exact
+    too; ±inf and NaN read as 1024 and are the callers' to mask."""
+    raw = np.ascontiguousarray(values, dtype=np.float64).view(np.uint64)
+    return ((raw >> np.uint64(52)) & np.uint64(0x7FF)).astype(np.int64) - 1023
+
+
+def _power_of_two(exponents):
+    """``2.0**e`` for integer arrays ``e`` in float64's normal range, built from bits."""
+    return ((exponents + 1023).astype(np.uint64) << np.uint64(52)).view(np.float64)
+
+
 def binade_exponent_array(values, fmt):
     """``max(floor(log2|v|), emin)`` of every value (``emin`` at 0): the binade whose
     spacing is the ulp, as :func:`formats.ulp_exponent` defines it. int64 array."""
     fmt = get_format(fmt)
-    with np.errstate(all="ignore"):
-        _, exponent = np.frexp(np.abs(values))  # |v| = m 2**exponent, m in [0.5, 1)
-    return np.maximum(exponent.astype(np.int64) - 1, fmt.emin)
+    if fmt == FLOAT64:
+        raise ValueError("binade_exponent_array serves the narrow formats")
+    return np.maximum(_float64_exponent(values), fmt.emin)
 
 
 def ulp_array(values, fmt):
     """The spacing of ``fmt`` at the binade of each float64 value (subnormal spacing
     below the smallest normal and at 0; inf at ±inf, NaN at NaN), as
     :func:`formats.ulp` gives it for one value."""
-    fmt = get_format(fmt)
     values = np.asarray(values, dtype=np.float64)
-    spacing = np.ldexp(1.0, binade_exponent_array(values, fmt) - (fmt.precision - 1))
+    spacing = _power_of_two(binade_exponent_array(values, fmt) - (get_format(fmt).precision - 1))
     return np.where(np.isfinite(values), spacing, np.abs(values))
+
+
+def _scaled_by_ulp(values, fmt):
+    """``(|v| / ulp, log2 ulp)`` for float64 values and a narrow ``fmt``: the magnitude in
+    units of the format's spacing at its binade, exactly (a power-of-two scaling of a
+    53-bit value that stays in float64's normal range: narrow formats span 2**-149 to
+    2**128). Rounding to the format is then ``rint`` of the first, times ``2**q``."""
+    magnitude = np.abs(values)
+    ulp_exponent = binade_exponent_array(magnitude, fmt) - (fmt.precision - 1)
+    ulp_exponent = np.minimum(ulp_exponent, fmt.emax + 1)  # inf/NaN: any finite scale
+    with np.errstate(all="ignore"):
+        return magnitude * _power_of_two(-ulp_exponent), ulp_exponent
+
+
+def _from_scaled(values, units, ulp_exponent, fmt):
+    """Signed ``units * 2**ulp_exponent`` with overflow to inf; non-finite values stay."""
+    with np.errstate(all="ignore"):
+        magnitude = units * _power_of_two(ulp_exponent)
+    magnitude = np.where(magnitude > fmt.largest_finite, np.inf, magnitude)
+    magnitude = np.where(np.isfinite(values), magnitude, np.abs(values))
+    return np.copysign(magnitude, values)
 
 
 def round_to_format_array(values, fmt):
@@ -153,21 +200,15 @@ def round_to_format_array(values, fmt):
     exactly equal float64 values (±inf on overflow, signed zeros kept, NaN stays).
 
     The value is scaled by its ulp so the spacing becomes 1; ``rint`` rounds that to an
-    integer with ties to even, and scaling back is exact. Scaling by a power of two is
-    exact here: the scaled value has at most 53 bits and lies in float64's normal range.
-    This casts through nothing: numpy's float64 -> bfloat16 would round twice.
+    integer with ties to even, and scaling back is exact. This casts through nothing:
+    numpy's float64 -> bfloat16 would round twice.
     """
     fmt = get_format(fmt)
     values = np.asarray(values, dtype=np.float64)
     if fmt == FLOAT64:
         return values.copy()
-    with np.errstate(all="ignore"):
-        magnitude = np.abs(values)
-        ulp_exponent = binade_exponent_array(magnitude, fmt) - (fmt.precision - 1)
-        rounded = np.ldexp(np.rint(np.ldexp(magnitude, -ulp_exponent)), ulp_exponent)
-        rounded = np.where(rounded > fmt.largest_finite, np.inf, rounded)
-        rounded = np.where(np.isfinite(values), rounded, magnitude)
-    return np.copysign(rounded, values)
+    units, ulp_exponent = _scaled_by_ulp(values, fmt)
+    return _from_scaled(values, np.rint(units), ulp_exponent, fmt)
 
 
 # --- deciding the rounding ------------------------------------------------------------
@@ -179,43 +220,66 @@ class DecidedTruth:
 
     ``rounded``: the correctly rounded truth in the format (float64 array; meaningful
     where ``decided``). ``decided``: the candidate settles the rounding. ``binade_known``:
-    the truth's binade is known too (False where the bound straddles a power of two, so
-    the ulp of the truth may be either of two spacings). ``candidate``: ``t64`` itself.
+    the truth's binade is known too (False where the bound reaches a power of two at which
+    the spacing changes, so the ulp of the truth may be either of two spacings).
+    ``candidate``: ``t64`` itself; ``ulp``: the spacing at the candidate's binade;
+    ``exact_zero``: the truth is exactly 0.
     """
 
     candidate: np.ndarray
     rounded: np.ndarray
     decided: np.ndarray
     binade_known: np.ndarray
+    ulp: np.ndarray
+    exact_zero: np.ndarray
 
 
 def decide(fast_truth, x64, fmt):
     """Candidate truth of ``fast_truth`` at the float64 inputs ``x64`` and what it decides
-    about rounding to ``fmt`` (a narrow format)."""
+    about rounding to ``fmt`` (a narrow format).
+
+    In units of the spacing at the candidate's binade, the rounding boundaries (midpoints
+    between neighbours, the overflow threshold included) sit at half-integers, so the
+    interval ``t64 ± radius`` holds none exactly when the fractional part of the scaled
+    candidate is farther than the scaled radius from 1/2. Crossing into the binade below
+    cannot bring one closer: its midpoints lie a quarter unit below the power of two, and
+    the radius is below 2**-20 units. Zero is a boundary too (the sign of a rounded zero
+    is an answer): the interval must not reach it.
+    """
     fmt = get_format(fmt)
     if fmt == FLOAT64:
         raise ValueError("a float64 candidate cannot decide rounding to float64")
     t64 = fast_truth.evaluate(x64)
+    units, ulp_exponent = _scaled_by_ulp(t64, fmt)
+    nearest = np.rint(units)
     with np.errstate(all="ignore"):
-        radius = np.abs(t64) * _DECISION_RELATIVE + ABSOLUTE_BOUND
-        low = round_to_format_array(t64 - radius, fmt)
-        high = round_to_format_array(t64 + radius, fmt)
-    finite_nonzero = np.isfinite(t64) & (t64 != 0)
-    # An exact zero, ±inf or NaN candidate is the truth (see the module docstring).
-    # Compare signs too: -0.0 == 0.0, yet the two zeros are different answers.
-    decided = ~finite_nonzero | ((low == high) & (np.signbit(low) == np.signbit(high)))
-    rounded = np.where(finite_nonzero, low, t64)
+        magnitude = np.abs(t64)
+        radius = magnitude * _DECISION_RELATIVE + ABSOLUTE_BOUND
+        radius_units = radius * _power_of_two(-ulp_exponent)
+        fraction = units - np.floor(units)
+        finite_nonzero = np.isfinite(t64) & (t64 != 0)
+        # Past the largest binade every value of the interval rounds to infinity.
+        overflowing = units - radius_units > 2.0 ** fmt.precision - 0.5
+        # An exact zero, ±inf or NaN candidate is the truth (see the module docstring).
+        decided = ~finite_nonzero | overflowing | (
+            (np.abs(fraction - 0.5) > radius_units) & (magnitude > radius))
+    rounded = _from_scaled(t64, nearest, ulp_exponent, fmt)
     if fast_truth.exact_at is not None:
-        # Two neighbours straddle the interval: their midpoint may be the exact value.
-        straddle = finite_nonzero & ~decided & np.isfinite(low) & np.isfinite(high)
+        # The interval holds a midpoint, which may be the exact value itself.
+        straddle = finite_nonzero & ~decided & (magnitude > radius)
         if straddle.any():
-            midpoint = np.where(straddle, (low + high) / 2, 0.0)  # exact: neighbours
-            tie = straddle & fast_truth.exact_at(x64, midpoint)
+            midpoint = np.where(straddle, _from_scaled(t64, np.floor(units) + 0.5, ulp_exponent, fmt), 0.0)
+            tie = straddle & np.isfinite(midpoint) & fast_truth.exact_at(x64, midpoint)
             rounded = np.where(tie, round_to_format_array(midpoint, fmt), rounded)
             decided = decided | tie
-    # A candidate within the bound of a power of two (1.0 for sigmoid above 37, say) leaves
-    # the truth's binade, hence its ulp, open between two spacings a factor 2 apart.
-    with np.errstate(all="ignore"):
-        binade_known = ~finite_nonzero | (
-            binade_exponent_array(t64 - radius, fmt) == binade_exponent_array(t64 + radius, fmt))
-    return DecidedTruth(t64, rounded, decided, binade_known)
+    # The spacing halves below a power of two 2**e > 2**emin and doubles above the top of
+    # a binade; a candidate within the radius of either leaves the truth's ulp open.
+    exponent = _float64_exponent(t64)
+    bottom = 2.0 ** (fmt.precision - 1)
+    with np.errstate(invalid="ignore"):
+        near_bottom = (exponent > fmt.emin) & (units - bottom <= radius_units)
+        near_top = (exponent >= fmt.emin) & (2 * bottom - units <= radius_units)
+    binade_known = ~finite_nonzero | ~(near_bottom | near_top)
+    ulp = np.where(np.isfinite(t64), _power_of_two(ulp_exponent), np.abs(t64))
+    exact_zero = np.asarray(fast_truth.exact_zero(x64), dtype=bool)
+    return DecidedTruth(t64, rounded, decided, binade_known, ulp, exact_zero)

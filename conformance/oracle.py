@@ -55,7 +55,7 @@ from .formats import (
 
 __all__ = [
     "ORACLE_VERSION", "DEFAULT_MAX_PRECISION", "Truth", "truth", "truth_many", "evaluate",
-    "normalize_point", "point_key", "precision_ladder", "mp_context", "cache_path",
+    "normalize_point", "point_key", "truth_record", "precision_ladder", "mp_context", "cache_path",
     "add_arguments", "run",
 ]
 
@@ -79,7 +79,7 @@ class Truth:
     ``status``: ``"ok"`` or ``"undecided"``; ``undecided``: indices of the undecided
     values. ``precision``: the working precision in bits of the deciding evaluation
     (0 when every value was known exactly). ``source``: ``"exact"``, ``"computed"``,
-    ``"cache"`` or ``"golden"``.
+    ``"cache"`` or ``"golden"``. ``max_precision``: the cap the answer was decided under.
     """
 
     function: str
@@ -91,6 +91,7 @@ class Truth:
     undecided: tuple
     precision: int
     source: str
+    max_precision: int = DEFAULT_MAX_PRECISION
 
     @property
     def decided(self):
@@ -215,8 +216,9 @@ def _settled(lower, higher, lower_prec, fmt, ctx):
     """
     exact, higher = _split(higher)
     lower_exact, lower = _split(lower)
-    if lower_exact != exact:
-        raise AssertionError("the exact part of a definition changed with the precision")
+    if lower_exact != exact:  # the definition chose another form at the other precision
+        higher, lower = _combined_at(ctx, exact, higher), _combined_at(ctx, lower_exact, lower)
+        exact = None
     if ctx.isnan(higher) or ctx.isnan(lower):
         return None
     if ctx.isinf(higher) or ctx.isinf(lower):
@@ -238,9 +240,11 @@ def _settled(lower, higher, lower_prec, fmt, ctx):
     return rounded
 
 
-#: ``exact + rest`` rounds like ``exact + sign(rest) * 2**(u - gap)`` when
-#: ``|rest| < 2**(u - gap)`` (u: the ulp exponent at ``exact``), for any gap >= 2:
-#: no rounding boundary other than ``exact`` itself lies that close to it.
+#: ``exact + rest`` rounds like ``exact + sign(rest) * 2**(e - gap)`` when
+#: ``|rest| < 2**(e - gap)``, for any gap >= 1, where ``e = min(u - 1, lsb)``: u is the
+#: ulp exponent at ``exact`` and lsb the exponent of its lowest set bit. The rounding
+#: boundaries (format values and midpoints) are multiples of 2**(u - 1) near ``exact``,
+#: so none lies strictly between ``exact`` and a point that much closer to it.
 _DECISION_GAP = 8
 _STORAGE_GAP = 64
 
@@ -254,17 +258,22 @@ def _split(value):
 
 
 def _add_exact(ctx, exact, rest, fmt, gap):
-    """``exact + rest`` computed exactly, with a ``rest`` below ``2**(u - gap)`` of
-    ``exact``'s spacing replaced by that power of two (same sign), which rounds the
-    same and keeps the sum small even when ``rest`` is 10**-4343."""
+    """``exact + rest`` computed exactly, with a ``rest`` too small to matter replaced
+    by a power of two of its sign that rounds the same (see above), which keeps the
+    sum small even when ``rest`` is 10**-4343."""
     if exact is None:
         return rest
     if not rest:
         return exact
-    floor = ctx.ldexp(ctx.mpf(1), ulp_exponent(exact, fmt) - gap)
+    lowest_bit = exact._mpf_[2]  # mpf mantissas are odd: this is the exponent of the last 1
+    floor = ctx.ldexp(ctx.mpf(1), min(ulp_exponent(exact, fmt) - 1, lowest_bit) - gap)
     if abs(rest) < floor:
         rest = floor if rest > 0 else -floor
     return ctx.fadd(exact, rest, exact=True)
+
+
+def _combined_at(ctx, exact, rest):
+    return rest if exact is None else ctx.fadd(exact, rest)
 
 
 def _combined(value, fmt):
@@ -442,7 +451,17 @@ def _truth(spec, args, fmt, record, source):
     if not spec.vector_output:
         rounded, exact = rounded[0], exact[0]
     return Truth(spec.name, fmt.name, args, rounded, exact, record["status"],
-                 tuple(record["undecided"]), record["precision"], source)
+                 tuple(record["undecided"]), record["precision"], source, record["cap"])
+
+
+def truth_record(t):
+    """The JSON-ready record of a :class:`Truth`, as the disk cache and the golden
+    files store it (rounded values as bit patterns, exact values as exact hex)."""
+    fmt = get_format(t.format)
+    return json.loads(_encode({
+        "status": t.status, "rounded": list(t.values), "exact": list(t.exacts),
+        "precision": t.precision, "cap": t.max_precision, "undecided": list(t.undecided),
+    }, fmt))
 
 
 # --- the disk cache -------------------------------------------------------------------
@@ -560,7 +579,7 @@ def truth_many(function, points, fmt, *, max_precision=DEFAULT_MAX_PRECISION, ca
         if workers and workers > 1 and len(jobs) > 1:
             import multiprocessing
 
-            with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            with multiprocessing.get_context().Pool(workers) as pool:
                 texts = pool.starmap(_compute_encoded, jobs, chunksize=max(1, len(jobs) // (8 * workers)))
         else:
             texts = [_compute_encoded(*job) for job in jobs]

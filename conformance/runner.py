@@ -180,10 +180,8 @@ def _checks_of(evaluator, name, info, function, fmt, wanted, table, conventions,
 def _curves(functions, samples=121):
     """The true function and derivative of each scalar elementwise function, for plots."""
     from .catalog import get_function as spec_of
-    from .oracle import mp_context
+    from .oracle import evaluate, mp_context
 
-    ctx = mp_context()
-    ctx.prec = 80
     curves = {}
     for function in functions:
         spec = spec_of(function)
@@ -193,7 +191,9 @@ def _curves(functions, samples=121):
         xs = [lo + (hi - lo) * i / (samples - 1) for i in range(samples)]
         ys, dys = [], []
         for x in xs:
-            ys.append(float(spec.definition(ctx, x)))
+            ys.append(float(evaluate(function, (x,), 80)))
+            ctx = mp_context()
+            ctx.prec = 80
             try:
                 dys.append(float(spec.derivative(ctx, x)))
             except (ValueError, ZeroDivisionError):

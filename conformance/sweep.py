@@ -47,7 +47,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -59,10 +59,12 @@ from .cli import UsageError
 from .formats import get_format, same_value
 
 __all__ = [
-    "SWEEP_FORMATS", "DEFAULT_SHARD_SIZE", "DEFAULT_SAMPLE", "HISTOGRAM_EDGES", "ShardTask",
-    "run_shard", "merge_summaries", "sweep_record", "run_sweep", "sweep_report", "plan_shards",
-    "classify_array", "ulp_error_array", "describe_backend", "CheckpointStore",
-    "add_arguments", "run",
+    "SWEEP_FORMATS", "DEFAULT_SHARD_SIZE", "DEFAULT_SAMPLE", "HISTOGRAM_EDGES", "CLASS_NAMES",
+    "ShardTask", "ShardPoints", "evaluate_shard", "summarise_shard", "run_shard",
+    "merge_summaries", "sweep_record", "run_sweep", "exhaustive_records", "sweep_report",
+    "plan_shards", "classify_array", "ulp_error_array", "bits_to_float64", "describe_backend",
+    "CheckpointStore", "InProcessExecutor", "FuturesExecutor", "ProcessPoolShardExecutor",
+    "DaskExecutor", "dask_executor", "cpu_name", "add_arguments", "run",
 ]
 
 SWEEP_FORMATS = ("float32", "float16", "bfloat16")
@@ -81,6 +83,7 @@ HISTOGRAM_EDGES = tuple(0.5 * 2.0 ** (k / 4) for k in range(4 * 44 + 1))
 CLASS_NAMES = errors.ALL_CLASSES
 # Array codes of the classes: 0 = none, i + 1 = CLASS_NAMES[i].
 _CODE = {name: i + 1 for i, name in enumerate(CLASS_NAMES)}
+_UNDECIDED_CODE = _CODE[errors.UNDECIDED]
 _ORACLE_BATCH = 4096
 CHECKPOINT_KIND = "refact.sweep/1"
 
@@ -244,9 +247,9 @@ def _float64_output(backend, native):
         array = np.asarray(native.numpy())
     elif hasattr(native, "__array__"):  # numpy, jax
         array = np.asarray(native)
-    else:
-        values, _ = backend.tolist(native)
-        array = np.asarray(values, dtype=np.float64)
+    else:  # the protocol's exact but slow read-back, for backends of unknown arrays
+        values, dtype = backend.tolist(native)
+        return np.asarray(values, dtype=np.float64), dtype
     return array.astype(np.float64), str(array.dtype)
 
 
@@ -265,6 +268,12 @@ def classify_array(y, rounded, fmt, exact_zero=None):
     y = np.asarray(y, dtype=np.float64)
     r = np.asarray(rounded, dtype=np.float64)
     codes = np.zeros(y.shape, dtype=np.int8)
+    # Nearly every point is a finite nonzero result against a finite truth: no class.
+    # The rules below run on the rest only.
+    rest = np.flatnonzero(~(np.isfinite(y) & np.isfinite(r) & (y != 0)))
+    if not len(rest):
+        return codes
+    y, r = y[rest], r[rest]
     nan_t, nan_y = np.isnan(r), np.isnan(y)
     inf_r, inf_y = np.isinf(r), np.isinf(y)
     numbers = ~nan_t & ~nan_y
@@ -276,32 +285,38 @@ def classify_array(y, rounded, fmt, exact_zero=None):
     zero_due = zero_back & (r == 0)
     other_sign = np.signbit(y) != np.signbit(r)
     if exact_zero is not None:
-        other_sign &= ~np.asarray(exact_zero, dtype=bool)
-    # Later assignments never overlap earlier ones; the order mirrors errors.classify.
-    codes[nan_t & ~nan_y] = _CODE["missing_nan"]
-    codes[~nan_t & nan_y] = _CODE["spurious_nan"]
-    codes[numbers & inf_r & inf_y & (y != r)] = _CODE["spurious_inf"]
-    codes[numbers & inf_r & ~inf_y] = _CODE["missing_inf"]
-    codes[finite_due & inf_y & normal_r & same_direction] = _CODE["premature_overflow"]
-    codes[finite_due & inf_y & ~(normal_r & same_direction)] = _CODE["spurious_inf"]
-    codes[zero_due & other_sign] = _CODE["wrong_sign_zero"]
-    codes[zero_back & (r != 0) & ~normal_r] = _CODE["flush_to_zero"]
-    codes[zero_back & (r != 0) & normal_r] = _CODE["premature_underflow"]
+        other_sign &= ~np.asarray(exact_zero, dtype=bool)[rest]
+    sub = np.zeros(len(rest), dtype=np.int8)
+    # The masks do not overlap; their order mirrors errors.classify.
+    sub[nan_t & ~nan_y] = _CODE["missing_nan"]
+    sub[~nan_t & nan_y] = _CODE["spurious_nan"]
+    sub[numbers & inf_r & inf_y & (y != r)] = _CODE["spurious_inf"]
+    sub[numbers & inf_r & ~inf_y] = _CODE["missing_inf"]
+    sub[finite_due & inf_y & normal_r & same_direction] = _CODE["premature_overflow"]
+    sub[finite_due & inf_y & ~(normal_r & same_direction)] = _CODE["spurious_inf"]
+    sub[zero_due & other_sign] = _CODE["wrong_sign_zero"]
+    sub[zero_back & (r != 0) & ~normal_r] = _CODE["flush_to_zero"]
+    sub[zero_back & (r != 0) & normal_r] = _CODE["premature_underflow"]
+    codes[rest] = sub
     return codes
 
 
-def ulp_error_array(y, truth, rounded, fmt):
+def ulp_error_array(y, truth, rounded, fmt, ulp=None):
     """:func:`errors.ulp_error` on arrays, with ``truth`` the float64 candidate standing
     in for the exact value: ``|y - t| / ulp(t)`` (one float64 rounding in the
     difference, relative 2**-53, far below the figures reported); for non-finite
-    operands 0 where ``y`` is the rounded truth and inf elsewhere, as the scalar form."""
+    operands 0 where ``y`` is the rounded truth and inf elsewhere, as the scalar form.
+    ``ulp``, the spacing at each truth, may be passed when already known."""
     y = np.asarray(y, dtype=np.float64)
     t = np.asarray(truth, dtype=np.float64)
+    spacing = fastpath.ulp_array(t, fmt) if ulp is None else ulp
     with np.errstate(all="ignore"):
-        error = np.abs(y - t) / fastpath.ulp_array(t, fmt)
-        special = ~np.isfinite(y) | ~np.isfinite(t)
-        same = _same_values(y, rounded)
-    return np.where(special, np.where(same, 0.0, np.inf), error)
+        error = np.abs(y - t) / spacing
+    special = np.flatnonzero(~(np.isfinite(y) & np.isfinite(t)))
+    if len(special):
+        same = _same_values(y[special], np.asarray(rounded)[special])
+        error[special] = np.where(same, 0.0, np.inf)
+    return error
 
 
 def _same_values(a, b):
@@ -353,68 +368,138 @@ def _is_exact_zero(value):
     return value is not None and value == value and not value
 
 
+_BOUND_CONTEXT = None
+
+
+def _bound_context():
+    """A private mpmath context at a fixed 160 bits, for checking the bound: enough for a
+    relative difference of 2**-48 to show, and never touched by anyone else (shards may
+    run in threads of one Dask worker)."""
+    global _BOUND_CONTEXT
+    if _BOUND_CONTEXT is None:
+        from mpmath.ctx_mp import MPContext
+
+        context = MPContext()
+        context.prec = 160
+        _BOUND_CONTEXT = context
+    return _BOUND_CONTEXT
+
+
 def _outside_bound(candidate, exact, fmt):
     """True if the oracle's exact value shows the candidate outside the stated bound.
     The stored exact value keeps only about p + 32 bits, so its own rounding is allowed."""
     if not (math.isfinite(candidate) and candidate != 0):
         return False
-    from fractions import Fraction
-
-    from .formats import exact_fraction
-
-    try:
-        t = exact_fraction(exact)
-    except ValueError:  # the truth is ±inf or NaN while the candidate is finite
+    ctx = _bound_context()
+    if hasattr(exact, "numerator"):  # an exact rational from the catalog
+        t = ctx.mpf(exact.numerator) / exact.denominator
+    else:
+        t = ctx.convert(exact)
+    if not ctx.isfinite(t):
         return True
-    slack = (Fraction(fastpath.RELATIVE_BOUND) * abs(Fraction(candidate))
-             + Fraction(fastpath.ABSOLUTE_BOUND) + abs(t) * Fraction(2) ** -(fmt.precision + 30))
-    return abs(t - Fraction(candidate)) > slack
+    c = ctx.convert(candidate)
+    slack = (fastpath.RELATIVE_BOUND * abs(c) + fastpath.ABSOLUTE_BOUND
+             + abs(t) * ctx.ldexp(1, -(fmt.precision + 30)))
+    return abs(t - c) > slack
 
 
-def _empty_summary(task):
-    return {
-        "index": task.index, "start": task.start, "stop": task.stop,
-        "points": task.stop - task.start, "seconds": 0.0, "errors": [], "disagreements": [],
-        "correctly_rounded": 0, "within_1ulp": 0, "measured": 0, "ulp_sum": 0.0, "max_ulp": None,
-        "histogram": [0] * (len(HISTOGRAM_EDGES) + 1),
-        "classes": {name: 0 for name in CLASS_NAMES}, "class_examples": {},
-        "worst": [], "oracle_points": 0, "fast_decided": 0, "output_dtypes": [],
-    }
+@dataclass
+class ShardPoints:
+    """Every point of a shard, judged: what :func:`summarise_shard` condenses.
+
+    ``rounded``: the correctly rounded truth (NaN where undecided); ``codes``: class
+    codes (0 = none; see :data:`CLASS_NAMES`); ``ulp``: ULP error where ``codes == 0``;
+    ``exact_zero``: the truth is exactly 0 (either zero is right), known where it matters;
+    ``oracle``: the points mpmath decided; ``covered``: index into ``conventions`` of the
+    backend's documented convention covering a point outside the budget (-1: none);
+    ``errors``: what the backend raised.
+    """
+
+    task: ShardTask
+    bits: np.ndarray
+    x64: np.ndarray
+    y64: np.ndarray = None
+    rounded: np.ndarray = None
+    codes: np.ndarray = None
+    ulp: np.ndarray = None
+    exact_zero: np.ndarray = None
+    oracle: np.ndarray = None
+    candidate: np.ndarray = None
+    covered: np.ndarray = None
+    conventions: tuple = ()
+    fast_decided: int = 0
+    disagreements: list = None
+    errors: list = None
+    dtype: str = None
+
+
+def evaluate_shard(task):
+    """Call the backend on every input of the shard and judge each point (steps 1-4 of
+    the module docstring). A backend that raises leaves ``errors`` set and no results."""
+    fmt = get_format(task.format)
+    bits = np.arange(task.start, task.stop, dtype=np.uint64)
+    points = ShardPoints(task, bits, bits_to_float64(bits, fmt), disagreements=[], errors=[])
+    try:
+        backend = _backend_in_this_process(task.backend, task.device, task.limit_threads)
+        result = backend.call(task.function, _native_input(backend, bits, fmt))
+        points.y64, points.dtype = _float64_output(backend, result)
+        if points.y64.shape != points.x64.shape:
+            raise ValueError(f"result has shape {points.y64.shape}, the input {points.x64.shape}")
+    except Exception as error:
+        points.y64 = None
+        points.errors.append(f"{task.function} on {_bits_text(task.start, fmt)}..."
+                             f"{_bits_text(task.stop - 1, fmt)}: {type(error).__name__}: {error}")
+        return points
+    exacts = _judge(points, fmt)
+    conventions_for = getattr(backend, "conventions_for", None)
+    points.conventions = tuple(conventions_for(task.function)) if conventions_for else ()
+    _apply_conventions(points, fmt, exacts)
+    return points
+
+
+def _failing(points, budget):
+    """Points outside the budget: a failure class, or a ULP error above ``budget``."""
+    with np.errstate(invalid="ignore"):
+        over = points.ulp > budget if budget is not None else np.zeros(len(points.ulp), dtype=bool)
+    return ((points.codes != 0) & (points.codes != _UNDECIDED_CODE)) | over
+
+
+def _apply_conventions(points, fmt, exacts):
+    """Mark the failing points a documented convention of the backend covers, as
+    ``checks.Judgement`` does for sampled points: the first convention whose predicate
+    accepts the point (its input, its truth: mpmath's where asked, else the candidate)."""
+    points.covered = np.full(len(points.x64), -1, dtype=np.int8)
+    if not points.conventions:
+        return
+    budget = get_function(points.task.function).budgets.get(fmt.name)
+    for i in np.flatnonzero(_failing(points, budget)).tolist():
+        truth = exacts.get(i, float(points.candidate[i]))
+        for k, convention in enumerate(points.conventions):
+            if convention.applies((float(points.x64[i]),), truth, fmt.name):
+                points.covered[i] = k
+                break
+
+
+
 
 
 def run_shard(task):
     """Judge the backend on every input of one shard; return its summary (plain JSON data).
 
-    This is the one function every executor runs. A backend that raises gives a summary
-    with the error and no measurement, never a crashed sweep.
+    This is the one function every executor runs.
     """
     started = time.perf_counter()
-    fmt = get_format(task.format)
-    summary = _empty_summary(task)
-    bits = np.arange(task.start, task.stop, dtype=np.uint64)
-    x64 = bits_to_float64(bits, fmt)
-    try:
-        backend = _backend_in_this_process(task.backend, task.device, task.limit_threads)
-        result = backend.call(task.function, _native_input(backend, bits, fmt))
-        y64, dtype = _float64_output(backend, result)
-        if y64.shape != x64.shape:
-            raise ValueError(f"result has shape {y64.shape}, the input {x64.shape}")
-    except Exception as error:
-        summary["errors"].append(f"{task.function} on {_bits_text(task.start, fmt)}..."
-                                 f"{_bits_text(task.stop - 1, fmt)}: {type(error).__name__}: {error}")
-        summary["seconds"] = time.perf_counter() - started
-        return summary
-    summary["output_dtypes"] = [dtype]
-    _judge(task, fmt, bits, x64, y64, summary)
+    summary = summarise_shard(evaluate_shard(task))
     summary["seconds"] = time.perf_counter() - started
     return summary
 
 
-def _oracle_mask(task, fmt, x64, y64, decision):
+def _oracle_mask(task, x64, y64, decision):
     """Which points the oracle must decide (see the module docstring, step 3)."""
     n = len(x64)
     ask = ~decision.decided
-    ask |= ~decision.binade_known & ~_same_values(y64, decision.rounded)
+    open_binade = np.flatnonzero(~decision.binade_known)
+    ask[open_binade] |= ~_same_values(y64[open_binade], decision.rounded[open_binade])
     ask |= (x64 == 0) | np.isinf(x64)
     nan_inputs = np.flatnonzero(np.isnan(x64))
     if len(nan_inputs):
@@ -425,72 +510,113 @@ def _oracle_mask(task, fmt, x64, y64, decision):
     return ask
 
 
-def _judge(task, fmt, bits, x64, y64, summary):
-    spec = get_function(task.function)
+def _judge(points, fmt):
+    task, bits, x64, y64 = points.task, points.bits, points.x64, points.y64
     decision = fastpath.decide(fastpath.fast_truth_of(task.function), x64, fmt)
     rounded = decision.rounded.copy()
-    truth = decision.candidate.copy()
-    ask = _oracle_mask(task, fmt, x64, y64, decision)
-
-    # Exact zeros accept either sign of zero (errors.classify); the catalog knows which
-    # zeros are exact. Only points where the sign would matter are looked up.
-    sign_question = (y64 == 0) & (rounded == 0) & (np.signbit(y64) != np.signbit(rounded)) & ~ask
-    exact_zero = np.zeros(len(x64), dtype=bool)
-    for i in np.flatnonzero(sign_question):
-        known = spec.exact_values((float(x64[i]),))
-        exact_zero[i] = known is not None and _is_exact_zero(known[0])
-
+    truth = decision.candidate
+    exact_zero = decision.exact_zero.copy()
+    ask = _oracle_mask(task, x64, y64, decision)
     codes = classify_array(y64, rounded, fmt, exact_zero)
-    ulp = ulp_error_array(y64, truth, rounded, fmt)
+    ulp = ulp_error_array(y64, truth, rounded, fmt, decision.ulp)
 
     asked = np.flatnonzero(ask)
-    summary["oracle_points"] = int(len(asked))
-    summary["fast_decided"] = int(np.count_nonzero(decision.decided))
     verdicts = _oracle_verdicts(task, fmt, x64[asked].tolist(), y64[asked].tolist())
-    disagreements = []
+    exacts = {}
     for i, (oracle_rounded, exact, cls, point_ulp) in zip(asked.tolist(), verdicts):
+        exacts[i] = exact
         if cls == errors.UNDECIDED:
-            codes[i] = _CODE[errors.UNDECIDED]
-            ulp[i] = np.nan
+            codes[i] = _UNDECIDED_CODE
+            rounded[i] = ulp[i] = np.nan
             continue
         fast_rounded = float(rounded[i])
         if decision.decided[i]:
             agree = same_value(fast_rounded, oracle_rounded) or (
                 fast_rounded == 0 and oracle_rounded == 0 and _is_exact_zero(exact))
-            if not agree or _outside_bound(float(truth[i]), exact, fmt):
-                disagreements.append({
+            if not agree or _outside_bound(float(truth[i]), exact, fmt) or (
+                    bool(exact_zero[i]) != _is_exact_zero(exact)):
+                points.disagreements.append({
                     "input_bits": _bits_text(bits[i], fmt), "input": float(x64[i]),
                     "candidate": float(truth[i]), "fast_rounded": fast_rounded,
-                    "oracle_rounded": oracle_rounded,
-                    "oracle_exact": str(exact),
+                    "oracle_rounded": oracle_rounded, "oracle_exact": str(exact),
                 })
+        # mpmath decides: its value is the one measured against, agreement or not.
         rounded[i] = oracle_rounded
+        exact_zero[i] = _is_exact_zero(exact)
         codes[i] = 0 if cls is None else _CODE[cls]
         ulp[i] = point_ulp if point_ulp is not None else np.nan
-    summary["disagreements"] = disagreements[:DISAGREEMENTS_KEPT]
-    if len(disagreements) > DISAGREEMENTS_KEPT:
-        summary["errors"].append(f"{len(disagreements)} fast-path disagreements in this shard")
-    _summarise(fmt, bits, x64, y64, rounded, codes, ulp, summary)
+    points.rounded, points.codes, points.ulp, points.exact_zero = rounded, codes, ulp, exact_zero
+    points.candidate = truth
+    points.oracle = ask
+    points.fast_decided = int(np.count_nonzero(decision.decided))
+    return exacts
 
 
-def _summarise(fmt, bits, x64, y64, rounded, codes, ulp, summary):
-    measured = codes == 0
-    counts = np.bincount(codes, minlength=len(CLASS_NAMES) + 1)
+def _empty_summary(task):
+    return {
+        "index": task.index, "start": task.start, "stop": task.stop,
+        "points": task.stop - task.start, "seconds": 0.0, "errors": [], "disagreements": [],
+        "correctly_rounded": 0, "within_1ulp": 0, "measured": 0, "ulp_sum": 0.0, "max_ulp": None,
+        "failing": 0, "histogram": [0] * (len(HISTOGRAM_EDGES) + 1),
+        "classes": {name: 0 for name in CLASS_NAMES}, "class_examples": {}, "conventions": {},
+        "worst": [], "oracle_points": 0, "fast_decided": 0, "output_dtypes": [],
+    }
+
+
+def summarise_shard(points):
+    """The mergeable summary (plain JSON data) of a judged shard.
+
+    Counted as in ``checks.Judgement``: a point a convention covers leaves the class
+    counts and the ULP statistics and is counted with its convention instead (its
+    distance kept: inf for a class point); ``failing`` counts the points outside the
+    budget that nothing covers; ``correctly_rounded`` and ``within_1ulp`` are the
+    ordinary points within 0.5 and 1 ULP, as fractions of all points once merged.
+    """
+    summary = _empty_summary(points.task)
+    summary["errors"] = list(points.errors)
+    if points.y64 is None:
+        return summary
+    fmt = get_format(points.task.format)
+    budget = get_function(points.task.function).budgets.get(fmt.name)
+    bits, x64, y64, rounded, ulp = points.bits, points.x64, points.y64, points.rounded, points.ulp
+    covered = points.covered >= 0
+    codes = np.where(covered, np.int8(-1), points.codes)  # -1: shown with its convention
+    summary["output_dtypes"] = [points.dtype]
+    summary["oracle_points"] = int(np.count_nonzero(points.oracle))
+    summary["fast_decided"] = points.fast_decided
+    summary["disagreements"] = points.disagreements[:DISAGREEMENTS_KEPT]
+    if len(points.disagreements) > DISAGREEMENTS_KEPT:
+        summary["errors"].append(f"{len(points.disagreements)} fast-path disagreements in this shard")
+    summary["failing"] = int(np.count_nonzero(_failing(points, budget) & ~covered))
+    for k, convention in enumerate(points.conventions):
+        mine = points.covered == k
+        if mine.any():
+            distance = np.where(points.codes[mine] == 0, ulp[mine], np.inf)
+            summary["conventions"][convention.name] = {
+                "summary": convention.summary, "reference": convention.reference,
+                "points": int(np.count_nonzero(mine)), "max_ulp": float(np.max(distance))}
     for name, code in _CODE.items():
-        summary["classes"][name] = int(counts[code])
-        if counts[code]:
-            summary["class_examples"][name] = [int(b) for b in bits[codes == code][:EXAMPLES_KEPT]]
+        where = codes == code
+        summary["classes"][name] = int(np.count_nonzero(where))
+        if summary["classes"][name]:
+            summary["class_examples"][name] = [int(b) for b in bits[where][:EXAMPLES_KEPT]]
+    measured = codes == 0
     errors_measured = ulp[measured]
     summary["measured"] = int(errors_measured.size)
-    summary["correctly_rounded"] = int(np.count_nonzero(_same_values(y64, rounded) & (codes != _CODE[errors.UNDECIDED])))
+    summary["correctly_rounded"] = int(np.count_nonzero(errors_measured <= 0.5))
     summary["within_1ulp"] = int(np.count_nonzero(errors_measured <= 1.0))
     if errors_measured.size:
         summary["ulp_sum"] = float(np.sum(errors_measured))
         summary["max_ulp"] = float(np.max(errors_measured))
-        bins = np.searchsorted(np.asarray(HISTOGRAM_EDGES), errors_measured, side="left")
-        summary["histogram"] = np.bincount(bins, minlength=len(HISTOGRAM_EDGES) + 1).tolist()
+        # Most points fall in the first bin (<= 0.5); only the others need searching.
+        above = errors_measured[errors_measured > HISTOGRAM_EDGES[0]]
+        bins = np.searchsorted(np.asarray(HISTOGRAM_EDGES), above, side="left")
+        histogram = np.bincount(bins, minlength=len(HISTOGRAM_EDGES) + 1)
+        histogram[0] = errors_measured.size - above.size
+        summary["histogram"] = histogram.tolist()
         summary["worst"] = _worst_points(bits[measured], x64[measured], y64[measured],
                                          rounded[measured], errors_measured)
+    return summary
 
 
 def _worst_points(bits, x64, y64, rounded, ulp):
@@ -513,7 +639,8 @@ def merge_summaries(a, b):
     max_ulp = [m for m in (a["max_ulp"], b["max_ulp"]) if m is not None]
     examples = {}
     for name in set(a["class_examples"]) | set(b["class_examples"]):
-        examples[name] = sorted(a["class_examples"].get(name, []) + b["class_examples"].get(name, []))[:EXAMPLES_KEPT]
+        both = a["class_examples"].get(name, []) + b["class_examples"].get(name, [])
+        examples[name] = sorted(both)[:EXAMPLES_KEPT]
     return {
         "index": min(a["index"], b["index"]), "start": min(a["start"], b["start"]),
         "stop": max(a["stop"], b["stop"]),
@@ -523,6 +650,8 @@ def merge_summaries(a, b):
         "correctly_rounded": a["correctly_rounded"] + b["correctly_rounded"],
         "within_1ulp": a["within_1ulp"] + b["within_1ulp"],
         "measured": a["measured"] + b["measured"], "ulp_sum": a["ulp_sum"] + b["ulp_sum"],
+        "failing": a["failing"] + b["failing"],
+        "conventions": _merge_conventions(a["conventions"], b["conventions"]),
         "max_ulp": max(max_ulp) if max_ulp else None,
         "histogram": [x + y for x, y in zip(a["histogram"], b["histogram"])],
         "classes": {name: a["classes"][name] + b["classes"][name] for name in CLASS_NAMES},
@@ -532,6 +661,17 @@ def merge_summaries(a, b):
         "fast_decided": a["fast_decided"] + b["fast_decided"],
         "output_dtypes": sorted(set(a["output_dtypes"]) | set(b["output_dtypes"])),
     }
+
+
+def _merge_conventions(a, b):
+    merged = {name: dict(entry) for name, entry in a.items()}
+    for name, entry in b.items():
+        if name in merged:
+            merged[name]["points"] += entry["points"]
+            merged[name]["max_ulp"] = max(merged[name]["max_ulp"], entry["max_ulp"])
+        else:
+            merged[name] = dict(entry)
+    return merged
 
 
 def _merge_in_order(summaries):
@@ -620,9 +760,10 @@ class DaskExecutor:
 
     limit_threads = True
 
-    def __init__(self, client, cluster=None):
+    def __init__(self, client, cluster=None, owned=False):
         self.client = client
         self._cluster = cluster
+        self._owned = owned or cluster is not None
         self.name = f"dask ({client.scheduler.address})" if cluster is None else "dask (LocalCluster)"
 
     def call(self, fn, *args):
@@ -640,8 +781,9 @@ class DaskExecutor:
                 future.cancel()
 
     def close(self):
-        if self._cluster is not None:
+        if self._owned:
             self.client.close()
+        if self._cluster is not None:
             self._cluster.close()
 
 
@@ -656,7 +798,7 @@ def dask_executor(address, workers=None):
                                processes=True, dashboard_address=None)
         return DaskExecutor(Client(cluster), cluster)
     try:
-        return DaskExecutor(Client(address, timeout="30s"))
+        return DaskExecutor(Client(address, timeout="30s"), owned=True)
     except (OSError, TimeoutError) as error:
         raise UsageError(f"cannot reach the Dask scheduler at {address!r}: {error}") from None
 
@@ -729,13 +871,16 @@ def _atomic_write(path, text):
 
 
 class Progress:
-    """One line on a terminal: points done, points/s (this session) and ETA."""
+    """Points done, points/s (this session) and ETA on stderr: one redrawn line on a
+    terminal, otherwise (a log file, a CI job) a plain line every ``interval`` seconds."""
 
-    def __init__(self, label, total, done, stream=None, enabled=True):
+    def __init__(self, label, total, done, stream=None, enabled=True, interval=60.0):
         self.label, self.total, self.done = label, total, done
         self.stream = stream or sys.stderr
         self.enabled = enabled
-        self._started = time.monotonic()
+        self.terminal = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.interval = interval
+        self._started = self._last_line = time.monotonic()
         self._session = 0
         if enabled:
             self._draw()
@@ -743,7 +888,9 @@ class Progress:
     def update(self, points):
         self.done += points
         self._session += points
-        if self.enabled:
+        now = time.monotonic()
+        if self.terminal or (self.enabled and (now - self._last_line >= self.interval or self.done >= self.total)):
+            self._last_line = now
             self._draw()
 
     def _draw(self):
@@ -751,15 +898,19 @@ class Progress:
         rate = self._session / elapsed
         left = self.total - self.done
         eta = _duration(left / rate) if rate > 0 else "?"
-        width = 30
-        filled = int(width * self.done / self.total) if self.total else width
-        bar = "#" * filled + "." * (width - filled)
-        self.stream.write(f"\r{self.label} [{bar}] {100 * self.done / max(self.total, 1):5.1f}% "
-                          f"{self.done:,}/{self.total:,} points  {rate / 1e6:6.2f} M points/s  ETA {eta}  ")
+        percent = 100 * self.done / max(self.total, 1)
+        text = (f"{self.done:,}/{self.total:,} points ({percent:5.1f}%)  {rate / 1e6:6.2f} M points/s  "
+                f"elapsed {_duration(elapsed)}  ETA {eta}")
+        if self.terminal:
+            width = 30
+            filled = int(width * self.done / self.total) if self.total else width
+            self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {text}  ")
+        else:
+            self.stream.write(f"{self.label}: {text}\n")
         self.stream.flush()
 
     def close(self):
-        if self.enabled:
+        if self.terminal:
             self.stream.write("\n")
             self.stream.flush()
 
@@ -806,7 +957,7 @@ def _validated_range(fmt, lo, hi):
 
 def sweep_record(function, backend_name, fmt, lo=None, hi=None, *, device="cpu", workers=1,
                  executor=None, checkpoint=None, shard_size=None, seed=0, sample=DEFAULT_SAMPLE,
-                 progress=False, oracle_cache=True, backend_info=None):
+                 progress=False, oracle_cache=True, backend_info=None, backend=None):
     """Sweep ``function`` of backend ``backend_name`` over the bit patterns ``lo..hi``
     (inclusive; the whole format when both are None) of ``fmt`` and return one
     ``accuracy`` record of the refact.report/1 contract (with a ``"sweep"`` section).
@@ -816,7 +967,9 @@ def sweep_record(function, backend_name, fmt, lo=None, hi=None, *, device="cpu",
     ``concurrent.futures.Executor`` or an executor of this module. ``checkpoint`` is a
     directory: finished shards are saved there and a rerun resumes. ``progress=True``
     draws a progress line on stderr. ``backend_info`` (the dict of
-    :func:`describe_backend`) saves asking the executor for it.
+    :func:`describe_backend`) saves asking the executor for it. ``backend``, an already
+    constructed backend object, is used as is when the shards run in this process
+    (e.g. inside the runner's isolated worker, which has built it).
 
     Raises ValueError for a function without a fast truth, a format that cannot be swept
     or a bad range; a missing backend, function or format gives a ``skip`` record.
@@ -824,15 +977,17 @@ def sweep_record(function, backend_name, fmt, lo=None, hi=None, *, device="cpu",
     record, _ = run_sweep(function, backend_name, fmt, lo, hi, device=device, workers=workers,
                           executor=executor, checkpoint=checkpoint, shard_size=shard_size, seed=seed,
                           sample=sample, progress=progress, oracle_cache=oracle_cache,
-                          backend_info=backend_info)
+                          backend_info=backend_info, backend=backend)
     return record
 
 
 def run_sweep(function, backend_name, fmt, lo=None, hi=None, *, device="cpu", workers=1,
               executor=None, checkpoint=None, shard_size=None, seed=0, sample=DEFAULT_SAMPLE,
-              progress=False, oracle_cache=True, backend_info=None):
+              progress=False, oracle_cache=True, backend_info=None, backend=None):
     """:func:`sweep_record` returning ``(record, backend description)``."""
     fmt = _check_sweep_format(fmt)
+    if backend is not None:
+        _BACKENDS[(backend_name, device)] = backend
     spec = get_function(function)
     fast = fastpath.fast_truth_of(spec.name)
     lo, hi = _validated_range(fmt, lo, hi)
@@ -869,7 +1024,8 @@ def run_sweep(function, backend_name, fmt, lo=None, hi=None, *, device="cpu", wo
         finally:
             bar.close()
     finally:
-        runner.close()
+        if runner is not executor:  # made here: ours to close (a caller's stays open)
+            runner.close()
     merged = _merge_in_order(finished.values())
     return _accuracy_record(info, spec, fmt, merged, {
         "range": [_bits_text(lo, fmt), _bits_text(hi, fmt)], "exhaustive": exhaustive,
@@ -877,6 +1033,25 @@ def run_sweep(function, backend_name, fmt, lo=None, hi=None, *, device="cpu", wo
         "seed": int(seed), "sample": int(sample), "executor": runner.name,
         "wall_seconds": time.perf_counter() - started, "backend_version": info["version"],
     }), info
+
+
+def exhaustive_records(backend_name, *, device="cpu", functions=None, formats=("float16", "bfloat16"),
+                       workers=1, executor=None, backend=None, seed=0, sample=DEFAULT_SAMPLE):
+    """Every value of each 16-bit format for every sweepable function of one backend: the
+    records ``refact conform --cases full`` adds (a ``skip`` record where the backend
+    lacks the function or format). The backend is described once for all of them."""
+    functions = list(functions or fastpath.FAST_TRUTHS)
+    if backend is not None:
+        _BACKENDS[(backend_name, device)] = backend
+    runner = _executor_for(executor, workers, backend_name, device)
+    try:
+        info = runner.call(describe_backend, backend_name, device, runner.limit_threads)
+        return [sweep_record(function, backend_name, fmt, device=device, executor=runner,
+                             backend_info=info, seed=seed, sample=sample)
+                for function in functions for fmt in formats]
+    finally:
+        if runner is not executor:
+            runner.close()
 
 
 def _missing(info, function, fmt):
@@ -909,6 +1084,20 @@ def _worst_entry(fmt, worst):
             "output": y, "expected": expected, "ulp": ulp}
 
 
+def _convention_field(conventions):
+    """The record's ``convention``: the convention covering the most points, with every
+    one of them under ``all`` (the shape ``checks.record`` gives)."""
+    if not conventions:
+        return None
+    name = max(conventions, key=lambda n: conventions[n]["points"])
+    main = conventions[name]
+    return {"name": name, "summary": main["summary"], "reference": main["reference"],
+            "points": sum(entry["points"] for entry in conventions.values()),
+            "max_ulp": main["max_ulp"],
+            "all": [{"name": n, "points": e["points"], "max_ulp": e["max_ulp"]}
+                    for n, e in sorted(conventions.items())]}
+
+
 def _accuracy_record(info, spec, fmt, merged, sweep):
     budget = spec.budgets.get(fmt.name)
     measured = merged["measured"]
@@ -925,17 +1114,24 @@ def _accuracy_record(info, spec, fmt, merged, sweep):
             f"vs mpmath {first['oracle_rounded']!r}; the mpmath value was used")
     if problems:
         status = "error"
-    elif failures or (merged["max_ulp"] is not None and budget is not None and merged["max_ulp"] > budget):
+    elif merged["failing"]:
         status = "fail"
     else:
-        status = "pass"
+        status = "convention" if merged["conventions"] else "pass"
     worst = [_worst_entry(fmt, w) for w in merged["worst"]]
     where = f" at {worst[0]['input_bits'][0]}" if worst else ""
     max_text = "no measured points" if merged["max_ulp"] is None else f"max {merged['max_ulp']:.3g} ULP{where}"
-    failure_text = ", ".join(f"{name} {n}" for name, n in failures.items())
+    details = [f"{name} {n:,}" for name, n in failures.items()]
+    if merged["failing"]:
+        details.insert(0, f"{merged['failing']:,} points outside the budget of {budget:g} ULP")
+    details += [f"{entry['points']:,} points covered by the convention {name}"
+                for name, entry in sorted(merged["conventions"].items())]
     message = "; ".join(problems + [
         f"{'exhaustive' if sweep['exhaustive'] else 'range'} {sweep['range'][0]}..{sweep['range'][1]}: "
-        f"{points:,} points, {max_text}" + (f"; {failure_text}" if failure_text else "")])
+        f"{points:,} points, {max_text}"] + details)
+    dtypes = [d for d in merged["output_dtypes"] if d != fmt.name]
+    if dtypes:
+        message += f"; results came back as {', '.join(dtypes)}"
     sweep = dict(sweep)
     sweep.update(
         oracle_points=merged["oracle_points"], fast_decided=merged["fast_decided"],
@@ -955,14 +1151,14 @@ def _accuracy_record(info, spec, fmt, merged, sweep):
         "mean_ulp": merged["ulp_sum"] / measured if measured else None,
         "correctly_rounded": merged["correctly_rounded"] / points if points else None,
         "within_1ulp": merged["within_1ulp"] / points if points else None,
-        "budget_ulp": budget, "convention": None, "message": message,
-        "classes": dict(merged["classes"]), "worst": worst,
+        "budget_ulp": budget, "convention": _convention_field(merged["conventions"]),
+        "message": message, "classes": dict(merged["classes"]), "worst": worst,
         "case_sets": {"exhaustive" if sweep["exhaustive"] else "sweep_range": points},
         "sweep": sweep,
     }
 
 
-def _cpu_name():
+def cpu_name():
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as file:
             for line in file:
@@ -987,7 +1183,7 @@ def sweep_report(records, backends, seed=0):
         "schema": SCHEMA, "refact_version": refact_version,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "environment": {"python": platform.python_version(), "platform": platform.platform(),
-                        "cpu": _cpu_name(), "seed": int(seed)},
+                        "cpu": cpu_name(), "seed": int(seed)},
         "backends": [{key: info[key] for key in ("name", "version", "device", "available", "error")}
                      for info in backends],
         "results": list(records), "summary": summary,
@@ -1011,7 +1207,8 @@ def add_arguments(parser):
     parser.add_argument("--format", required=True, help="float32, float16 or bfloat16")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--range", metavar="LO:HI",
-                       help="bit patterns LO to HI inclusive, hex or decimal (0x3f800000:0x3fffffff is [1, 2) in float32)")
+                       help="bit patterns LO to HI inclusive, hex or decimal "
+                            "(0x3f800000:0x3fffffff is [1, 2) in float32)")
     which.add_argument("--exhaustive", action="store_true", help="every bit pattern of the format, NaNs included")
     parser.add_argument("--workers", type=int, default=None,
                         help="local worker processes (default: all cores; 1 runs in this process)")
@@ -1024,8 +1221,12 @@ def add_arguments(parser):
                         help="bit patterns per shard (default 2**20 for float32, 2**14 for 16-bit)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the per-shard oracle samples")
     parser.add_argument("--sample", type=int, default=DEFAULT_SAMPLE,
-                        help=f"points per shard checked by mpmath besides the undecided ones (default {DEFAULT_SAMPLE})")
+                        help=f"points per shard checked by mpmath besides the undecided ones "
+                             f"(default {DEFAULT_SAMPLE})")
     parser.add_argument("--device", default="cpu", help="backend device (default cpu)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress on stderr (by default a bar on a terminal, "
+                             "a line a minute otherwise)")
 
 
 def run(args):
@@ -1041,6 +1242,12 @@ def run(args):
         raise UsageError(str(error)) from None
     if spec.name not in fastpath.FAST_TRUTHS:
         raise UsageError(f"{spec.name} cannot be swept: sweeps cover {', '.join(fastpath.FAST_TRUTHS)}")
+    from refact.backends import backend_class
+
+    try:
+        backend_class(args.backend)  # the adapter only: the framework loads where shards run
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     if args.exhaustive:
         lo, hi = None, None
     elif args.range:
@@ -1060,9 +1267,13 @@ def run(args):
             raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
     workers = args.workers or os.cpu_count() or 1
     executor = dask_executor(args.dask, args.workers) if args.dask else None
-    record, info = run_sweep(spec.name, args.backend, fmt, lo, hi, device=args.device, workers=workers,
-                             executor=executor, checkpoint=args.checkpoint, shard_size=args.shard_size,
-                             seed=args.seed, sample=args.sample, progress=sys.stderr.isatty())
+    try:
+        record, info = run_sweep(spec.name, args.backend, fmt, lo, hi, device=args.device, workers=workers,
+                                 executor=executor, checkpoint=args.checkpoint, shard_size=args.shard_size,
+                                 seed=args.seed, sample=args.sample, progress=not args.quiet)
+    finally:
+        if executor is not None:
+            executor.close()
     _print_record(record)
     if args.json:
         from .reports import validate, write_json

@@ -72,8 +72,9 @@ _LN2_128_LO = -1.124247479347874e-14
 _SPLITTER = 134217729.0                # 2**27 + 1
 _BIG = 2.0 ** 990
 _TINY = 2.0 ** -900
-# logsumexp falls back to decimal when m + log1p(R) loses a binade or more to cancellation.
-_DECIMAL_PRECISIONS = (34, 68, 136, 272, 544, 1088)
+# The decimal fallbacks (see _decimal_value) try these precisions, in digits, in turn.
+_DECIMAL_PRECISIONS = (40, 80, 160, 320, 640, 1280)
+_FAR_BELOW_FLOATS = decimal.Decimal("1e-340")
 # e^m to 24 digits is enough to know the rounding error of the float e^m to 8 digits.
 _TOP_EXP_CONTEXT = decimal.Context(prec=24)
 
@@ -209,8 +210,8 @@ def _softmax_direct(row):
     except OverflowError:  # an e^{x_i}, or a partial sum, beyond the largest float
         return None
     del exps[-2:]
-    sigma = rest / total
-    return [(q := e / total) - q * sigma for e in exps]
+    correction = rest / total / total  # e/(total + rest) = e/total - e*correction, to first order
+    return [e / total - e * correction for e in exps]
 
 
 def _softmax_lane(row, t):
@@ -272,16 +273,22 @@ def _logsumexp_lane(row):
 
 # -- the decimal fallback -------------------------------------------------------------------
 
-def _stable_float(evaluate):
-    """float(evaluate()) under decimal precisions that grow until two agree (Ziv's strategy)."""
-    previous = None
+def _decimal_value(evaluate):
+    """float(value) of ``value, scale = evaluate()`` run under growing decimal precisions.
+
+    ``scale`` bounds the magnitudes the evaluation goes through, so at p digits the
+    absolute error is a small multiple of 10**-p * scale; the value is accepted once it
+    stands 30 digits above that (or that is far below the smallest float). A value lost
+    entirely to cancellation or absorption (1 + 1e-100 == 1 at 40 digits) is therefore
+    never mistaken for the answer.
+    """
     for precision in _DECIMAL_PRECISIONS:
         with decimal.localcontext(decimal.Context(prec=precision)):
-            value = float(evaluate())
-        if value == previous:
-            return value
-        previous = value
-    return value
+            value, scale = evaluate()
+            error = scale.scaleb(30 - precision)
+            if abs(value) >= error or error < _FAR_BELOW_FLOATS:
+                break
+    return float(value)
 
 
 def _decimal_logsumexp(row, m):
@@ -290,16 +297,18 @@ def _decimal_logsumexp(row, m):
     values = [decimal.Decimal(v) for v in row if v != -math.inf]
 
     def evaluate():
-        return top + sum((v - top).exp() for v in values).ln()
+        return top + sum((v - top).exp() for v in values).ln(), abs(top) + 1
 
-    return _stable_float(evaluate)
+    return _decimal_value(evaluate)
 
 
 # -- along an axis --------------------------------------------------------------------------
 
+_is_float = float.__instancecheck__
+
 def _along_axis(x, axis, function, kernel, keep_axis=True):
     """Apply a lane kernel to every 1-D slice of ``x`` along ``axis``; nest the result back."""
-    if type(x) is list and set(map(type, x)) <= {float}:
+    if type(x) is list and all(map(_is_float, x)):
         normalize_axis(axis, 1, function)  # validates the axis of a flat list of floats
         return kernel(x)
     shape, flat = to_array(x, function)
@@ -331,8 +340,8 @@ def softmax(x, axis=-1, temperature=1.0):
 
     >>> softmax([1, 2, 3, 4, -3, -4, -2, -10000])[-1]
     0.0
-    >>> softmax([[0.0, math.log(3.0)]], axis=1)
-    [[0.25, 0.75]]
+    >>> softmax([[0.0, 0.0], [0.0, -math.inf]], axis=1)
+    [[0.5, 0.5], [1.0, 0.0]]
 
     Raises ValueError for a scalar, a ragged nesting, a bad axis or a temperature
     that is not finite and > 0; TypeError for a non-number.
@@ -370,9 +379,9 @@ def logsumexp(x, axis=-1):
     >>> logsumexp([1e308, 1e308]) == 1e308
     True
     >>> logsumexp([-10000.0, -10000.0])
-    -9999.306852819441
-    >>> logsumexp([math.log(0.25), math.log(0.75)])  # the truth is about 1.1e-17
-    1.1102230246251565e-17
+    -9999.30685281944
+    >>> logsumexp([math.log(0.25), math.log(0.75)])  # not 0: the logs are rounded
+    3.114893869255073e-17
 
     An empty lane gives -inf (the log of an empty sum), a lane with +inf gives +inf, an
     all -inf lane gives -inf and a NaN gives NaN.

@@ -1,0 +1,472 @@
+"""Elementwise functions of the sigmoid family, in float64, within 1 ULP everywhere.
+
+``sigmoid`` (aliases ``expit``, ``logistic``), ``sigmoid_grad``, ``log_sigmoid``,
+``softplus``, ``logit`` and ``hard_sigmoid``. Each accepts a number or any nesting of
+sequences of numbers and returns the same nesting as lists.
+
+Accuracy comes from two tools, both built at import from exact integer arithmetic:
+a table of sigmoid at multiples of 1/64 in double-double, which turns sigmoid into
+one ``expm1`` and a small correction (fast), and double-double ``exp``/``log`` kernels
+with an error near 2**-66 relative (slower, for the functions that must be correctly
+rounded almost always). The libm is trusted only for ``exp``, ``expm1`` and ``log1p``
+within 1 ULP, and only where that error is scaled down far below the result's ULP.
+"""
+
+import math
+from math import exp, expm1, floor, frexp, ldexp, log1p
+
+from ._inputs import elementwise, to_float
+
+__all__ = [
+    "sigmoid", "expit", "logistic", "sigmoid_grad", "log_sigmoid", "softplus", "logit",
+    "hard_sigmoid",
+]
+
+
+# --- exact integer arithmetic, used only to build tables at import -------------------------
+# A fixed-point number v stands for v / 2**_FX; 192 bits leave > 120 good bits even after
+# the 65-bit loss of exp(-45), so every table entry below is exact to its double-double.
+
+_FX = 192
+_FX_ONE = 1 << _FX
+
+
+def _fx_exp(y):
+    """exp(y) for a fixed-point 0 <= y <= 1, by its Taylor series."""
+    total = term = _FX_ONE
+    k = 0
+    while term:
+        k += 1
+        term = (term * y >> _FX) // k
+        total += term
+    return total
+
+
+def _fx_log_ratio(num, den):
+    """log(num/den) for positive integers with num/den near 1: 2 atanh((num-den)/(num+den))."""
+    if num < den:
+        return -_fx_log_ratio(den, num)
+    z_num, z_den = num - den, num + den
+    term = (z_num << _FX) // z_den
+    z2_num, z2_den = z_num * z_num, z_den * z_den
+    total, k = 0, 1
+    while term:
+        total += term // k
+        term = term * z2_num // z2_den
+        k += 2
+    return 2 * total
+
+
+_FX_LN2 = _fx_log_ratio(2, 1)
+
+
+def _fx_to_dd(v, bits=_FX):
+    """The value v / 2**bits as a double-double (hi, lo), both correctly rounded."""
+    hi = float(v)
+    m, k = frexp(hi)
+    # v - hi in integers; int(hi) would be exact too, but it is slow for large floats
+    lo = float(v - (int(m * 9007199254740992.0) << (k - 53))) if k > 53 else 0.0
+    return ldexp(hi, -bits), ldexp(lo, -bits)
+
+
+def _fx_to_float(v, bits=_FX):
+    return ldexp(float(v), -bits)
+
+
+# --- double-double helpers ------------------------------------------------------------------
+# Dekker's splitting and exact product: no fused multiply-add before Python 3.13.
+
+_SPLIT = 134217729.0  # 2**27 + 1
+
+
+def _two_sum(a, b):
+    s = a + b
+    t = s - a
+    return s, (a - (s - t)) + (b - t)
+
+
+def _two_prod(a, b):
+    p = a * b
+    t = _SPLIT * a
+    ah = t - (t - a)
+    al = a - ah
+    t = _SPLIT * b
+    bh = t - (t - b)
+    bl = b - bh
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def _dd_mul(ah, al, bh, bl):
+    p, e = _two_prod(ah, bh)
+    e += ah * bl + al * bh
+    hi = p + e
+    return hi, (p - hi) + e
+
+
+def _dd_div(ah, al, bh, bl):
+    """(ah + al) / (bh + bl) in double-double, relative error about 2**-104."""
+    q = ah / bh
+    p, e = _two_prod(q, bh)
+    r = (((ah - p) - e) + al - q * bl) / bh
+    hi = q + r
+    return hi, (q - hi) + r
+
+
+# --- exp in double-double -------------------------------------------------------------------
+# exp(x) = 2**m * 2**(j/256) * exp(r) with |r| <= ln2/512; the table holds 2**(j/256) in
+# double-double (and its high part split for an exact product), exp(r) - 1 is a degree-6
+# polynomial whose truncation error is below 2**-70.
+
+_EXP_N = 256
+_EXP_INV_STEP = _EXP_N / math.log(2.0)
+_fx_step = _FX_LN2 // _EXP_N
+# ln2/256 in two pieces: the first has 34 significant bits, so k * _EXP_STEP_HI is exact
+# for every |k| < 2**19 (|x| < 745 needs |k| < 2**18).
+_EXP_STEP_HI = ldexp(float((_fx_step + (1 << (_FX - 43))) >> (_FX - 42)), -42)
+_EXP_STEP_LO = _fx_to_float(_fx_step - (int(_EXP_STEP_HI * 2.0**42) << (_FX - 42)))
+
+
+def _build_exp_table():
+    root = _fx_exp(_fx_step)  # 2**(1/256)
+    table, power = [], _FX_ONE
+    for _ in range(_EXP_N):
+        hi, lo = _fx_to_dd(power)
+        t = _SPLIT * hi
+        head = t - (t - hi)
+        table.append((hi, lo, head, hi - head))
+        power = power * root >> _FX
+    return table
+
+
+_EXP_TABLE = _build_exp_table()
+
+
+def _exp_dd(x):
+    """exp(x) as (hi, lo, m): exp(x) = (hi + lo) * 2**m, hi in [1, 2), relative error < 2**-66.
+
+    x must be finite with |x| < 746 (no overflow handling: the callers bound x).
+    """
+    k = floor(x * _EXP_INV_STEP + 0.5)
+    r = x - k * _EXP_STEP_HI  # exact: Sterbenz, and k * _EXP_STEP_HI is exact
+    c = -(k * _EXP_STEP_LO)
+    s = r + c
+    c = (r - s) + c
+    r = s  # the reduced argument is r + c, |r| <= ln2/512
+    poly = r * r * (0.5 + r * (1 / 6 + r * (1 / 24 + r * (1 / 120 + r * (1 / 720)))))
+    th, tl, ta, tb = _EXP_TABLE[k & (_EXP_N - 1)]
+    # th * r exactly (Dekker), since it is the first-order term and carries 2**-9.5 weight.
+    t = _SPLIT * r
+    ra = t - (t - r)
+    rb = r - ra
+    p = th * r
+    pe = ((ta * ra - p) + ta * rb + tb * ra) + tb * rb
+    hi = th + p
+    lo = (th - hi) + p + (pe + (tl + th * (c + poly) + tl * r))
+    s = hi + lo
+    return s, (hi - s) + lo, k >> 8
+
+
+# --- log in double-double -------------------------------------------------------------------
+# log(x) = e*ln2 - log(r_j) + log1p(u): x = m * 2**e with m in [sqrt(1/2), sqrt(2)), r_j an
+# 11-bit approximation of 1/m read from a table (with -log(r_j) in double-double), so that
+# u = m*r_j - 1 is exact (m split in a 42-bit head and a short tail) and |u| < 2**-9.9.
+
+_LOG_N = 512
+_LN2_HI = ldexp(float(_FX_LN2 >> (_FX - 42)), -42)  # 42 bits: e * _LN2_HI is exact
+_LN2_LO = _fx_to_float(_FX_LN2 - (int(_LN2_HI * 2.0**42) << (_FX - 42)))
+
+
+def _build_log_table():
+    # Row j serves m*512 rounded to j; r_j = round(1024/(j/512))/1024 has 11 bits. The logs
+    # go from one r to the next by log(r'/r), a series that gains 20 bits a term.
+    table = [None] * 725
+    previous, acc = 1024, 0
+    for j in list(range(512, 725)) + list(range(511, 361, -1)):
+        r_int = (1048576 + j) // (2 * j)
+        acc += _fx_log_ratio(r_int, previous)
+        previous = r_int
+        table[j] = (r_int / 1024, *_fx_to_dd(-acc))
+        if j == 724:
+            previous, acc = 1024, 0
+    return table
+
+
+_LOG_TABLE = _build_log_table()
+
+
+def _log_dd(x):
+    """log(x) as (hi, lo) for a positive finite float x; absolute error below 2**-70."""
+    m, e = frexp(x)
+    if m < 0.7071067811865476:
+        m *= 2.0
+        e -= 1
+    r, lh, ll = _LOG_TABLE[floor(m * 512.0 + 0.5)]
+    t = 2049.0 * m  # Veltkamp split: a 42-bit head, so that head * r is exact
+    head = t - (t - m)
+    u = head * r - 1.0  # exact: head * r is within 2**-8.9 of 1
+    v = (m - head) * r  # exact: a short tail times an 11-bit r
+    uh = u + v
+    t = uh - u
+    ul = (u - (uh - t)) + (v - t)
+    tail = uh * uh * (-0.5 + uh * (1 / 3 + uh * (-0.25 + uh * (0.2 + uh * (
+        -1 / 6 + uh * (1 / 7 + uh * -0.125))))))
+    big = e * _LN2_HI
+    s1 = big + lh
+    t = s1 - big
+    err1 = (big - (s1 - t)) + (lh - t)
+    s2 = s1 + uh
+    t = s2 - s1
+    err2 = (s1 - (s2 - t)) + (uh - t)
+    lo = err1 + err2 + (e * _LN2_LO + ll + (ul * (1.0 - uh) + tail))
+    hi = s2 + lo
+    return hi, (s2 - hi) + lo
+
+
+# --- the sigmoid table ----------------------------------------------------------------------
+# Row n, for n in [-2560, 575], serves x in [n/64, (n+1)/64) (so x in [-40, 9)) and holds
+# (a, S_hi, S_lo, 1/(S*C), 1/S) at the midpoint a = (n + 1/2)/64, with S = sigmoid(a) in
+# double-double and C = 1 - S. Exactly, for any h,
+#     sigmoid(a + h) = S / (1 + C*m) = S - m / (1/(S*C) + m/S),   m = exp(-h) - 1,
+# and for |h| <= 1/128 the correction is at most 0.8% of S, so its few roundings (and the
+# libm's expm1) cost under 0.08 ULP: the one rounding that matters is the last addition.
+# Negative n are stored at the end of the list, so that table[n] works for both signs.
+
+_GRID = 64
+_GRID_LOW, _GRID_HIGH = -2560, 576  # rows n with _GRID_LOW <= n < _GRID_HIGH
+
+
+def _build_sigmoid_table():
+    # 136 bits are enough here (sigma(-40) ~ 2**-58 keeps 78 good bits), and quicker.
+    bits = 136
+    one = 1 << bits
+    e = _fx_exp(_FX_ONE // (2 * _GRID)) >> (_FX - bits)  # exp(a) at a = (n + 1/2)/64
+    step = _fx_exp(_FX_ONE // _GRID) >> (_FX - bits)  # exp(1/64)
+    ahead, behind = [], []
+    for n in range(-_GRID_LOW):
+        c = (e << bits) // (one + e)  # sigma(a) = e/(1+e); sigma(-a) = 1 - c
+        c_hi, c_lo = _fx_to_dd(c, bits)
+        s_hi, s_lo = _fx_to_dd(one - c, bits)
+        p = 1.0 / (c_hi * s_hi)  # 1/(S*C), the same for a and -a; 2**-52 is enough here
+        a = (n + 0.5) / _GRID
+        if n < _GRID_HIGH:
+            ahead.append((a, c_hi, c_lo, p, 1.0 / c_hi))
+        behind.append((-a, s_hi, s_lo, p, 1.0 / s_hi))
+        e = e * step >> bits
+    return ahead + behind[::-1]
+
+
+_SIGMOID_TABLE = _build_sigmoid_table()
+
+
+def sigmoid(x):
+    """Logistic sigmoid: sigma(x) = 1 / (1 + e**-x), correctly rounded on >99.8% of inputs.
+
+    Never overflows: for x <= -45, sigma(x) = e**x (1 - e**x + ...) and ``exp(x)`` is within
+    one ULP and a quarter of the last bit of the truth, down to the subnormals; for x >= 9,
+    ``1 - e/(1 + e)`` with e = e**-x small. In between, sigma(x) = S / (1 + C*m) around the
+    nearest multiple a of 1/64 (S = sigma(a) and C = 1 - S tabulated to 106 bits, m =
+    expm1(a - x) with |a - x| <= 1/128), so only a small correction carries rounding errors:
+    the error is below 0.6 ULP everywhere.
+
+    Symmetry: 1 - sigma(x) = sigma(-x); the derivative is sigma * (1 - sigma) <= 1/4
+    (see :func:`sigmoid_grad`). ``expit`` and ``logistic`` are this function.
+
+    >>> sigmoid(-710.0)                 # a subnormal, where e**-x would overflow
+    4.47628622567513e-309
+    >>> sigmoid(-10000.0), sigmoid(40.0), sigmoid(float("nan"))
+    (0.0, 1.0, nan)
+    >>> sigmoid([[0, 1], [-1, 2]])
+    [[0.5, 0.7310585786300049], [0.2689414213699951, 0.8807970779778824]]
+    """
+    if type(x) is not float:
+        return elementwise(sigmoid, x, "sigmoid")
+    if -40.0 <= x < 9.0:
+        a, s_hi, s_lo, p, q = _SIGMOID_TABLE[floor(x * 64.0)]
+        m = expm1(a - x)
+        return s_hi + (s_lo - m / (p + q * m))
+    if x >= 9.0:
+        e = exp(-x)
+        return 1.0 - e / (1.0 + e)
+    if x < -40.0:
+        return exp(x)
+    return x  # NaN
+
+
+expit = sigmoid
+logistic = sigmoid
+
+
+def sigmoid_grad(x):
+    """Derivative of the sigmoid: sigma'(x) = sigma(x) (1 - sigma(x)) = e / (1 + e)**2, e = e**-|x|.
+
+    The textbook product sigma * (1 - sigma) is 0 as soon as sigma rounds to 1 (x > 37),
+    where the truth is still about e**-x; here e = e**-|x| comes in double-double with its
+    binary exponent kept apart, and e / (1 + e)**2 is formed in double-double, so the result
+    is a positive float wherever the truth is one (down to the subnormals) and within
+    0.51 ULP. The function is even and peaks at sigma'(0) = 1/4: 0 < sigma' <= 1/4.
+
+    >>> sigmoid_grad(40.0), sigmoid_grad(740.0)   # sigma * (1 - sigma) is 1.0 * 0.0 here
+    (4.248354255291589e-18, 4.2e-322)
+    >>> sigmoid_grad(0.0), sigmoid_grad(float("inf"))
+    (0.25, 0.0)
+    """
+    if type(x) is not float:
+        return elementwise(sigmoid_grad, x, "sigmoid_grad")
+    t = x if x < 0.0 else -x
+    if t > -746.0:
+        e_hi, e_lo, k = _exp_dd(t)  # e = (e_hi + e_lo) * 2**k
+        e = ldexp(e_hi, k)
+        d_hi, d_lo = _two_sum(1.0, e)
+        d_lo += ldexp(e_lo, k)
+        d_hi, d_lo = _dd_mul(d_hi, d_lo, d_hi, d_lo)
+        q_hi, q_lo = _dd_div(e_hi, e_lo, d_hi, d_lo)
+        return ldexp(q_hi, k)
+    return 0.0 if t == t else t  # |x| > 746 underflows; NaN stays NaN
+
+
+def softplus(x):
+    """Softplus: log(1 + e**x), correctly rounded on >99.99% of inputs.
+
+    Never overflows: for x >= 37 the result is x itself (the correction log1p(e**-x) is
+    below half an ULP of x), for 12 <= x < 37 it is x + log1p(e**-x), whose rounding errors
+    sit far below the ULP of x. Below 12, e**x comes as a double-double with its exponent
+    apart and log(1 + e**x) is taken in double-double; when e**x < 2**-15 the series
+    e**x (1 - e**x/2 + ...) is used instead, so tiny and subnormal results (x < -708) keep
+    full accuracy.
+    The error is below 0.51 ULP everywhere. softplus(x) - softplus(-x) = x, and
+    softplus' = sigmoid.
+
+    >>> softplus(-740.0)                # e**x, a subnormal
+    4.2e-322
+    >>> softplus(1000.0), softplus(-1000.0)
+    (1000.0, 0.0)
+    """
+    if type(x) is not float:
+        return elementwise(softplus, x, "softplus")
+    if x < 12.0:
+        if x > -746.0:
+            e_hi, e_lo, k = _exp_dd(x)
+            if k < -16:
+                # e < 2**-15: log1p(e) = e (1 - e/2 + e**2/3 - e**3/4 + e**4/5), all in the
+                # scale of e, so that 1 + e is never formed (it would lose e's low bits).
+                e = ldexp(e_hi, k)
+                tail = e_hi * e * (0.5 - e * (1 / 3 - e * (0.25 - 0.2 * e)))
+                return ldexp(e_hi + (e_lo - tail), k)
+            e_hi = ldexp(e_hi, k)
+            s, t = _two_sum(1.0, e_hi)
+            t += ldexp(e_lo, k)  # 1 + e = s + t exactly, to 2**-106
+            l_hi, l_lo = _log_dd(s)
+            w = t / s
+            return l_hi + (l_lo + (w - 0.5 * w * w))
+        return 0.0 if x == x else x  # underflow, or NaN
+    if x < 37.0:
+        return x + log1p(exp(-x))
+    return x
+
+
+def log_sigmoid(x):
+    """Log of the sigmoid: log(sigma(x)) = -softplus(-x), correctly rounded on >99.99% of inputs.
+
+    Computed as -softplus(-x) (see :func:`softplus` for why that is stable): about x for
+    x -> -inf, where the naive log(1/(1 + e**-x)) overflows, and about -e**-x for x -> +inf,
+    where it rounds to log(1) = 0. log_sigmoid(x) - log_sigmoid(-x) = x.
+
+    >>> log_sigmoid(-1000.0), log_sigmoid(40.0)
+    (-1000.0, -4.248354255291589e-18)
+    """
+    if type(x) is not float:
+        return elementwise(log_sigmoid, x, "log_sigmoid")
+    return -softplus(-x)
+
+
+def _logit_exact(p):
+    """logit(p) = log(p / (1 - p)) for a float p in (0, 1), below 0.51 ULP."""
+    d = p - 0.5  # exact for p >= 0.25 (Sterbenz)
+    if -0.00390625 < d < 0.00390625:
+        # logit = 2 atanh(u), u = 2p - 1 exact: the series 2u (1 + u**2/3 + ...) has its
+        # leading term exact and the rest below 2**-15 of it.
+        u = d + d
+        v = u * u
+        return (u + u) + u * v * (2 / 3 + v * (2 / 5 + v * (2 / 7 + v * (2 / 9 + v * (2 / 11)))))
+    p_hi, p_lo = _log_dd(p)
+    if d > 0.0:
+        q_hi, q_lo = _log_dd(1.0 - p)  # 1 - p is exact for p >= 1/2
+    else:
+        s, t = _two_sum(1.0, -p)  # 1 - p = s + t exactly
+        q_hi, q_lo = _log_dd(s)
+        q_lo += t / s
+    hi, lo = _two_sum(p_hi, -q_hi)
+    return hi + (lo + (p_lo - q_lo))
+
+
+def _clamped_logit(eps):
+    """The kernel of logit(p, eps): p clamped to [eps, 1 - eps], like torch.logit."""
+    e = to_float(eps, "logit", "eps")
+    if not 0.0 <= e <= 0.5:
+        raise ValueError(f"logit(): eps = {eps!r} must be in [0, 0.5]")
+    top = 1.0 - e
+
+    def kernel(p):
+        if 0.0 <= p <= 1.0:
+            return logit(e if p < e else top if p > top else p)
+        return logit(p)  # NaN stays NaN, outside [0, 1] raises
+
+    return kernel
+
+
+def logit(p, eps=None):
+    """Log-odds, the inverse of the sigmoid: logit(p) = log(p / (1 - p)), p in [0, 1].
+
+    Correctly rounded on >99.99% of inputs and within 0.51 ULP everywhere. The naive
+    quotient p / (1 - p) rounds twice and 1 - p loses p's low bits below 1/2; instead
+    log(p) - log(1 - p) is taken in double-double, with 1 - p exact (for p >= 1/2) or carried
+    as a double-double, and near p = 1/2, where the two logs cancel, as 2 atanh(2p - 1) by its
+    series, 2p - 1 being exact there. logit(0) = -inf, logit(1) = inf, and
+    logit(1 - p) = -logit(p) whenever 1 - p is exact.
+
+    ``eps`` clamps p to [eps, 1 - eps] first, like ``torch.logit``; it must be in [0, 0.5].
+    A p outside [0, 1] is an error even with eps.
+
+    >>> logit(1e-300)                   # log(p) - log1p(-p); p / (1 - p) is fine here too
+    -690.7755278982137
+    >>> logit(0.5 + 2.0**-53)           # 2 atanh(2**-52); log(p / (1 - p)) is 1 ULP low
+    4.440892098500626e-16
+    >>> logit(0.0), logit(1.0, eps=1e-6)
+    (-inf, 13.815509557935018)
+    """
+    if eps is not None:
+        return elementwise(_clamped_logit(eps), p, "logit", "p")
+    if type(p) is not float:
+        return elementwise(logit, p, "logit", "p")
+    if 0.0 < p < 1.0:
+        return _logit_exact(p)
+    if p == 0.0:
+        return -math.inf
+    if p == 1.0:
+        return math.inf
+    if p != p:
+        return p
+    raise ValueError(f"logit(): p = {p!r} is outside [0, 1]")
+
+
+def hard_sigmoid(x):
+    """Hard sigmoid: min(max(x/6 + 1/2, 0), 1), torch's ``hardsigmoid``; correctly rounded.
+
+    x/6 + 1/2 = (x + 3)/6 rounds twice in floating point (and 1/6 is not a float); here x is
+    taken as the exact fraction n/d it is and (n + 3d)/(6d) is divided once, with integers,
+    which Python rounds correctly. The hard counterpart of the sigmoid: it agrees with it at
+    0 (value 1/2) and in slope 1/6 versus 1/4, and saturates exactly at |x| >= 3.
+
+    >>> hard_sigmoid(-3.0), hard_sigmoid(0.0), hard_sigmoid(2.0), hard_sigmoid(1e308)
+    (0.0, 0.5, 0.8333333333333334, 1.0)
+    """
+    if type(x) is not float:
+        return elementwise(hard_sigmoid, x, "hard_sigmoid")
+    if -3.0 < x < 3.0:
+        n, d = x.as_integer_ratio()
+        return (n + 3 * d) / (6 * d)
+    if x >= 3.0:
+        return 1.0
+    if x <= -3.0:
+        return 0.0
+    return x  # NaN

@@ -1,0 +1,230 @@
+"""Accuracy of refact's numpy implementation against the mpmath oracle, in ULPs.
+
+float64: every function within 2 ulp (``FLOAT64_BUDGET``), except logsumexp where the
+result nearly cancels the row maximum (its error is allowed to grow with
+``|max| / |result|``, as its docstring states). Narrow formats are computed in float64
+and rounded once, so they must be correctly rounded up to double rounding (0.5 ulp plus
+a hair). Also: the catalog's special values, dtype preservation, and the correctness of
+the float64 -> bfloat16 rounding that ml_dtypes gets wrong.
+"""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from refact.backends import numpy_impl as ni
+from refact.backends.base import numpy_dtype
+
+oracle = pytest.importorskip("refact.conformance.oracle")
+from refact.conformance.catalog import FUNCTIONS, ORACLE, UNDEFINED  # noqa: E402
+from refact.conformance.errors import ulp_error  # noqa: E402
+
+FLOAT64_BUDGET = 2.0
+NARROW_BUDGET = 0.5 + 2.0 ** -20      # correctly rounded, up to double rounding
+SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+def _in_format(value, fmt):
+    """The nearest value of ``fmt`` (a float64 for float64; overflow gives inf)."""
+    with np.errstate(over="ignore"):
+        return float(np.asarray([value]).astype(numpy_dtype(fmt)).astype(np.float64)[0])
+
+
+def _truth(function, point, fmt):
+    t = oracle.truth(function, point, fmt, cache=False, golden=False)
+    return t if t.decided else None
+
+
+def _check(function, point, values, fmt, budget):
+    t = _truth(function, point, fmt)
+    if t is None:
+        return
+    for y, exact in zip(values, t.exacts):
+        error = ulp_error(float(y), exact, fmt)
+        assert error <= budget, f"{function}{point} in {fmt}: {y!r} is {error:.3f} ulp off"
+
+
+# -- strategies --------------------------------------------------------------------------
+
+reals = st.one_of(
+    st.floats(-40, 40), st.floats(-800, 800),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.floats(-1e-300, 1e-300),
+)
+probabilities = st.one_of(
+    st.floats(0, 1), st.floats(0, 1e-250), st.floats(1 - 1e-12, 1),
+    st.floats(0.5 - 1e-9, 0.5 + 1e-9), st.floats(0, 2.0 ** -1020),
+)
+scales = st.sampled_from([0.01, 1.0, 30.0, 700.0])
+
+
+@st.composite
+def rows(draw, size=None):
+    n = size if size is not None else draw(st.integers(1, 6))
+    scale = draw(scales)
+    return [draw(st.floats(-3, 3)) * scale for _ in range(n)]
+
+
+ELEMENTWISE = {
+    "sigmoid": reals, "sigmoid_grad": reals, "log_sigmoid": reals, "softplus": reals,
+    "hard_sigmoid": reals, "ndtr": reals, "logit": probabilities, "probit": probabilities,
+}
+FORMATS = ["float64", "float32", "float16", "bfloat16"]
+
+
+def _budget(fmt):
+    return FLOAT64_BUDGET if fmt == "float64" else NARROW_BUDGET
+
+
+# -- accuracy ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("function", list(ELEMENTWISE))
+def test_elementwise_accuracy(function, fmt):
+    @SETTINGS
+    @given(ELEMENTWISE[function])
+    def check(x):
+        x = _in_format(x, fmt)
+        y = getattr(ni, function)(np.asarray([x]).astype(numpy_dtype(fmt)))
+        assert y.dtype == numpy_dtype(fmt)
+        _check(function, (x,), [float(y[0])], fmt, _budget(fmt))
+
+    check()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("function", ["softmax", "log_softmax", "logsumexp"])
+def test_row_accuracy(function, fmt):
+    @SETTINGS
+    @given(rows())
+    def check(row):
+        row = [_in_format(v, fmt) for v in row]
+        y = getattr(ni, function)(np.asarray([row]).astype(numpy_dtype(fmt)))
+        values = np.asarray(y, dtype=np.float64)[0]
+        values = [float(values)] if function == "logsumexp" else values.tolist()
+        budget = _budget(fmt)
+        if function == "logsumexp" and fmt == "float64":
+            t = _truth(function, (tuple(row),), fmt)
+            if t is not None and float(t.exact) != 0:
+                # cancellation against the maximum: log1p of the row sum carries ~1 ulp
+                budget *= max(1.0, abs(max(row)) / abs(float(t.exact)))
+        _check(function, (tuple(row),), values, fmt, budget)
+
+    check()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_loss_accuracy(fmt):
+    labels = st.sampled_from([0.0, 1.0, 0.5, 0.25, 0.75, 0.3])
+
+    @SETTINGS
+    @given(probabilities, reals, labels, rows(), st.data())
+    def check(p, x, y, row, data):
+        dtype = numpy_dtype(fmt)
+        p, x, y = _in_format(p, fmt), _in_format(x, fmt), _in_format(y, fmt)
+        row = [_in_format(v, fmt) for v in row]
+        bce = ni.binary_cross_entropy(np.asarray([p]).astype(dtype), np.asarray([y]))
+        _check("binary_cross_entropy", (p, y), [float(bce[0])], fmt, _budget(fmt))
+        bcel = ni.binary_cross_entropy_with_logits(np.asarray([x]).astype(dtype), np.asarray([y]))
+        _check("binary_cross_entropy_with_logits", (x, y), [float(bcel[0])], fmt, _budget(fmt))
+        target = data.draw(st.integers(0, len(row) - 1))
+        ce = ni.cross_entropy(np.asarray([row]).astype(dtype), np.asarray([target]))
+        _check("cross_entropy", (tuple(row), target), [float(ce[0])], fmt, _budget(fmt))
+        noise = data.draw(st.lists(st.floats(-1, 1), min_size=len(row), max_size=len(row)))
+        spread = data.draw(st.sampled_from([0.01, 0.5, 5.0]))
+        student = [_in_format(v + spread * n, fmt) for v, n in zip(row, noise)]
+        temperature = _in_format(data.draw(st.sampled_from([0.5, 1.0, 2.0, 3.0, 7.25])), fmt)
+        dl = ni.distillation_loss(np.asarray([student]).astype(dtype),
+                                  np.asarray([row]).astype(dtype), temperature)
+        _check("distillation_loss", (tuple(student), tuple(row), temperature), [float(dl[0])],
+               fmt, _budget(fmt))
+
+    check()
+
+
+def test_hard_cases_from_the_design():
+    """The hard cases named in DESIGN.md, within budget in float64."""
+    cases = [
+        ("probit", (1e-300,)), ("probit", (5e-324,)), ("probit", (0.5 + 2.0 ** -53,)),
+        ("sigmoid", (-10000.0,)), ("sigmoid", (-745.0,)), ("logit", (0.5 + 2.0 ** -53,)),
+        ("logit", (1 - 2.0 ** -53,)), ("ndtr", (-38.4,)), ("log_sigmoid", (-1000.0,)),
+    ]
+    for function, point in cases:
+        y = getattr(ni, function)(np.asarray(point))
+        _check(function, point, [float(y[0])], "float64", FLOAT64_BUDGET)
+    row = (0.0, -1000.0, -1e-300)
+    y = ni.log_softmax(np.asarray([row]))[0]
+    _check("log_softmax", (row,), y.tolist(), "float64", FLOAT64_BUDGET)
+
+
+# -- special values, formats -------------------------------------------------------------
+
+
+def _call(function, args):
+    fn = getattr(ni, function)
+    kind = FUNCTIONS[function].kind
+    if kind == "elementwise":
+        return np.asarray(fn(np.asarray(args[0]))).tolist()
+    if kind == "axis":
+        return np.asarray(fn(np.asarray([args[0]]))[0]).tolist()
+    if function == "cross_entropy":
+        return float(fn(np.asarray([args[0]]), np.asarray([args[1]]))[0])
+    if function == "distillation_loss":
+        return float(fn(np.asarray([args[0]]), np.asarray([args[1]]), args[2])[0])
+    return float(fn(np.asarray(args[0]), np.asarray(args[1])))
+
+
+def _agrees(value, expected):
+    if expected is UNDEFINED:
+        return math.isnan(value)
+    if expected is ORACLE:
+        return math.isfinite(value)
+    expected = float(expected)
+    return value == expected or (math.isnan(value) and math.isnan(expected))
+
+
+@pytest.mark.parametrize("function", list(FUNCTIONS))
+def test_special_values_of_the_catalog(function):
+    for special in FUNCTIONS[function].specials:
+        got = _call(function, special.args)
+        expected = special.expected
+        if isinstance(expected, tuple):
+            assert all(_agrees(g, e) for g, e in zip(got, expected)), (special, got)
+        elif isinstance(got, list):
+            assert all(_agrees(g, expected) for g in got), (special, got)
+        else:
+            assert _agrees(got, expected), (special, got)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_dtype_is_preserved(fmt):
+    dtype = numpy_dtype(fmt)
+    x = np.asarray([[0.5, -1.0], [2.0, 0.25]]).astype(dtype)
+    p = np.asarray([[0.5, 0.25], [0.75, 0.125]]).astype(dtype)
+    for name in ["sigmoid", "sigmoid_grad", "log_sigmoid", "softplus", "hard_sigmoid", "ndtr",
+                 "softmax", "log_softmax"]:
+        assert getattr(ni, name)(x).dtype == dtype and getattr(ni, name)(x).shape == (2, 2)
+    assert ni.logit(p).dtype == dtype and ni.probit(p).dtype == dtype
+    assert ni.logsumexp(x).dtype == dtype and ni.logsumexp(x).shape == (2,)
+    assert ni.binary_cross_entropy(p, p).dtype == dtype
+    assert ni.binary_cross_entropy_with_logits(x, p, pos_weight=2.0).dtype == dtype
+    assert ni.cross_entropy(x, np.asarray([0, 1])).shape == (2,)
+    assert ni.cross_entropy(x, p, label_smoothing=0.1).dtype == dtype
+    assert ni.distillation_loss(x, x[::-1], 2.0).dtype == dtype
+
+
+def test_bfloat16_rounding_is_correct_where_ml_dtypes_double_rounds():
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    just_above_a_tie = 1 + 2.0 ** -8 + 2.0 ** -40       # rounds up to 1 + 2**-7
+    via_ml_dtypes = float(np.asarray([just_above_a_tie]).astype(ml_dtypes.bfloat16)[0])
+    ours = float(ni._finish(np.asarray([just_above_a_tie]), np.dtype(ml_dtypes.bfloat16))[0])
+    assert ours == 1 + 2.0 ** -7
+    assert via_ml_dtypes in (1.0, 1 + 2.0 ** -7)  # ml_dtypes goes through float32 first
+    ties = np.asarray([1 + 2.0 ** -8, 1 + 3 * 2.0 ** -8, 2.0 ** -133 * 1.5, 3.5 * 2.0 ** -133])
+    rounded = ni._finish(ties, np.dtype(ml_dtypes.bfloat16)).astype(np.float64).tolist()
+    assert rounded == [1.0, 1 + 2 * 2.0 ** -7, 2.0 ** -132, 4 * 2.0 ** -133]

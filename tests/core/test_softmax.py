@@ -1,0 +1,376 @@
+"""softmax, log_softmax, logsumexp, the Jacobian and probabilities against mpmath.
+
+Truth is computed in mpmath at 800 bits from the exact inputs (x/T exact too), and
+errors are in ULPs of the truth's binade: |y - t| / ulp(t), subnormal spacing below
+the smallest normal. The budget of the three along-an-axis functions is 2 ULP, and an
+element whose truth is below half the smallest subnormal must be 0.0 exactly.
+"""
+
+import math
+
+import mpmath
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import refact
+from refact import log_softmax, logsumexp, probabilities, softmax, softmax_jacobian, softmax_vjp
+
+SEED = [1, 2, 3, 4, -3, -4, -2, -10000]
+BUDGET = 2.0
+SETTINGS = settings(max_examples=250, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow])
+HALF_SUBNORMAL = mpmath.ldexp(1, -1075)
+
+
+# -- truth ----------------------------------------------------------------------------------
+
+def ulps(y, truth):
+    """|y - truth| / ulp(truth) for a float y and an mpmath truth (inf if y is inf or NaN)."""
+    if not math.isfinite(y):
+        return math.inf
+    if truth == 0:
+        return 0.0 if y == 0 else math.inf
+    exponent = max(int(mpmath.floor(mpmath.log(abs(truth), 2))), -1022)
+    return float(abs(mpmath.mpf(y) - truth) / mpmath.ldexp(1, exponent - 52))
+
+
+def true_lane(row, temperature=1.0):
+    """(softmax, log_softmax, logsumexp) of a lane with a finite maximum, in mpmath."""
+    with mpmath.workprec(800):
+        t = mpmath.mpf(temperature)
+        scaled = [mpmath.mpf(v) / t for v in row if v != -math.inf]
+        top = max(scaled)
+        rest = mpmath.fsum(mpmath.exp(v - top) for v in scaled) - 1  # the max's own term is 1
+        log_norm = top + mpmath.log1p(rest)
+        logs = [-mpmath.inf if v == -math.inf else mpmath.mpf(v) / t - log_norm for v in row]
+        return [mpmath.exp(v) for v in logs], logs, log_norm
+
+
+def check_lane_accuracy(row, temperature=1.0):
+    probs, logs, log_norm = true_lane(row, temperature)
+    got_probs = softmax(row, temperature=temperature)
+    got_logs = log_softmax(row, temperature=temperature)
+    for y, t in zip(got_probs, probs):
+        if t < HALF_SUBNORMAL:
+            assert y == 0.0, (row, temperature, y, t)
+        else:
+            assert ulps(y, t) <= BUDGET, (row, temperature, y, mpmath.nstr(t, 20))
+    for y, t in zip(got_logs, logs):
+        if t == -mpmath.inf:
+            assert y == -math.inf
+        else:
+            assert ulps(y, t) <= BUDGET, (row, temperature, y, mpmath.nstr(t, 20))
+    if temperature == 1.0:
+        y = logsumexp(row)
+        assert ulps(y, log_norm) <= BUDGET, (row, y, mpmath.nstr(log_norm, 20))
+
+
+# -- strategies: wide dynamic range, a few huge values, optionally infinities ----------------
+
+moderate = st.floats(-1e4, 1e4)
+small = st.floats(-40.0, 40.0)
+huge = st.sampled_from([1e300, -1e300, 1.7976931348623157e308, -1.7976931348623157e308, 5e-324, -2e-310])
+finite_element = st.one_of(moderate, small, small, huge)
+finite_rows = st.lists(finite_element, min_size=1, max_size=12)
+temperatures = st.one_of(st.just(1.0), st.sampled_from([0.5, 3.0, 7.25, 1e-3, 1e3]),
+                         st.floats(0.01, 100.0))
+
+
+@SETTINGS
+@given(finite_rows)
+def test_accuracy_at_temperature_one(row):
+    check_lane_accuracy(row)
+
+
+@SETTINGS
+@given(finite_rows, temperatures)
+def test_accuracy_with_temperature_is_that_of_the_exact_quotient(row, temperature):
+    check_lane_accuracy(row, temperature)
+
+
+@SETTINGS
+@given(st.lists(small, min_size=2, max_size=6), st.floats(-30.0, 30.0))
+def test_near_ties_and_moderate_rows(row, centre):
+    # values packed around one centre: many terms of similar size, the sum's rounding matters
+    check_lane_accuracy([centre + v * 1e-3 for v in row])
+
+
+@SETTINGS
+@given(st.lists(st.floats(-5.0, 5.0), min_size=1, max_size=10))
+def test_logsumexp_of_log_probabilities_is_tiny_and_accurate(row):
+    # logsumexp(log_softmax(x)) is 0 up to the roundings of log_softmax: a hard cancellation
+    logs = log_softmax(row)
+    truth = true_lane(logs)[2]
+    assert ulps(logsumexp(logs), truth) <= BUDGET
+
+
+@SETTINGS
+@given(finite_rows, st.lists(st.sampled_from([math.inf, -math.inf]), min_size=1, max_size=3), st.randoms())
+def test_rows_with_infinities_follow_the_limits(row, infinities, random):
+    row = list(row)
+    for v in infinities:
+        row.insert(random.randrange(len(row) + 1), v)
+    k = row.count(math.inf)
+    probs, logs = softmax(row), log_softmax(row)
+    if k:
+        assert probs == [1.0 / k if v == math.inf else 0.0 for v in row]
+        assert logs == [-math.log(k) if v == math.inf else -math.inf for v in row]
+        assert logsumexp(row) == math.inf
+    else:  # only -inf added to a finite row: those entries are 0 / -inf, the rest as without them
+        finite = [v for v in row if v != -math.inf]
+        assert [p for p, v in zip(probs, row) if v != -math.inf] == softmax(finite)
+        assert [p for p, v in zip(probs, row) if v == -math.inf] == [0.0] * row.count(-math.inf)
+        assert [lp for lp, v in zip(logs, row) if v == -math.inf] == [-math.inf] * row.count(-math.inf)
+        assert logsumexp(row) == logsumexp(finite)
+
+
+# -- the seed's example ---------------------------------------------------------------------
+
+def test_seed_softmax_underflows_to_exactly_zero_and_is_accurate_elsewhere():
+    result = softmax(SEED)
+    probs, _, _ = true_lane(SEED)
+    assert probs[-1] < mpmath.mpf("1.35e-4345") and probs[-1] > mpmath.mpf("1.33e-4345")
+    assert result[-1] == 0.0
+    assert all(ulps(y, t) <= BUDGET for y, t in zip(result[:-1], probs[:-1]))
+
+
+def test_seed_log_softmax_keeps_the_true_value_at_minus_10000():
+    _, logs, log_norm = true_lane(SEED)
+    result = log_softmax(SEED)
+    assert result[-1] == -10004.442586111712
+    assert ulps(result[-1], logs[-1]) <= 0.5
+    assert all(ulps(y, t) <= BUDGET for y, t in zip(result, logs))
+    assert ulps(logsumexp(SEED), log_norm) <= 0.5
+
+
+def test_hard_cases_named_in_the_design():
+    # large gaps, subnormal results, a huge common offset, and temperature making x/T inexact
+    for row in ([0.0, -745.0], [0.0, -744.4, -708.5], [1e308, 1e308 * 0.5, -1e308],
+                [-1e300, -1e300 - 1e284], [700.0, -700.0, 0.0], [709.0, 709.0, 709.0],
+                [-1000.0, -1000.5, -1745.0], [2.0 ** -1074, 0.0, -(2.0 ** -1074)]):
+        check_lane_accuracy(row)
+    for temperature in (3.0, 0.1, 1e-300, 1e300):
+        check_lane_accuracy([1.0, 2.0, -7.5, 1e-3], temperature)
+
+
+# -- special values, empty input and the conventions -----------------------------------------
+
+def test_all_minus_inf_lane_is_nan_for_softmax_and_minus_inf_for_logsumexp():
+    row = [-math.inf, -math.inf]
+    assert all(math.isnan(v) for v in softmax(row) + log_softmax(row))
+    assert logsumexp(row) == -math.inf
+
+
+def test_a_nan_makes_its_lane_nan_and_only_its_lane():
+    result = softmax([[0.0, math.nan], [0.0, 0.0]])
+    assert all(math.isnan(v) for v in result[0]) and result[1] == [0.5, 0.5]
+    assert math.isnan(logsumexp([math.nan, math.inf]))
+    assert all(math.isnan(v) for v in log_softmax([math.inf, math.nan]))
+
+
+def test_plus_inf_entries_share_the_mass():
+    assert softmax([1.0, math.inf]) == [0.0, 1.0]
+    assert log_softmax([1.0, math.inf]) == [-math.inf, 0.0]
+    assert softmax([math.inf, -math.inf, math.inf, 5.0]) == [0.5, 0.0, 0.5, 0.0]
+    assert log_softmax([math.inf, math.inf]) == [-math.log(2.0)] * 2
+
+
+def test_empty_input_and_empty_lanes():
+    assert softmax([]) == [] and log_softmax([]) == []
+    assert logsumexp([]) == -math.inf  # the log of an empty sum
+    assert logsumexp([[], []]) == [-math.inf, -math.inf]
+    assert softmax([[], []]) == [[], []]
+
+
+def test_signed_zero_and_single_element_lanes():
+    assert softmax([-0.0]) == [1.0]
+    assert log_softmax([5.0]) == [0.0] and math.copysign(1.0, log_softmax([5.0])[0]) == 1.0
+    assert logsumexp([-3.5]) == -3.5
+
+
+def test_large_finite_values_do_not_overflow():
+    assert softmax([1e308, 1e308]) == [0.5, 0.5]
+    assert logsumexp([1.7976931348623157e308, 1.7976931348623157e308]) == 1.7976931348623157e308
+    assert log_softmax([1.7976931348623157e308, -1.7976931348623157e308]) == [0.0, -math.inf]
+
+
+# -- axes and nesting -----------------------------------------------------------------------
+
+def test_axis_selects_the_lanes_and_logsumexp_drops_it():
+    x = [[[1.0, 2.0, 3.0], [4.0, 5.0, -6.0]], [[0.5, -0.5, 9.0], [1e3, -1e3, 0.0]]]
+    for axis in range(3):
+        result = softmax(x, axis=axis)
+        reduced = logsumexp(x, axis=axis)
+        # pull every lane out by hand and compare with the 1-D results
+        if axis == 0:
+            for j in range(2):
+                for k in range(3):
+                    lane = [x[i][j][k] for i in range(2)]
+                    assert [result[i][j][k] for i in range(2)] == softmax(lane)
+                    assert reduced[j][k] == logsumexp(lane)
+        elif axis == 1:
+            for i in range(2):
+                for k in range(3):
+                    lane = [x[i][j][k] for j in range(2)]
+                    assert [result[i][j][k] for j in range(2)] == softmax(lane)
+                    assert reduced[i][k] == logsumexp(lane)
+        else:
+            for i in range(2):
+                for j in range(2):
+                    assert result[i][j] == softmax(x[i][j])
+                    assert reduced[i][j] == logsumexp(x[i][j])
+    assert softmax(x, axis=-1) == softmax(x, axis=2)
+    assert log_softmax(x, axis=-3) == log_softmax(x, axis=0)
+
+
+def test_sequences_of_any_kind_and_ints_are_accepted():
+    assert softmax((0, 0)) == [0.5, 0.5]
+    assert softmax([(0, 0), range(2)]) == [[0.5, 0.5], softmax([0.0, 1.0])]
+    assert logsumexp(range(3)) == logsumexp([0.0, 1.0, 2.0])
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("function", [softmax, log_softmax, logsumexp])
+def test_bad_input_is_rejected_with_a_clear_message(function):
+    with pytest.raises(ValueError, match=rf"{function.__name__}\(\): needs at least a 1-D"):
+        function(3.0)
+    with pytest.raises(ValueError, match=r"ragged"):
+        function([[1.0, 2.0], [3.0]])
+    with pytest.raises(ValueError, match=r"axis 2 is out of range for 2-D"):
+        function([[1.0, 2.0]], axis=2)
+    with pytest.raises(ValueError, match=r"axis -2 is out of range for 1-D"):
+        function([1.0, 2.0], axis=-2)
+    with pytest.raises(TypeError, match=r"axis must be an integer"):
+        function([1.0, 2.0], axis=0.0)
+    with pytest.raises(TypeError, match=r"x at index \[1\] must be a real number, not str"):
+        function([1.0, "2"])
+    with pytest.raises(TypeError, match=r"not bool"):
+        function([1.0, True])
+
+
+@pytest.mark.parametrize("function", [softmax, log_softmax])
+@pytest.mark.parametrize("temperature", [0.0, -1.0, math.inf, math.nan])
+def test_temperature_must_be_finite_and_positive(function, temperature):
+    with pytest.raises(ValueError, match=rf"{function.__name__}\(\): temperature must be finite and > 0"):
+        function([1.0, 2.0], temperature=temperature)
+
+
+def test_jacobian_and_vjp_take_one_vector():
+    with pytest.raises(ValueError, match=r"softmax_jacobian\(\): x must be a 1-D sequence, got 2-D"):
+        softmax_jacobian([[1.0, 2.0]])
+    with pytest.raises(ValueError, match=r"softmax_jacobian\(\): x must be a 1-D sequence, got a scalar"):
+        softmax_jacobian(1.0)
+    with pytest.raises(ValueError, match=r"softmax_vjp\(\): x and v must have the same length, got 2 and 3"):
+        softmax_vjp([1.0, 2.0], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match=r"softmax_vjp\(\): v must be a 1-D sequence"):
+        softmax_vjp([1.0, 2.0], 1.0)
+
+
+def test_probabilities_wants_a_boolean_switch():
+    with pytest.raises(TypeError, match=r"probabilities\(\): multi_label must be True or False"):
+        probabilities([1.0, 2.0], multi_label="yes")
+    with pytest.raises(ValueError, match=r"probabilities\(\): needs at least a 1-D"):
+        probabilities(1.0)
+
+
+# -- properties -----------------------------------------------------------------------------
+
+@SETTINGS
+@given(st.lists(st.one_of(moderate, small), min_size=1, max_size=30))
+def test_softmax_sums_to_one_within_a_fixed_bound(row):
+    # every element is within 2 ULP <= 2 * 2**-52 of itself, so the exact sum of the
+    # results is within 2**-51 of 1 whatever the length; fsum adds at most half an ULP.
+    assert abs(math.fsum(softmax(row)) - 1.0) <= 2.0 ** -51 + 2.0 ** -53
+
+
+@SETTINGS
+@given(st.lists(st.integers(-2000, 2000), min_size=1, max_size=10), st.integers(-10 ** 6, 10 ** 6))
+def test_shift_invariance(ints, shift):
+    # x/8 + shift is exact, so the shifted row has exactly the same softmax
+    row = [v / 8 for v in ints]
+    shifted = [v + shift for v in row]
+    probs, logs, _ = true_lane(row)
+    for y, t in zip(softmax(shifted), probs):
+        assert y == 0.0 if t < HALF_SUBNORMAL else ulps(y, t) <= BUDGET
+    for y, t in zip(log_softmax(shifted), logs):
+        assert ulps(y, t) <= BUDGET
+
+
+@SETTINGS
+@given(st.one_of(st.floats(-800.0, 800.0), st.floats(-40.0, 40.0)))
+def test_two_class_softmax_is_the_sigmoid(z):
+    with mpmath.workprec(200):
+        truth = 1 / (1 + mpmath.exp(-mpmath.mpf(z)))
+    two_class = softmax([0.0, z])[1]
+    if truth < HALF_SUBNORMAL:
+        assert two_class == 0.0 == refact.sigmoid(z)
+        return
+    assert ulps(two_class, truth) <= BUDGET
+    assert abs(two_class - refact.sigmoid(z)) <= 2 * math.ulp(refact.sigmoid(z))
+
+
+def _entropy(probs):
+    return -math.fsum(p * math.log(p) for p in probs if p > 0.0)
+
+
+@SETTINGS
+@given(st.lists(st.floats(-10.0, 10.0), min_size=2, max_size=8).filter(lambda r: max(r) - min(r) > 0.5))
+def test_entropy_grows_with_temperature(row):
+    entropies = [_entropy(softmax(row, temperature=t)) for t in (0.1, 0.3, 1.0, 3.0, 10.0)]
+    assert all(a < b for a, b in zip(entropies, entropies[1:])), entropies
+    assert entropies[-1] < math.log(len(row))
+
+
+# -- the derivatives ------------------------------------------------------------------------
+
+@SETTINGS
+@given(st.lists(st.floats(-50.0, 50.0), min_size=1, max_size=6))
+def test_jacobian_against_mpmath(row):
+    probs, _, _ = true_lane(row)
+    jacobian = softmax_jacobian(row)
+    for i, s_i in enumerate(probs):
+        for j, s_j in enumerate(probs):
+            truth = s_i * ((1 if i == j else 0) - s_j)
+            if abs(truth) < HALF_SUBNORMAL:
+                assert abs(jacobian[i][j]) <= 2.0 ** -1074
+            else:
+                assert ulps(jacobian[i][j], truth) <= 4.0, (row, i, j)
+        assert jacobian[i] == [jacobian[k][i] for k in range(len(row))]  # symmetric
+
+
+def test_jacobian_diagonal_in_saturation_is_not_zero():
+    # s_0 = 1 - 4.2e-18: 1 - s_0 rounds to 0, the sum of the other probabilities does not
+    jacobian = softmax_jacobian([0.0, -40.0])
+    probs, _, _ = true_lane([0.0, -40.0])
+    assert ulps(jacobian[0][0], probs[0] * probs[1]) <= 2.0
+    assert jacobian[0][0] == jacobian[1][1] or ulps(jacobian[1][1], probs[0] * probs[1]) <= 2.0
+
+
+@SETTINGS
+@given(st.lists(st.tuples(st.floats(-30.0, 30.0), st.floats(-10.0, 10.0)), min_size=1, max_size=8))
+def test_vjp_is_the_jacobian_applied_to_v(pairs):
+    x = [a for a, _ in pairs]
+    v = [b for _, b in pairs]
+    probs, _, _ = true_lane(x)
+    with mpmath.workprec(400):
+        dot = mpmath.fsum(s * w for s, w in zip(probs, v))
+        truths = [s * (w - dot) for s, w in zip(probs, v)]
+    for got, truth, s, w in zip(softmax_vjp(x, v), truths, probs, v):
+        # v_i - <s, v> cancels: the bound is relative to the terms, not to the result
+        assert abs(got - truth) <= 8 * 2.0 ** -53 * s * (abs(w) + abs(dot)) + 2.0 ** -1074
+
+
+# -- probabilities: one of C classes, or independent labels -----------------------------------
+
+def test_multi_class_rows_sum_to_one_and_multi_label_rows_need_not():
+    logits = [[5.0, 5.0, -1.0], [0.0, 0.0, 0.0]]
+    classes = probabilities(logits)
+    labels = probabilities(logits, multi_label=True)
+    assert len(classes) == len(labels) == 2 and all(len(r) == 3 for r in classes + labels)
+    assert all(abs(math.fsum(r) - 1.0) <= 2.0 ** -51 for r in classes)
+    assert math.fsum(labels[0]) > 1.9 and math.fsum(labels[1]) == 1.5
+    assert labels == [[refact.sigmoid(v) for v in row] for row in logits]
+    assert classes == softmax(logits, axis=-1)
+    assert probabilities(-800.0, multi_label=True) == 0.0  # a single label is fine
