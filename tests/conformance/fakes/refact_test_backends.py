@@ -1,0 +1,150 @@
+"""Test-only backends for the conformance runner, importable by its worker processes.
+
+``OracleBackend`` answers every function with the oracle's correctly rounded value (and
+the correctly rounded derivative for gradients): a conformance run must report zero
+failures for it. The others misbehave on purpose: off by a few ULPs, crashing the
+process, hanging.
+"""
+
+import os
+import time
+
+from refact.backends import Backend, Binding
+from refact.backends.base import FUNCTIONS
+from refact.conformance.catalog import get_function
+from refact.conformance.checks import derivative_truth
+from refact.conformance.formats import get_format, next_up
+from refact.conformance.oracle import truth_many
+
+
+class Array:
+    """Nested Python floats tagged with their format."""
+
+    def __init__(self, values, fmt):
+        self.values, self.fmt = values, fmt
+
+
+def _points(function, args):
+    """The catalog points of a batched canonical call (first axis = points)."""
+    spec = get_function(function)
+    columns = []
+    for parameter, arg in zip(spec.parameters, args):
+        if parameter.role == "temperature":
+            columns.append(None)
+        else:
+            columns.append(arg.values if isinstance(arg, Array) else arg)
+    n = len(next(c for c in columns if c is not None))
+    points = []
+    for i in range(n):
+        point = []
+        for parameter, column, arg in zip(spec.parameters, columns, args):
+            if column is None:
+                point.append(arg)
+            else:
+                v = column[i]
+                point.append(tuple(v) if isinstance(v, list) else v)
+        points.append(tuple(point))
+    return spec, points
+
+
+def _leaves(values):
+    if isinstance(values, list):
+        return [leaf for v in values for leaf in _leaves(v)]
+    return [values]
+
+
+def _rebuild(shape_like, values):
+    if isinstance(shape_like, list):
+        return [_rebuild(v, values) for v in shape_like]
+    return next(values)
+
+
+def _fmt(args):
+    return next(a.fmt for a in args if isinstance(a, Array))
+
+
+class OracleBackend(Backend):
+    name = "oracle"
+    module = ""
+
+    def load(self):
+        def binding(function):
+            def call(*args):
+                if get_function(function).kind == "elementwise":
+                    return self._elementwise(function, args)
+                spec, points = _points(function, args)
+                truths = truth_many(function, points, _fmt(args))
+                values = [list(t.values) if spec.vector_output else t.values[0] for t in truths]
+                return Array([self._adjust(function, v) for v in values], _fmt(args))
+            return Binding(call, f"refact_test_backends.{function}", gradient=True)
+
+        return {name: binding(name) for name in FUNCTIONS}
+
+    def _adjust(self, function, value):
+        return value
+
+    def _elementwise(self, function, args):
+        """Any nesting (a batch of rows, say): the oracle at every leaf, same shape."""
+        fmt = _fmt(args)
+        leaves = [_leaves(a.values) for a in args]
+        truths = truth_many(function, list(zip(*leaves)), fmt)
+        values = iter(self._adjust(function, t.values[0]) for t in truths)
+        return Array(_rebuild(args[0].values, values), fmt)
+
+    def formats_on(self, device):
+        return ("float64", "float32", "float16", "bfloat16")
+
+    def asarray(self, values, fmt):
+        return Array(values, fmt)
+
+    def asindex(self, values):
+        return values
+
+    def tolist(self, native):
+        return native.values, native.fmt
+
+    def vjp(self, call, args, cotangent, options):
+        function = next(n for n, b in self.bindings.items() if b.call is call)
+        spec, points = _points(function, args)
+        fmt = get_format(_fmt(args))
+        grads = []
+        for point, cot in zip(points, cotangent.values):
+            cot = tuple(cot) if isinstance(cot, list) else cot
+            values = [r for r, _ in derivative_truth(spec, point, fmt, cot)]
+            grads.append(values if len(values) > 1 or spec.kind != "elementwise" else values[0])
+        return Array(grads, fmt.name)
+
+
+class OffByThreeBackend(OracleBackend):
+    """The oracle's sigmoid moved three representable steps up: a real failure."""
+
+    name = "off_by_three"
+
+    def _adjust(self, function, value):
+        if function != "sigmoid" or value != value or value in (0.0, 1.0):
+            return value
+        for _ in range(3):
+            value = next_up(value, get_format("float64"))
+        return value
+
+
+class CrashingBackend(OracleBackend):
+    """Dies like a segfaulting framework whenever sigmoid is called."""
+
+    name = "crashing"
+
+    def _adjust(self, function, value):
+        if function == "sigmoid":
+            os._exit(139)
+        return value
+
+
+class HangingBackend(OracleBackend):
+    """Never answers a softplus call."""
+
+    name = "hanging"
+
+    def _adjust(self, function, value):
+        if function == "softplus":
+            time.sleep(3600)
+        return value

@@ -1,0 +1,105 @@
+"""The conformance run end to end: worker isolation, statuses, reports, the CLI."""
+
+import json
+import pathlib
+
+import pytest
+
+from refact.conformance import cli, reports
+from refact.conformance.runner import run_conformance
+
+FAKES = pathlib.Path(__file__).parent / "fakes"
+MODULE = "refact_test_backends"
+
+
+@pytest.fixture(autouse=True)
+def fakes_on_path(monkeypatch):
+    # spawned workers receive the parent's sys.path, so the fake module is importable there
+    monkeypatch.syspath_prepend(str(FAKES))
+
+
+def _records(report, **match):
+    return [r for r in report["results"] if all(r[k] == v for k, v in match.items())]
+
+
+def test_a_correctly_rounded_backend_has_no_failures():
+    report = run_conformance([f"{MODULE}:OracleBackend"], ["sigmoid", "softmax", "log_softmax",
+                              "cross_entropy", "binary_cross_entropy_with_logits"],
+                             ["float64", "float16"], level="quick")
+    statuses = {(r["function"], r["format"], r["check"]): r["status"] for r in report["results"]}
+    assert statuses and report["summary"]["fail"] == 0 and report["summary"]["error"] == 0, [
+        (k, r["message"]) for k, r in zip(statuses, report["results"]) if r["status"] in ("fail", "error")]
+    accuracy = _records(report, check="accuracy")
+    assert all(r["max_ulp"] is not None and r["max_ulp"] <= 0.5 for r in accuracy)
+    assert all(r["correctly_rounded"] > 0 for r in accuracy)
+    reports.validate(report)
+
+
+def test_an_inaccurate_backend_fails_with_its_worst_input():
+    report = run_conformance([f"{MODULE}:OffByThreeBackend"], ["sigmoid"], ["float64"],
+                             ["accuracy"], level="quick")
+    (record,) = report["results"]
+    assert record["status"] == "fail"
+    # three steps above the correctly rounded value: 3 ULP, or up to 6.5 where the steps
+    # cross into the next binade (whose spacing is twice the truth's ulp)
+    assert 2.5 <= record["max_ulp"] <= 6.5
+    assert record["worst"] and record["worst"][0]["input_hex"]
+
+
+def test_a_crash_is_an_error_and_the_run_goes_on():
+    report = run_conformance([f"{MODULE}:CrashingBackend"], ["sigmoid", "logit"], ["float64"],
+                             ["accuracy"], level="quick")
+    (crash,) = _records(report, function="sigmoid")
+    (fine,) = _records(report, function="logit")
+    assert crash["status"] == "error" and "crashed" in crash["message"]
+    assert fine["status"] == "pass"
+
+
+def test_a_hang_is_an_error_after_the_time_limit():
+    report = run_conformance([f"{MODULE}:HangingBackend"], ["softplus", "sigmoid"], ["float64"],
+                             ["accuracy"], level="quick", timeout=5)
+    (hang,) = _records(report, function="softplus")
+    (fine,) = _records(report, function="sigmoid")
+    assert hang["status"] == "error" and "did not answer" in hang["message"]
+    assert fine["status"] == "pass"
+
+
+def test_conform_command_writes_four_reports_and_gates(tmp_path, capsys):
+    out = {ext: tmp_path / f"report.{ext}" for ext in ("json", "md", "xml", "html")}
+    status = cli.main(["conform", "--backend", "reference", "--function", "sigmoid,softmax",
+                       "--format", "float64", "--cases", "quick", "--json", str(out["json"]),
+                       "--markdown", str(out["md"]), "--junit", str(out["xml"]),
+                       "--html", str(out["html"])])
+    report = reports.load_report(out["json"])
+    reports.validate(report)
+    assert status == (1 if report["summary"]["fail"] or report["summary"]["error"] else 0)
+    assert report["backends"][0]["name"] == "reference" and report["backends"][0]["available"]
+    assert "<svg" in out["html"].read_text()
+    assert "| sigmoid" in out["md"].read_text()
+    assert "<testsuite" in out["xml"].read_text()
+    assert "summary:" in capsys.readouterr().out
+
+
+def test_conform_exit_codes(tmp_path):
+    assert cli.main(["conform", "--function", "nonsense"]) == 2
+    assert cli.main(["conform", "--backend", "no_such_backend"]) == 2
+    gate = ["conform", "--backend", f"{MODULE}:OffByThreeBackend", "--function", "sigmoid",
+            "--format", "float64", "--check", "accuracy", "--cases", "quick", "--quiet"]
+    assert cli.main(gate) == 1
+    assert cli.main(gate + ["--fail-on", "error"]) == 0
+
+
+def test_baseline_regression_fails_the_run(tmp_path):
+    good = run_conformance([f"{MODULE}:OracleBackend"], ["sigmoid"], ["float64"], ["accuracy"],
+                           level="quick")
+    good["results"][0]["backend"] = f"{MODULE}:OffByThreeBackend"
+    good["backends"][0]["name"] = f"{MODULE}:OffByThreeBackend"
+    baseline = tmp_path / "old.json"
+    reports.write_json(good, baseline)
+    status = cli.main(["conform", "--backend", f"{MODULE}:OffByThreeBackend", "--function", "sigmoid",
+                       "--format", "float64", "--check", "accuracy", "--cases", "quick",
+                       "--baseline", str(baseline), "--fail-on", "error", "--quiet",
+                       "--json", str(tmp_path / "new.json")])
+    assert status == 0  # only errors gate here ...
+    new = json.loads((tmp_path / "new.json").read_text())
+    assert new["baseline"]["regressions"] == 1  # ... but the regression is recorded
