@@ -15,6 +15,7 @@ process), asks the oracle for the truth, and judges every output value the same 
 The record follows the ``refact.report/1`` contract of DESIGN.md.
 """
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -77,8 +78,9 @@ class Evaluator:
         result_format = None
         for indices, job in self._jobs(op, function, fmt, points, options, cotangents):
             values, result_format = self.worker.run(job)
-            if len(values) != len(indices):
-                raise JobError(f"{function} returned {len(values)} results for {len(indices)} inputs")
+            if not isinstance(values, list) or len(values) != len(indices):
+                shape = len(values) if isinstance(values, list) else "a scalar"
+                raise JobError(f"{function} returned {shape} results for a batch of {len(indices)}")
             for j, value in zip(indices, values):
                 out[j] = tuple(value) if isinstance(value, list) else (value,)
         return out, result_format
@@ -323,7 +325,15 @@ def _cotangent(spec, point):
 
 def derivative_truth(spec, point, fmt, cotangent):
     """``(rounded, exact)`` per gradient element of ``spec`` at ``point`` with
-    ``cotangent``, by precision escalation; ``(None, None)`` where undecided."""
+    ``cotangent``, by precision escalation; ``(None, None)`` where undecided.
+    Remembered per process: every backend of a run asks for the same points."""
+    return _derivative_truth(spec.name, point, get_format(fmt).name, cotangent)
+
+
+@functools.lru_cache(maxsize=65536)
+def _derivative_truth(function, point, format_name, cotangent):
+    spec = get_function(function)
+    fmt = get_format(format_name)
     ctx = mp_context()
     previous = None
     for precision in _DERIVATIVE_PRECISIONS:

@@ -68,6 +68,12 @@ of the backend applies (:meth:`Convention.applies` at any input of the function 
 convention belongs to, this function's or a linked one's) counts as ``convention``,
 not as a failure, and still shows its measured distance.
 
+Each record judges its own function. A violating instance whose other function's
+output is itself outside that function's accuracy budget (``ndtr`` underflowing to 0
+in ``ndtr(probit(p))``, checked against the catalog definition at
+:data:`PRECISION` bits) is left out and counted in ``excluded``, with a note naming
+the function: its own accuracy check reports it, and it says nothing about this one.
+
 A property needing another function the backend does not provide (``sigmoid_link``
 needs ``sigmoid``) is ``skip``; one whose call of another function fails is
 ``error`` in its entry only. The record is ``error`` when a call of the function
@@ -80,9 +86,9 @@ import weakref
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from .catalog import Property, _mp, get_function
+from .catalog import Property, _binary_cross_entropy, _logit, _mp, get_function
 from .checks import WORST, _hex, _plain, record
-from .errors import ulp_error
+from .errors import classify, ulp_error
 from .formats import exact_fraction, get_format, next_up, round_to_format, ulp_exponent
 from .isolation import JobError
 
@@ -266,6 +272,38 @@ class _Session:
                     continue
         return None
 
+    def linked_outside(self, involved):
+        """The first linked function (not this one) among ``involved`` whose outputs
+        there are outside its own accuracy budget, or None. The truth is the catalog
+        definition at :data:`PRECISION` bits (exact hooks first): ample to decide a
+        tolerance, and cheap, since only violating instances ask."""
+        for function, point in involved:
+            if function == self.name:
+                continue
+            ys = self._memo.get((function, _key(point)))
+            if ys is not None and not self._within_budget(function, point, ys):
+                return function
+        return None
+
+    def _within_budget(self, function, point, ys):
+        from .oracle import evaluate
+
+        spec = get_function(function)
+        known = spec.exact_values(point) or [None] * len(ys)
+        computed = None
+        budget = self.budget(function)
+        for i, y in enumerate(ys):
+            truth = known[i] if i < len(known) else None
+            if truth is None:
+                if computed is None:
+                    computed = evaluate(function, point, PRECISION)
+                    computed = computed if spec.vector_output else (computed,)
+                    self.ctx()  # evaluate() set the shared context's precision
+                truth = computed[i] if i < len(computed) else math.nan
+            if classify(y, truth, self.fmt) is not None or ulp_error(y, truth, self.fmt) > budget:
+                return False
+        return True
+
     def ctx(self):
         if self.mp is None:
             from .oracle import mp_context
@@ -288,17 +326,25 @@ class _Tally:
     conventions: dict = field(default_factory=dict)
     worst: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    linked_off: dict = field(default_factory=dict)
 
     def add(self, ulp, involved, shown, output, expected):
         """Judge one instance: ``ulp`` its measured violation, ``involved`` the
         ``(function, point)`` pairs it evaluated, ``shown`` the input reported."""
         if ulp != ulp:
             ulp = INF
-        self.points += 1
         if ulp <= self.prop.budget_ulp:
+            self.points += 1
             self.max_ulp = ulp if self.max_ulp is None else max(self.max_ulp, ulp)
             return
         convention = self.session.convention_at(involved)
+        if convention is None:
+            culprit = self.session.linked_outside(involved)
+            if culprit is not None:  # that function's accuracy check reports it
+                self.excluded += 1
+                self.linked_off[culprit] = self.linked_off.get(culprit, 0) + 1
+                return
+        self.points += 1
         if convention is None:
             self.violations += 1
             self.max_ulp = ulp if self.max_ulp is None else max(self.max_ulp, ulp)
@@ -692,10 +738,6 @@ def _softplus_lower_bound(s, t, base):
 # --- logit, probit -----------------------------------------------------------------------
 
 
-def _logit_mp(ctx, q):
-    return ctx.log(q) - ctx.log1p(-q)
-
-
 def _logit_inverse(s, t, base):
     """logit(sigmoid(x)) recovers x. The x are the logits of the sampled p; the
     allowance is logit's change over sigmoid's accuracy band around sigmoid(x)."""
@@ -723,15 +765,10 @@ def _logit_inverse(s, t, base):
         if fq - e <= 0 or fq + e >= 1:
             t.excluded += 1
             continue
-        centre = _logit_mp(ctx, _mp(ctx, fq))
-        allowance = max(_logit_mp(ctx, _mp(ctx, fq + e)) - centre,
-                        centre - _logit_mp(ctx, _mp(ctx, fq - e)))
+        centre = _logit(ctx, fq)
+        allowance = max(_logit(ctx, fq + e) - centre, centre - _logit(ctx, fq - e))
         discrepancy = abs(ctx.convert(y) - ctx.convert(x))
         t.add(_excess(ctx, discrepancy, allowance, max(abs(x), abs(y)), s.fmt), involved, x, y, x)
-
-
-def _ndtr_mp(ctx, x):
-    return ctx.erfc(-x / ctx.sqrt(2)) / 2
 
 
 def _probit_inverse(s, t, base):
@@ -1015,31 +1052,18 @@ def _exact_complement(v, fmt):
 
 
 def _bce_symmetry(s, t, base):
-    """bce(p, y) == bce(1 - p, 1 - y) where both complements are exact."""
+    """bce(p, y) == bce(1 - p, 1 - y) where both complements are exact, for labels in
+    [0, 1] (frameworks may reject others, and one rejected label fails a whole batch)."""
     pairs = []
     for p, y in base:
         q, z = _exact_complement(p, s.fmt), _exact_complement(y, s.fmt)
-        if q is None or z is None:
+        if q is None or z is None or not 0 <= y <= 1:
             t.excluded += 1
         else:
             pairs.append(((p, y), (q, z)))
     ys = s.scalars(s.name, [a for a, _ in pairs] + [b for _, b in pairs])
     for (a, b), ya, yb in zip(pairs, ys, ys[len(pairs):]):
         t.add(_same(yb, ya, s.fmt), [(s.name, a), (s.name, b)], b, yb, ya)
-
-
-def _bce_f(ctx, q, y):
-    """bce(q, y) for an exact q in [0, 1] and y in [0, 1] (inf where a weight meets log 0)."""
-    value = ctx.zero
-    if y != 0:
-        if q <= 0:
-            return ctx.inf
-        value -= _mp(ctx, y) * ctx.log(_mp(ctx, q))
-    if y != 1:
-        if q >= 1:
-            return ctx.inf
-        value -= _mp(ctx, 1 - y) * ctx.log1p(-_mp(ctx, q))
-    return value
 
 
 def _bce_logits_link(s, t, base):
@@ -1073,25 +1097,26 @@ def _bce_logits_link(s, t, base):
         fq, fy = exact_fraction(q), exact_fraction(y)
         e = _band(q, sig_budget, s.fmt) + rounding
         lo, hi = max(fq - e, Fraction(0)), min(fq + e, Fraction(1))
-        centre = _bce_f(ctx, fq, fy)
-        ends = [_bce_f(ctx, lo, fy), _bce_f(ctx, hi, fy)]
+        centre = _binary_cross_entropy(ctx, fq, fy)
+        ends = [_binary_cross_entropy(ctx, lo, fy), _binary_cross_entropy(ctx, hi, fy)]
         if any(ctx.isinf(v) for v in ends + [centre]):
             t.excluded += 1
             continue
         change = max(abs(v - centre) for v in ends)
         if lo <= fy <= hi:
-            change = max(change, centre - _bce_f(ctx, fy, fy))
+            change = max(change, centre - _binary_cross_entropy(ctx, fy, fy))
         allowance = change + _mp(ctx, _band(b, link_budget, s.fmt))
         discrepancy = abs(ctx.convert(a) - ctx.convert(b))
         t.add(_excess(ctx, discrepancy, allowance, max(abs(a), abs(b)), s.fmt), involved, (x, y), a, b)
 
 
 def _bce_logits_symmetry(s, t, base):
-    """bce_with_logits(-x, 1 - y) == bce_with_logits(x, y) where 1 - y is exact."""
+    """bce_with_logits(-x, 1 - y) == bce_with_logits(x, y) where 1 - y is exact, for
+    labels in [0, 1]."""
     pairs = []
     for x, y in base:
         z = _exact_complement(y, s.fmt)
-        if z is None:
+        if z is None or not 0 <= y <= 1:
             t.excluded += 1
         else:
             pairs.append(((x, y), (-x, z)))
@@ -1213,10 +1238,14 @@ IMPLEMENTATIONS = {
 
 
 def _entry(prop, tally, status, reason):
+    for function, count in tally.linked_off.items():
+        tally.notes.append(f"{count} left out where {function} is outside its own accuracy "
+                           "budget (its accuracy check reports it)")
     entry = {"name": prop.name, "description": prop.description, "budget_ulp": prop.budget_ulp,
              "status": status, "points": tally.points, "violations": tally.violations,
              "conventions": sum(c for c, _, _ in tally.conventions.values()),
-             "excluded": tally.excluded, "max_ulp": tally.max_ulp}
+             "excluded": tally.excluded, "linked_outside": dict(tally.linked_off),
+             "max_ulp": tally.max_ulp}
     notes = ([reason] if reason else []) + tally.notes
     entry["message"] = "; ".join(notes)
     return entry
@@ -1238,6 +1267,8 @@ def _summary(entry):
             text += f", max {worst_text} ULP"
     if entry["conventions"]:
         text += f", {entry['conventions']} under a convention"
+    for function, count in entry["linked_outside"].items():
+        text += f", {count} left out ({function} outside its accuracy budget)"
     return text
 
 
@@ -1275,7 +1306,9 @@ def properties_record(evaluator, backend, function, fmt, cases, conventions):
     fields, the record has ``properties``: one entry per property with its ``name``,
     ``budget_ulp``, ``status``, ``points`` (instances judged), ``violations``,
     ``conventions``, ``excluded`` (instances left out: no exact shift, a result
-    infinite where the identity needs it finite, ...), ``max_ulp`` and ``message``.
+    infinite where the identity needs it finite, another function's output outside
+    its accuracy budget, ...), ``linked_outside`` (``{function: instances}`` of the
+    last kind), ``max_ulp`` and ``message``.
     """
     spec = get_function(function)
     session = _Session(evaluator, backend, spec, fmt, conventions)

@@ -12,7 +12,7 @@ from refact.backends import Convention, Point, Unsupported  # noqa: E402
 from refact.conformance import properties, reports  # noqa: E402
 from refact.conformance.cases import cases_for  # noqa: E402
 from refact.conformance.catalog import NAMES, get_function  # noqa: E402
-from refact.conformance.formats import get_format, next_up, round_to_format, ulp  # noqa: E402
+from refact.conformance.formats import next_up, round_to_format, ulp  # noqa: E402
 from refact.conformance.isolation import JobError  # noqa: E402
 from refact.conformance.oracle import truth_many  # noqa: E402
 
@@ -220,7 +220,8 @@ def test_temperature_smoothing_tolerates_noise_within_the_accuracy_budget():
                          for j, v in enumerate(values))
         return values
 
-    near_uniform = [("seed", ((0.0, 2.0 ** -20, 2.0 ** -19, 0.0),)), ("seed", ((1.0, 1.0, 1.0 + 2.0 ** -23),))]
+    near_uniform = [("seed", ((0.0, 2.0 ** -20, 2.0 ** -19, 0.0),)),
+                    ("seed", ((1.0, 1.0, 1.0 + 2.0 ** -23),))]
     rec = run(Broken(damage), "softmax", cases=near_uniform)
     assert entry(rec, "temperature_smoothing")["status"] == "pass", rec["message"]
 
@@ -240,6 +241,23 @@ def test_logit_inverse_tolerates_the_sigmoid_budget_but_not_a_bad_logit():
 
     rec = run(Broken(bad_logit), "logit", fmt=fmt)
     assert entry(rec, "inverse")["status"] == "fail"
+
+
+def test_another_functions_own_error_is_left_out_not_blamed():
+    # ndtr computed as (1 + erf(x / sqrt 2)) / 2 loses the left tail: ndtr(probit(p))
+    # is 0 there, which is ndtr's failure (its accuracy check), not probit's.
+    def damage(function, fmt, point, values):
+        return (0.0,) if function == "ndtr" and point[0] < -5 else values
+
+    rec = run(Broken(damage), "probit")
+    inverse = entry(rec, "inverse")
+    assert inverse["status"] == "pass" and inverse["linked_outside"]["ndtr"] > 0
+    assert "ndtr outside its accuracy budget" in rec["message"]
+
+    def bad_probit(function, fmt, point, values):  # and probit's own tail error is blamed
+        return (values[0] * 1.01,) if function == "probit" and point[0] < 1e-4 else values
+
+    assert entry(run(Broken(bad_probit), "probit"), "inverse")["status"] == "fail"
 
 
 def test_sigmoid_grad_flushed_to_zero_in_saturation_fails_product():
