@@ -101,8 +101,10 @@ def _info(name, target, origin, device, problem=None):
         fields = {**backend.info().__dict__, "name": name, "origin": origin, "target": target}
         return BackendInfo(**fields)
     except Exception as error:  # a broken backend is listed with its error, never fatal
-        return BackendInfo(name=name, available=False, error=f"{type(error).__name__}: {error}",
-                           device=device, origin=origin, target=target)
+        reason = str(error) if isinstance(error, BackendUnavailable) else \
+            f"{type(error).__name__}: {error}"
+        return BackendInfo(name=name, available=False, error=reason, device=device,
+                           origin=origin, target=target)
 
 
 def discover(device="cpu", names=None):

@@ -29,7 +29,6 @@ argument, a keyword, argument order, a recipe such as torch's ``kl_div`` over
 """
 
 import importlib
-import math
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional
 
@@ -210,16 +209,20 @@ class BackendInfo:
     conventions: tuple = ()
     origin: str = "builtin"
     target: str = ""
+    references: tuple = ()
 
     def to_dict(self):
-        """A JSON-ready dict; ``functions`` also given as a count (``n_functions``)."""
+        """A JSON-ready dict; ``functions`` also given as a count (``n_functions``),
+        ``conventions`` as ``"function:name"`` and in ``convention_references`` with
+        their documentation URLs."""
         return {
             "name": self.name, "available": self.available, "error": self.error,
             "version": self.version, "device": self.device, "devices": list(self.devices),
             "formats": list(self.formats), "n_functions": len(self.functions),
             "functions": list(self.functions), "gradients": list(self.gradients),
-            "conventions": list(self.conventions), "origin": self.origin,
-            "target": self.target,
+            "conventions": list(self.conventions),
+            "convention_references": dict(zip(self.conventions, self.references)),
+            "origin": self.origin, "target": self.target,
         }
 
 
@@ -247,7 +250,8 @@ class Backend:
 
     def __init__(self, device="cpu"):
         self.device = device
-        hint = self.install or install_hint(self.extra)
+        hint = self.install or (install_hint(self.extra) if self.extra
+                                else f"pip install {self.module}")
         self.framework = require(self.module, hint) if self.module else None
         bindings = self.load()
         unknown = set(bindings) - set(FUNCTIONS)
@@ -387,6 +391,7 @@ class Backend:
             device=self.device, devices=tuple(self.devices()), formats=self.formats,
             functions=tuple(self._bindings), gradients=self.gradients,
             conventions=tuple(f"{c.function}:{c.name}" for c in self.conventions),
+            references=tuple(c.reference for c in self.conventions),
             target=f"{type(self).__module__}:{type(self).__qualname__}",
         )
 

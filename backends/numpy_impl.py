@@ -16,10 +16,12 @@ How it stays accurate
   ``exp(-|x|)`` instead of ``exp(x)``, ``log1p``, shifting by the row maximum with the
   shift carried exactly (an error-free difference), and error-free transformations
   (two-sum, two-product) where one more rounding would cost a unit in the last place.
+  Where even that is not enough (``logsumexp`` of a row whose result cancels most of its
+  negative maximum, as for rows of log-probabilities), the sum and its logarithm are
+  carried in double-double arithmetic with an ``exp`` good to about 2**-100.
   Measured against mpmath (tests/backends/test_numpy_impl.py) the float64 results stay
-  within 2 ulp, except ``logsumexp`` of a row whose result nearly cancels its own
-  maximum (for example ``[-0.69, -0.69]``): there the error grows with
-  ``|max| / |result|``, because ``log1p`` of the row sum is only good to one rounding.
+  within 2 ulp; the one known exception is a logsumexp whose result is below about
+  ``1e-15 * |max|`` (e.g. ``[-log 2, -log 2]``, result 2.3e-17), beyond double-double.
 * The normal distribution uses W. J. Cody's rational Chebyshev approximations of erf and
   erfc (Math. Comp. 23 (1969), 631-637; the CALERF coefficients, public domain), with the
   argument ``x / sqrt(2)`` and the Gaussian factor ``exp(-x**2 / 2)`` carried to double
@@ -167,6 +169,35 @@ def _ln2_multiple(k):
     that ``exp(x + k log 2)`` can be taken as ``exp(x + hi) * (1 + lo)``."""
     hi, lo = _two_sum(k * _LN2_HI, k * _LN2_LO)   # k * _LN2_HI is exact for |k| < 2**21
     return hi, lo
+
+
+def _dd_mul(a, a_lo, b, b_lo):
+    p, e = _two_product(a, b)
+    return _fast_two_sum(p, e + (a * b_lo + a_lo * b))
+
+
+def _exp_precise(x, x_lo):
+    """``exp(x + x_lo)`` as ``(hi, lo)`` to about 2**-100 relative, for finite x <= 710.
+
+    For the few places where double-precision ``exp`` (half an ulp) is not enough:
+    ``x = k log 2 + r`` with log 2 in three parts (``k * _LN2_HI`` exact, the
+    subtraction exact), then ``exp(r)``, |r| <= 0.35, by its Taylor series to r**22/22!
+    in double-double arithmetic, and ``2**k`` applied to both parts.
+    """
+    k = np.rint(x / _LN2)
+    r = x - k * _LN2_HI
+    p, p_err = _two_product(k, _LN2_LO)
+    r, r_lo = _two_sum(r, -p)
+    r, r_lo = _fast_two_sum(r, r_lo + (x_lo - p_err - k * _LN2_TAIL))
+    total, total_lo = np.ones_like(r), np.zeros_like(r)
+    term, term_lo = np.ones_like(r), np.zeros_like(r)
+    for n in range(1, 23):
+        term, term_lo = _dd_mul(term, term_lo, r, r_lo)
+        term, term_lo = _divide_dd(term, float(n), 0.0, term_lo)
+        total, err = _two_sum(total, term)
+        total_lo = total_lo + err + term_lo
+    total, total_lo = _fast_two_sum(total, total_lo)
+    return np.ldexp(total, k.astype(np.int64)), np.ldexp(total_lo, k.astype(np.int64))
 
 
 def _exp_dd_pair(hi, lo):
@@ -323,6 +354,8 @@ _SQRT_HALF = (0.7071067811865476, -4.833646656726457e-17)
 _INV_SQRT_2PI = 0.3989422804014327
 _LN2_HI = 6.93147180369123816490e-01          # 32 significant bits: k * LN2_HI is exact
 _LN2_LO = 1.90821492927058770002e-10
+_LN2_TAIL = 1.1612227229362532e-26            # log 2 - _LN2_HI - _LN2_LO
+_LN2 = 0.6931471805599453
 _CENTRAL = 0.6629126073623883                  # 0.46875 * sqrt(2): end of the central region
 
 
@@ -624,11 +657,30 @@ def log_softmax(x, axis=-1):
     return _finish(np.moveaxis(y, -1, axis), dtype)
 
 
+def _logsumexp_cancelling(d_hi, d_lo, is_top, m):
+    """``m + log(sum exp(d))`` for rows whose result nearly cancels ``m``: the sum and its
+    logarithm carried to double-double (``_exp_precise``), so the digits that survive
+    the cancellation are right."""
+    e, e_lo = _exp_precise(np.where(np.isfinite(d_hi), d_hi, -800.0), d_lo)
+    keep = ~is_top & np.isfinite(d_hi)
+    rest, rest_lo = _sum_dd(np.where(keep, e, 0.0), np.where(keep, e_lo, 0.0))
+    total, total_lo = _two_sum(1.0, rest)
+    total_lo = total_lo + rest_lo
+    log_hi = np.log1p(rest)                                  # then one Newton step:
+    g, g_lo = _exp_precise(log_hi, np.zeros_like(log_hi))   # log S = L + (S - e^L) / e^L
+    diff, diff_lo = _two_sum(total, -g)
+    correction = (diff + (diff_lo + total_lo - g_lo)) / g
+    y, y_lo = _two_sum(m[..., 0], log_hi)
+    return y + (y_lo + correction)
+
+
 def logsumexp(x, axis=-1):
     """``log(sum(exp(x)))`` along ``axis`` (reduced), as ``max + log1p(rest)``.
 
-    Accurate to about an ulp unless the result nearly cancels the maximum (a negative
-    maximum of about ``-log(n)``), where the error grows with ``|max| / |result|``.
+    Where the maximum is negative and the result not much larger than it in magnitude
+    (the sum cancels part of the maximum, e.g. rows of log-probabilities), the row sum
+    and its logarithm are redone in double-double arithmetic, so the result keeps its
+    relative accuracy down to about ``1e-16 * |max|``.
 
     >>> float(logsumexp([1000.0, 1000.0]))
     1000.6931471805599
@@ -637,6 +689,13 @@ def logsumexp(x, axis=-1):
     with np.errstate(all="ignore"):
         shifted = _Shifted(np.moveaxis(x, axis, -1))
         y = shifted.m_hi + shifted.log_total
+        # m < 0 < log(sum): the rounding of log(sum) is magnified by |log(sum)| / |y|
+        cancels = (shifted.m_hi < 0) & (np.abs(y) < 4.0 * np.abs(shifted.m_hi))
+        cancels &= ~(shifted.posinf_row | shifted.undefined)
+        if np.any(cancels):
+            rows = cancels[..., 0]
+            y[rows] = _logsumexp_cancelling(shifted.d_hi[rows], shifted.d_lo[rows],
+                                            shifted.is_top[rows], shifted.m_hi[rows])
         y = np.where(shifted.posinf_row, np.inf, y)
         y = np.where(shifted.neginf_row, -np.inf, y)
         y = np.where(shifted.nan_row, np.nan, y)
@@ -721,9 +780,11 @@ def cross_entropy(logits, target, label_smoothing=0.0):
     logits, dtype = _float64(logits)
     target = np.asarray(target)
     with np.errstate(all="ignore"):
-        neg_log_p = -_Shifted(logits).log_softmax()
         classes = logits.shape[-1]
+        neg_log_p = -_Shifted(logits).log_softmax()
         if target.dtype.kind in "iub":
+            if np.any((target < 0) | (target >= classes)):
+                raise ValueError(f"cross_entropy: class index out of range for {classes} classes")
             q = np.zeros_like(logits)
             np.put_along_axis(q, target.astype(np.intp)[..., None], 1.0, axis=-1)
         else:

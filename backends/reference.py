@@ -1,11 +1,14 @@
 """The ``reference`` backend: refact's pure-Python core, in float64.
 
 Arrays are nested lists of Python floats, so ``asarray``/``tolist`` are copies; there is
-no autograd (the core computes values, not derivatives of its own code). Keyword options
-are whatever the core's functions accept, read from their signatures.
+no autograd (the core computes values, not derivatives of its own code). The core's
+losses reduce by default, so they are bound with ``reduction="none"``; its
+``distillation_loss`` averages over rows and is applied row by row. Keyword options are
+whatever the core's functions accept, read from their signatures.
 """
 
 import inspect
+from functools import partial
 
 from .base import FUNCTIONS, Backend, Binding, Unsupported
 
@@ -25,6 +28,10 @@ class ReferenceBackend(Backend):
 
     def load(self):
         core = self.framework
+
+        def distillation_loss(student, teacher, temperature):
+            return [core.distillation_loss(s, t, temperature) for s, t in zip(student, teacher)]
+
         bindings = {}
         for name in FUNCTIONS:
             fn = getattr(core, name, None)
@@ -34,7 +41,10 @@ class ReferenceBackend(Backend):
             options = [o for o in _OPTIONS if o in parameters]
             if name == "cross_entropy":
                 options.append("probability_target")
-            bindings[name] = Binding(fn, f"refact.{name}", gradient=False, options=options)
+            call = partial(fn, reduction="none") if "reduction" in parameters else fn
+            if name == "distillation_loss":
+                call = distillation_loss
+            bindings[name] = Binding(call, f"refact.{name}", gradient=False, options=options)
         return bindings
 
     def formats_on(self, device):

@@ -146,7 +146,11 @@ class TorchBackend(Backend):
             raise Unsupported(f"torch on {self.device} does not offer {fmt}")
         torch = self.framework
         wide = torch.tensor(values, dtype=torch.float64)
-        return wide.to(dtype=self._dtypes[fmt]).to(self.device)
+        narrow = wide.to(dtype=self._dtypes[fmt])
+        back = narrow.to(torch.float64)
+        if not bool(((back == wide) | (back.isnan() & wide.isnan())).all()):
+            raise ValueError(f"{values!r} holds values not exactly representable in {fmt}")
+        return narrow.to(self.device)
 
     def asindex(self, values):
         torch = self.framework

@@ -39,8 +39,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .catalog import get_function
+from .formats import _randbelow  # getrandbits-based: the same stream on every Python
 from .formats import (
-    all_values, bits_hex, from_bits_hex, get_format, is_representable, next_down, next_up,
+    all_values, from_bits_hex, get_format, is_representable, next_down, next_up,
     random_finite, round_to_format,
 )
 
@@ -96,7 +97,6 @@ def _exp_at_least_overflow(y, fmt):
     """exp(y) >= the overflow threshold of fmt, decided at 256 bits (exp of a nonzero
     rational is transcendental, so it is never equal)."""
     from .oracle import mp_context
-    from fractions import Fraction
 
     ctx = mp_context()
     ctx.prec = 256
@@ -317,10 +317,6 @@ def _round_all(values, fmt):
     return [round_to_format(v, fmt) for v in values]
 
 
-def _row(values, fmt):
-    return tuple(round_to_format(v, fmt) for v in values)
-
-
 # --- per-set generators: each returns a list of points ----------------------------------
 
 
@@ -353,7 +349,7 @@ def _special(spec, fmt, level, seed):
 
 def _seed(spec, fmt, level, seed):
     name = spec.name
-    row = _row(SEED_VECTOR, fmt)
+    row = tuple(_round_all(SEED_VECTOR, fmt))
     scalars = _round_all([-10000.0, 10000.0] + list(SEED_VECTOR), fmt)
     probabilities = _round_all([1e-300, 1e-30, 1e-10, 0.25, 0.75], fmt) + [
         next_up(0.5, fmt), next_down(0.5, fmt), next_down(1.0, fmt), fmt.smallest_subnormal,
@@ -374,7 +370,7 @@ def _seed(spec, fmt, level, seed):
         reverse = tuple(reversed(row))
         return [(row, reverse, t) for t in (1.0, 2.0, 4.0)] + [(reverse, row, 2.0), (row, row, 2.0)]
     return [(row,), (tuple(reversed(row)),), (tuple(-x for x in row),),
-            (_row([-10000.0, 10000.0], fmt),)]
+            (tuple(_round_all([-10000.0, 10000.0], fmt)),)]
 
 
 def _thresholds(spec, fmt, level, seed, use_golden=True):
@@ -401,9 +397,7 @@ def _thresholds(spec, fmt, level, seed, use_golden=True):
         for x in _neighbours(values, fmt, k, THRESHOLDS[threshold].domain):
             if name == "sigmoid_grad":
                 points += [(x,), (-x,)]
-            elif name == "binary_cross_entropy":
-                points += [(x, 0.0), (x, 1.0)]
-            elif name == "binary_cross_entropy_with_logits":
+            elif name in ("binary_cross_entropy", "binary_cross_entropy_with_logits"):
                 points += [(x, 0.0), (x, 1.0)]
             else:
                 points.append((x,))
@@ -444,7 +438,7 @@ def _random_point(spec, fmt, rng, real, probability, temperature):
         elif role == "row":
             args.append(tuple(real() for _ in range(ROW_LENGTH)))
         elif role == "class_index":
-            args.append(rng.getrandbits(3) % ROW_LENGTH)
+            args.append(_randbelow(rng, ROW_LENGTH))
         elif role == "temperature":
             args.append(temperature())
         else:

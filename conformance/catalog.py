@@ -23,10 +23,13 @@ log-sum-exp excludes its largest term (``log1p`` of the rest), and ``probit`` ne
 forms ``2p - 1`` in the tails (it cancels to -1 for ``p = 1e-300``). Escalation then
 only has to absorb the genuinely ill-conditioned points.
 
-Why the exact tables are complete: for a nonzero rational input, ``exp`` and ``log``
-give transcendental values (Lindemann-Weierstrass, Baker), so apart from the rational
-points listed in each ``exact`` hook, no value here can be exactly representable or
-exactly halfway between two format values, and escalation terminates.
+Why escalation terminates: for nonzero rational inputs, ``exp`` and ``log`` give
+transcendental values (Lindemann-Weierstrass, Baker), so apart from the rational points
+listed in each ``exact`` hook, no value here is exactly representable or exactly
+halfway between two format values. The one trap left is a value that is an exact
+dyadic plus a vanishingly small transcendental term (``log_softmax([0, -10004])`` in
+float16 is a midpoint minus 1e-4343): definitions return such values as
+:class:`ExactPlus` so the oracle can see which side of the midpoint they fall on.
 
 NaN anywhere in a point makes every output NaN; that rule is applied by
 :meth:`Function.exact_values`, not repeated in each hook.
@@ -107,6 +110,14 @@ class Property:
 
 @dataclass(frozen=True)
 class Function:
+    """One canonical function. ``definition(ctx, *point)`` returns an mpf, an
+    :class:`ExactPlus`, or a tuple of those for row outputs; ``exact(*point)`` returns
+    a value, a list (rows) or None (see :meth:`exact_values`). ``derivative`` is, by
+    kind: elementwise ``f'(ctx, x)``; axis ``vjp(ctx, row, v)`` (``v`` a row for
+    softmax/log_softmax, a scalar for logsumexp); loss ``grad(ctx, *point)`` with
+    respect to the first argument (a scalar, or a row for the row losses). Derivatives
+    assume finite in-domain points."""
+
     name: str
     kind: str
     signature: str
@@ -183,7 +194,6 @@ class ExactPlus:
     rest: object
 
 
-
 def _mp(ctx, value):
     """The exact mpf of a float, int, dyadic Fraction or mpf (no rounding); a
     non-dyadic Fraction is rounded at the working precision."""
@@ -257,9 +267,11 @@ def _hard_sigmoid(ctx, x):
 def _ndtr(ctx, x):
     x = _mp(ctx, x)
     # erfc(-x/sqrt2)/2 has no cancellation on either side; the rounding of x/sqrt2 is
-    # amplified by about x^2 in the far left tail, so carry that many extra bits.
-    with ctx.extraprec(int(x * x).bit_length() + 10):
-        return ctx.erfc(-x / ctx.sqrt(2)) / 2
+    # amplified by about x^2 in the left tail, so carry that many extra bits there.
+    extra = int(x * x).bit_length() if x < 0 else 0
+    with ctx.extraprec(extra + 10):
+        value = ctx.erfc(-x / ctx.sqrt(2)) / 2
+    return +value
 
 
 def _probit(ctx, p):
@@ -290,7 +302,8 @@ def _lower_quantile(ctx, q):
         two_q_minus_1 = _mp(ctx, 2 * q - 1)
         sqrt2 = ctx.sqrt(2)
         inv_sqrt_2pi = 1 / ctx.sqrt(2 * ctx.pi)
-        x = ctx.convert(x0)
+        # The oracle asks again at twice the precision: start from the last answer.
+        x = ctx.convert(_QUANTILE_STARTS.get(q, x0))
         for _ in range(100):
             if centre:
                 residual = (ctx.erf(x / sqrt2) - two_q_minus_1) / 2
@@ -298,9 +311,18 @@ def _lower_quantile(ctx, q):
                 residual = ctx.erfc(-x / sqrt2) / 2 - Q
             step = residual / (inv_sqrt_2pi * ctx.exp(-x * x / 2))
             x -= step
-            if not step or abs(step) <= abs(x) * ctx.ldexp(1, -target - 4):
+            # Newton's next error is about |x|/2 * step^2 (ndtr''/ndtr' = -x): stop once
+            # that is below the target, rather than paying for one more tiny step.
+            if not step or (abs(x) / 2 + 1) * step * step <= abs(x) * ctx.ldexp(1, -target - 8):
                 break
+    if len(_QUANTILE_STARTS) > 4096:
+        _QUANTILE_STARTS.clear()
+    _QUANTILE_STARTS[q] = x
     return +x
+
+
+#: q -> the last quantile computed, a Newton start only (so its precision never matters).
+_QUANTILE_STARTS = {}
 
 
 # --- rows: one shared log-sum-exp -----------------------------------------------------
@@ -1075,7 +1097,7 @@ def get_function(function):
     if isinstance(function, Function):
         return function
     try:
-        return FUNCTIONS[function]
+        return FUNCTIONS[getattr(function, "name", function)]
     except (KeyError, TypeError):
         raise ValueError(
             f"unknown function {function!r}; expected one of {', '.join(NAMES)}"

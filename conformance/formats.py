@@ -119,7 +119,7 @@ def get_format(fmt):
     if isinstance(fmt, Format):
         return fmt
     try:
-        return FORMATS[fmt]
+        return FORMATS[getattr(fmt, "name", fmt)]  # a Format of another import of this module too
     except (KeyError, TypeError):
         raise ValueError(
             f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}"
@@ -297,7 +297,11 @@ def is_representable(x, fmt):
     """True if the float ``x`` is exactly a value of ``fmt`` (NaN and ±inf count)."""
     if not isinstance(x, float):
         return False
-    return same_value(round_to_format(x, fmt), x)
+    try:
+        to_bits(x, fmt)
+    except ValueError:
+        return False
+    return True
 
 
 def same_value(a, b):
@@ -307,21 +311,16 @@ def same_value(a, b):
     return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
 
 
-def _check_member(x, fmt):
-    if not isinstance(x, float):
-        raise TypeError(f"expected a float, got {type(x).__name__} {x!r}")
-    if not is_representable(x, fmt):
-        raise ValueError(f"{x!r} ({x.hex()}) is not a {fmt.name} value")
-
-
 # --- bit patterns ---------------------------------------------------------------------
 
 
 def to_bits(x, fmt):
     """The bit pattern (an int) of the ``fmt`` value ``x``; NaN gives the canonical
-    quiet NaN (payloads and NaN signs are not carried by Python floats)."""
+    quiet NaN (payloads and NaN signs are not carried by Python floats). ValueError
+    if ``x`` is not a value of ``fmt``."""
     fmt = get_format(fmt)
-    _check_member(x, fmt)
+    if not isinstance(x, float):
+        raise TypeError(f"expected a float, got {type(x).__name__} {x!r}")
     exponent_all_ones = (1 << fmt.exponent_bits) - 1
     fraction_bits = fmt.mantissa_bits
     if x != x:
@@ -333,10 +332,17 @@ def to_bits(x, fmt):
     if a == 0.0:
         return sign
     e = math.frexp(a)[1] - 1
+    # Scaling by a power of two is exact, so the significand is integral iff x has no
+    # bits below the format's last place.
     if e >= fmt.emin:
-        significand = int(math.ldexp(a, fraction_bits - e))  # exact: x is in fmt
-        return sign | ((e + fmt.bias) << fraction_bits) | (significand - (1 << fraction_bits))
-    return sign | int(math.ldexp(a, fraction_bits - fmt.emin))
+        significand = math.ldexp(a, fraction_bits - e)
+        if e <= fmt.emax and significand == int(significand):
+            return sign | ((e + fmt.bias) << fraction_bits) | (int(significand) - (1 << fraction_bits))
+    else:
+        significand = math.ldexp(a, fraction_bits - fmt.emin)
+        if significand == int(significand):
+            return sign | int(significand)
+    raise ValueError(f"{x!r} ({x.hex()}) is not a {fmt.name} value")
 
 
 def from_bits(bits, fmt):
@@ -465,7 +471,8 @@ def next_up(x, fmt):
     fmt = get_format(fmt)
     if x != x or x == math.inf:
         return x
-    return from_ordinal(ordinal(x, fmt) + 1, fmt)
+    up = from_ordinal(ordinal(x, fmt) + 1, fmt)
+    return -0.0 if up == 0 else up  # next_up(-smallest subnormal) is -0
 
 
 def next_down(x, fmt):

@@ -12,7 +12,9 @@ inputs, ``sigmoid(0) = 1/2``, ``logit(1/2) = 0``, softmax of a constant row,
 ``hard_sigmoid`` everywhere, ...) come from the catalog's exact hooks and are rounded
 directly; this is why an exact zero never sends the escalation to the cap. An mpmath
 evaluation that is exactly 0 is never trusted, since mpmath does not underflow: a 0
-can only come from cancellation.
+can only come from cancellation. A definition may return a value as ``exact + rest``
+(:class:`refact.conformance.catalog.ExactPlus`); then the error estimate applies to
+``rest`` alone, which settles a rounding midpoint plus 1e-4343 at the first rung.
 
 Row results (softmax, log_softmax) are decided value by value; a point is undecided
 if any of its values is.
@@ -55,7 +57,8 @@ from .formats import (
 
 __all__ = [
     "ORACLE_VERSION", "DEFAULT_MAX_PRECISION", "Truth", "truth", "truth_many", "evaluate",
-    "normalize_point", "point_key", "truth_record", "precision_ladder", "mp_context", "cache_path",
+    "normalize_point", "point_key", "truth_record", "exact_digits", "precision_ladder", "mp_context",
+    "cache_path",
     "add_arguments", "run",
 ]
 
@@ -683,26 +686,64 @@ def run(args):
 
     shown = ", ".join(_show_arg(a) for a in point)
     print(f"{spec.name}({shown}) in {fmt.name}")
+    digits = exact_digits(spec, point, args.digits, args.max_precision)
     labels = [f"[{i}]" for i in range(len(result.values))] if spec.vector_output else [""]
     width = max(len(s) for s in labels)
-    for label, value, exact, index in zip(labels, result.values, result.exacts, range(len(labels))):
-        digits = mpmath.nstr(exact, args.digits, min_fixed=-6, max_fixed=12)
+    for index, (label, value, text) in enumerate(zip(labels, result.values, digits)):
         if index in result.undecided:
-            print(f"  exact{label:<{width}}    ~{digits}")
-            print(f"  rounded{label:<{width}}  undecided: not settled within {args.max_precision} bits")
+            print(f"  exact{label:<{width}}    ~{text}")
+            print(f"  rounded{label:<{width}}  undecided: not settled within {result.max_precision} bits")
         else:
-            print(f"  exact{label:<{width}}    {digits}")
+            print(f"  exact{label:<{width}}    {text}")
             print(f"  rounded{label:<{width}}  {value!r}  {value.hex()}  bits {bits_hex(value, fmt)}")
     if not spec.vector_output and spec.parameters[0].role != "row":
         try:
-            print(f"  condition  {errors.condition_number(spec, point):.6g}  (|x f'(x) / f(x)| in the first argument)")
+            cond = errors.condition_number(spec, point)
+            print(f"  condition  {cond:.6g}  (|x f'(x) / f(x)| in the first argument)")
         except (ValueError, ArithmeticError):
             pass
-    how = {"exact": "known exactly", "computed": f"decided at {result.precision} bits",
-           "cache": f"decided at {result.precision} bits (disk cache)",
-           "golden": f"decided at {result.precision} bits (golden vectors)"}[result.source]
-    print(f"  status     {result.status}, {how}; mpmath backend {mpmath.libmp.BACKEND}")
+    if result.status == "ok":
+        how = "known exactly" if result.precision == 0 else f"decided at {result.precision} bits"
+        if result.source in ("cache", "golden"):
+            how += f" ({'disk cache' if result.source == 'cache' else 'golden vectors'})"
+    else:
+        how = f"the precision cap of {result.max_precision} bits was reached"
+    print(f"  status     {result.status}: {how}; mpmath backend {mpmath.libmp.BACKEND}")
     return 0
+
+
+def exact_digits(function, point, digits, max_precision=DEFAULT_MAX_PRECISION):
+    """The exact value(s) at a point as decimal strings of ``digits`` significant
+    digits, for display: evaluated at doubling precisions until two agree on every
+    printed digit (the stored exact values keep only p + 32 bits)."""
+    import mpmath
+
+    spec = get_function(function)
+    args = normalize_point(spec, point, None)
+    known = spec.exact_values(args) or [None] * spec.output_size(args)
+    ctx = mp_context()
+    prec = max(64, int(digits * 3.33) + 32)
+    cap = max(int(max_precision), DEFAULT_MAX_PRECISION)  # display may look past the oracle's cap
+    previous = None
+    while True:
+        ctx.prec = prec
+        shown = []
+        values = None
+        for i, k in enumerate(known):
+            if k is None:
+                if values is None:
+                    values = spec.evaluate(ctx, args)
+                exact, rest = _split(values[i])
+                v = rest if exact is None else ctx.fadd(exact, rest)
+            elif isinstance(k, float):
+                v = ctx.convert(k)
+            else:
+                v = ctx.mpf(k.numerator) / k.denominator
+            shown.append(mpmath.nstr(_public_mpf(v._mpf_), digits, min_fixed=-6, max_fixed=12))
+        if shown == previous or prec >= cap:
+            return shown
+        previous = shown
+        prec = min(2 * prec, cap)
 
 
 def _show_arg(a):

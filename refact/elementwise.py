@@ -1,15 +1,9 @@
-"""Elementwise functions of the sigmoid family, in float64, within 1 ULP everywhere.
+"""The sigmoid family in float64: sigmoid (expit, logistic), sigmoid_grad, log_sigmoid,
+softplus, logit and hard_sigmoid, each within 1 ULP of the truth over all floats.
 
-``sigmoid`` (aliases ``expit``, ``logistic``), ``sigmoid_grad``, ``log_sigmoid``,
-``softplus``, ``logit`` and ``hard_sigmoid``. Each accepts a number or any nesting of
-sequences of numbers and returns the same nesting as lists.
-
-Accuracy comes from two tools, both built at import from exact integer arithmetic:
-a table of sigmoid at multiples of 1/64 in double-double, which turns sigmoid into
-one ``expm1`` and a small correction (fast), and double-double ``exp``/``log`` kernels
-with an error near 2**-66 relative (slower, for the functions that must be correctly
-rounded almost always). The libm is trusted only for ``exp``, ``expm1`` and ``log1p``
-within 1 ULP, and only where that error is scaled down far below the result's ULP.
+Two tools, built at import from exact integer arithmetic, carry the accuracy: a table of
+sigmoid in double-double at steps of 1/64 (sigmoid becomes one expm1 and a small
+correction), and double-double exp and log kernels with errors near 2**-70.
 """
 
 import math
@@ -24,8 +18,8 @@ __all__ = [
 
 
 # --- exact integer arithmetic, used only to build tables at import -------------------------
-# A fixed-point number v stands for v / 2**_FX; 192 bits leave > 120 good bits even after
-# the 65-bit loss of exp(-45), so every table entry below is exact to its double-double.
+# A fixed-point number v stands for v / 2**_FX: 192 bits, far more than the 106 of a
+# double-double, so the tables below are exact to their last bit.
 
 _FX = 192
 _FX_ONE = 1 << _FX
@@ -112,6 +106,23 @@ def _dd_div(ah, al, bh, bl):
     return hi, (q - hi) + r
 
 
+def _ldexp_dd(hi, lo, k):
+    """(hi + lo) * 2**k rounded once, also when the result is subnormal.
+
+    ldexp(hi + lo, k) alone would round twice there (first to 53 bits); the residual of
+    that rounding, measured against hi + lo, tells whether to step once.
+    """
+    y = ldexp(hi + lo, k)
+    if -2.2250738585072014e-308 < y < 2.2250738585072014e-308:
+        r = (hi - ldexp(y, -k)) + lo  # hi - y/2**k is exact: both are within 2**-1074 * 2**-k
+        half = ldexp(0.5, -1074 - k)  # half a subnormal step, in the scale of hi
+        if r > half:
+            y += 5e-324
+        elif r < -half:
+            y -= 5e-324
+    return y
+
+
 # --- exp in double-double -------------------------------------------------------------------
 # exp(x) = 2**m * 2**(j/256) * exp(r) with |r| <= ln2/512; the table holds 2**(j/256) in
 # double-double (and its high part split for an exact product), exp(r) - 1 is a degree-6
@@ -121,7 +132,7 @@ _EXP_N = 256
 _EXP_INV_STEP = _EXP_N / math.log(2.0)
 _fx_step = _FX_LN2 // _EXP_N
 # ln2/256 in two pieces: the first has 34 significant bits, so k * _EXP_STEP_HI is exact
-# for every |k| < 2**19 (|x| < 745 needs |k| < 2**18).
+# for every |k| < 2**19, which covers |x| < 1400.
 _EXP_STEP_HI = ldexp(float((_fx_step + (1 << (_FX - 43))) >> (_FX - 42)), -42)
 _EXP_STEP_LO = _fx_to_float(_fx_step - (int(_EXP_STEP_HI * 2.0**42) << (_FX - 42)))
 
@@ -169,9 +180,9 @@ def _exp_dd(x):
 # --- log in double-double -------------------------------------------------------------------
 # log(x) = e*ln2 - log(r_j) + log1p(u): x = m * 2**e with m in [sqrt(1/2), sqrt(2)), r_j an
 # 11-bit approximation of 1/m read from a table (with -log(r_j) in double-double), so that
-# u = m*r_j - 1 is exact (m split in a 42-bit head and a short tail) and |u| < 2**-9.9.
+# u = m*r_j - 1 is exact (m split in a 42-bit head and a short tail) and |u| < 2**-8.9;
+# log1p(u) is u plus a degree-8 polynomial, truncated below 2**-80.
 
-_LOG_N = 512
 _LN2_HI = ldexp(float(_FX_LN2 >> (_FX - 42)), -42)  # 42 bits: e * _LN2_HI is exact
 _LN2_LO = _fx_to_float(_FX_LN2 - (int(_LN2_HI * 2.0**42) << (_FX - 42)))
 
@@ -259,17 +270,18 @@ _SIGMOID_TABLE = _build_sigmoid_table()
 
 
 def sigmoid(x):
-    """Logistic sigmoid: sigma(x) = 1 / (1 + e**-x), correctly rounded on >99.8% of inputs.
+    """Logistic sigmoid: sigma(x) = 1 / (1 + e**-x), within 0.6 ULP (about 99.8% correctly rounded).
 
-    Never overflows: for x <= -45, sigma(x) = e**x (1 - e**x + ...) and ``exp(x)`` is within
-    one ULP and a quarter of the last bit of the truth, down to the subnormals; for x >= 9,
-    ``1 - e/(1 + e)`` with e = e**-x small. In between, sigma(x) = S / (1 + C*m) around the
-    nearest multiple a of 1/64 (S = sigma(a) and C = 1 - S tabulated to 106 bits, m =
-    expm1(a - x) with |a - x| <= 1/128), so only a small correction carries rounding errors:
-    the error is below 0.6 ULP everywhere.
+    Never overflows, since e**-x is never formed for x < 0. For x < -40 the result is
+    ``exp(x)``: sigma(x) = e**x (1 - e**x + ...) differs from it by less than 0.04 ULP, down to
+    the subnormals. For x >= 9 it is 1 - e/(1 + e) with e = e**-x < 1.3e-4, so the roundings
+    of the small e/(1 + e) are invisible next to 1. In between, around the midpoint a of the
+    1/64-wide cell that holds x, sigma(x) = S / (1 + C*m) exactly, with S = sigma(a) and
+    C = 1 - S from a table in double-double and m = expm1(a - x), |m| < 0.008: the rounding
+    errors sit in a correction under 1% of S, and only the final addition rounds at full weight.
 
-    Symmetry: 1 - sigma(x) = sigma(-x); the derivative is sigma * (1 - sigma) <= 1/4
-    (see :func:`sigmoid_grad`). ``expit`` and ``logistic`` are this function.
+    Symmetry: 1 - sigma(x) = sigma(-x); the derivative is sigma' = sigma (1 - sigma) <= 1/4
+    (:func:`sigmoid_grad`). ``expit`` and ``logistic`` are this function.
 
     >>> sigmoid(-710.0)                 # a subnormal, where e**-x would overflow
     4.47628622567513e-309
@@ -320,7 +332,7 @@ def sigmoid_grad(x):
         d_lo += ldexp(e_lo, k)
         d_hi, d_lo = _dd_mul(d_hi, d_lo, d_hi, d_lo)
         q_hi, q_lo = _dd_div(e_hi, e_lo, d_hi, d_lo)
-        return ldexp(q_hi, k)
+        return _ldexp_dd(q_hi, q_lo, k)
     return 0.0 if t == t else t  # |x| > 746 underflows; NaN stays NaN
 
 
@@ -332,9 +344,8 @@ def softplus(x):
     sit far below the ULP of x. Below 12, e**x comes as a double-double with its exponent
     apart and log(1 + e**x) is taken in double-double; when e**x < 2**-15 the series
     e**x (1 - e**x/2 + ...) is used instead, so tiny and subnormal results (x < -708) keep
-    full accuracy.
-    The error is below 0.51 ULP everywhere. softplus(x) - softplus(-x) = x, and
-    softplus' = sigmoid.
+    full accuracy. The error is below 0.51 ULP everywhere.
+    softplus(x) - softplus(-x) = x, and softplus' = sigmoid.
 
     >>> softplus(-740.0)                # e**x, a subnormal
     4.2e-322
@@ -351,7 +362,7 @@ def softplus(x):
                 # scale of e, so that 1 + e is never formed (it would lose e's low bits).
                 e = ldexp(e_hi, k)
                 tail = e_hi * e * (0.5 - e * (1 / 3 - e * (0.25 - 0.2 * e)))
-                return ldexp(e_hi + (e_lo - tail), k)
+                return _ldexp_dd(e_hi, e_lo - tail, k)
             e_hi = ldexp(e_hi, k)
             s, t = _two_sum(1.0, e_hi)
             t += ldexp(e_lo, k)  # 1 + e = s + t exactly, to 2**-106
@@ -369,13 +380,16 @@ def log_sigmoid(x):
 
     Computed as -softplus(-x) (see :func:`softplus` for why that is stable): about x for
     x -> -inf, where the naive log(1/(1 + e**-x)) overflows, and about -e**-x for x -> +inf,
-    where it rounds to log(1) = 0. log_sigmoid(x) - log_sigmoid(-x) = x.
+    where it rounds to log(1) = 0. log_sigmoid(x) - log_sigmoid(-x) = x. For x > 745 the
+    result is -0.0 (the truth is negative and below every float); at +inf it is log 1 = 0.0.
 
     >>> log_sigmoid(-1000.0), log_sigmoid(40.0)
     (-1000.0, -4.248354255291589e-18)
     """
     if type(x) is not float:
         return elementwise(log_sigmoid, x, "log_sigmoid")
+    if x == math.inf:
+        return 0.0  # log(1); for finite x > 745 the negative truth rounds to -0.0
     return -softplus(-x)
 
 
@@ -427,7 +441,7 @@ def logit(p, eps=None):
     ``eps`` clamps p to [eps, 1 - eps] first, like ``torch.logit``; it must be in [0, 0.5].
     A p outside [0, 1] is an error even with eps.
 
-    >>> logit(1e-300)                   # log(p) - log1p(-p); p / (1 - p) is fine here too
+    >>> logit(1e-300)                   # far in the tail: log(p) - log(1 - p)
     -690.7755278982137
     >>> logit(0.5 + 2.0**-53)           # 2 atanh(2**-52); log(p / (1 - p)) is 1 ULP low
     4.440892098500626e-16
@@ -454,8 +468,8 @@ def hard_sigmoid(x):
 
     x/6 + 1/2 = (x + 3)/6 rounds twice in floating point (and 1/6 is not a float); here x is
     taken as the exact fraction n/d it is and (n + 3d)/(6d) is divided once, with integers,
-    which Python rounds correctly. The hard counterpart of the sigmoid: it agrees with it at
-    0 (value 1/2) and in slope 1/6 versus 1/4, and saturates exactly at |x| >= 3.
+    which Python rounds correctly. The hard counterpart of the sigmoid: the same value 1/2
+    at 0, a slope of 1/6 there instead of 1/4, and exact saturation for |x| >= 3.
 
     >>> hard_sigmoid(-3.0), hard_sigmoid(0.0), hard_sigmoid(2.0), hard_sigmoid(1e308)
     (0.0, 0.5, 0.8333333333333334, 1.0)

@@ -83,7 +83,7 @@ def _total(values):
         try:
             return float(exact)
         except OverflowError:
-            return math.copysign(math.inf, exact)
+            return math.inf if exact > 0 else -math.inf
 
 
 def _reduce(losses, shape, reduction, denominator=None):
@@ -354,17 +354,19 @@ def _distillation_row(teacher, student, t):
             # p_i phi(y_i) = q_i - p_i + p_i y_i, with p_i below the floats (or 0)
             terms.append(q_i)
             orphans += q_i
-            if a != -math.inf and b - a < -1.0:
-                y = (a - b) + ((a_lo - b_lo) - log_ratio)
+            y = (a - b) + ((a_lo - b_lo) - log_ratio) if a != -math.inf else 0.0
+            if y > 1.0:  # the p_i (y_i - 1) part, in logarithms
                 terms.append(math.exp(a + a_lo - log_norm_p + math.log(y - 1.0)))
             continue
+        if b == -math.inf:  # q_i = 0 where p_i > 0
+            return math.inf
         d, d_lo = _two_sum(a, -b)
-        y = (d - log_ratio) + (d_lo + (a_lo - b_lo))
+        y, y_lo = _two_sum(d - log_ratio, d_lo + (a_lo - b_lo))
         identical = identical and y == 0.0
         spread += p_i * abs(y)
         largest = max(largest, -a, -b)
-        if -2.0 < y < 1.0:
-            terms.append(p_i * _phi(y))
+        if -2.0 < y < 1.0:  # phi(y + y_lo) = phi(y) + y_lo phi'(y), phi'(y) = -expm1(-y)
+            terms.append(p_i * (_phi(y) - y_lo * math.expm1(-y)))
         elif y >= 1.0:
             terms.append(q_i + p_i * (y - 1.0))
         else:

@@ -2,7 +2,8 @@
 
 Both are within 1 ULP everywhere, tails included: ``ndtr`` down to x = -38.47 where it
 underflows (subnormal results included), ``probit`` for subnormal p and p = 1e-300. The
-libm's ``erfc`` is not used: it is off by up to 3 ULP between 1 and 26. Instead
+libm's ``erfc`` is not used: it is itself off by up to 3 ULP between 1 and 26, and
+erfc(-x/sqrt 2) turns the rounding of x/sqrt 2 into hundreds of ULP in the tail. Instead
 Phi(-t) = phi(t) R(t), with the Gaussian density phi in double-double and the Mills ratio
 R(t) = Phi(-t)/phi(t), a smooth function of order 1/t, from a table and its Taylor series
 (t <= 4) or from its continued fraction (t > 4).
@@ -13,8 +14,8 @@ from math import floor, isqrt, ldexp, log, sqrt
 
 from ._inputs import elementwise
 from .elementwise import (
-    _FX, _FX_ONE, _dd_div, _dd_mul, _exp_dd, _fx_exp, _fx_to_dd, _fx_to_float, _two_prod,
-    _two_sum,
+    _FX, _FX_ONE, _dd_div, _dd_mul, _exp_dd, _fx_exp, _fx_to_dd, _fx_to_float, _ldexp_dd,
+    _two_prod, _two_sum,
 )
 
 __all__ = ["ndtr", "probit", "ndtri"]
@@ -81,17 +82,23 @@ def _mills(t):
         hi = r_hi + total
         return hi, (r_hi - hi) + total + r_lo
     # Laplace's continued fraction R = 1/(t + 1/(t + 2/(t + 3/(t + ...)))), evaluated from
-    # the tail; its last two steps in double-double.
+    # the tail. Its last two steps are in double-double: each step damps the relative error
+    # of the one before by about k/t**2, so the float part's few ULP end up below 2**-58.
     y = t
-    for k in range(40 if t < 8.0 else 20 if t < 15.0 else 12, 1, -1):
+    for k in range(40 if t < 8.0 else 20 if t < 15.0 else 12, 2, -1):
         y = t + k / y
-    y_hi, y_lo = _two_sum(t, 1.0 / y)
-    return _dd_div(1.0, 0.0, y_hi, y_lo)
+    q = 2.0 / y
+    p, e = _two_prod(q, y)
+    y_hi, y_lo = _two_sum(t, q)
+    y_lo += ((2.0 - p) - e) / y
+    q_hi, q_lo = _dd_div(1.0, 0.0, y_hi, y_lo)
+    y_hi, y_lo = _two_sum(t, q_hi)
+    return _dd_div(1.0, 0.0, y_hi, y_lo + q_lo)
 
 
 def _lower_tail(t):
-    """Phi(-t) for 0 <= t < 38.5 as (hi, lo, k): Phi(-t) = (hi + lo) * 2**k, also returning
-    R(t) (hi, lo) for the Newton steps of probit."""
+    """Phi(-t) = (hi + lo) * 2**k for 0 <= t < 38.6, as (hi, lo, k, R(t)); probit's Newton
+    step needs the Mills ratio R(t) too."""
     q_hi, q_lo = _two_prod(t, t)
     e_hi, e_lo, k = _exp_dd(-0.5 * q_hi)  # e**(-t**2/2) = e**(-q_hi/2) (1 - q_lo/2)
     e_lo -= 0.5 * q_lo * e_hi
@@ -111,8 +118,10 @@ def ndtr(x):
     Phi(-x) in double-double. So the tail is accurate in relative terms down to x = -38.47,
     where Phi underflows, and 1 - Phi(x) = Phi(-x) holds as far as floats allow.
 
-    >>> ndtr(-37.5)                     # subnormal; erfc(37.5/sqrt(2))/2 is 3 ULP off here
-    4.605353e-309
+    >>> ndtr(-37.0)                     # math.erfc(37/sqrt(2))/2 is 847 ULP off here
+    5.725571222524577e-300
+    >>> ndtr(-38.0)                     # subnormal
+    2.88542835e-316
     >>> ndtr(0.0), ndtr(-40.0), ndtr(8.3), ndtr(float("-inf"))
     (0.5, 0.0, 1.0, 0.0)
     """
@@ -121,9 +130,9 @@ def ndtr(x):
     if x <= 0.0:
         if x > -38.5:
             v_hi, v_lo, k, _ = _lower_tail(-x)
-            return ldexp(v_hi, k)
+            return _ldexp_dd(v_hi, v_lo, k)
         return 0.0  # below 2**-1075
-    if x < 8.3:  # Phi(-8.3) > 2**-54: 1 - Phi(-x) still differs from 1
+    if x < 8.3:  # beyond, Phi(-x) < 2**-54 and 1 - Phi(-x) rounds to 1
         v_hi, v_lo, k, _ = _lower_tail(x)
         s, e = _two_sum(1.0, -ldexp(v_hi, k))
         return s + (e - ldexp(v_lo, k))
@@ -217,9 +226,9 @@ def probit(p):
     correctly computed quantile of the p given, not of the p meant. ``ndtri`` is this function.
 
     >>> probit(1e-300)
-    -37.047096299361234
+    -37.0470962993612
     >>> probit(0.5), probit(0.975), probit(5e-324)
-    (0.0, 1.959963984540054, -38.467405617144344)
+    (0.0, 1.9599639845400538, -38.467405617144344)
     """
     if type(p) is not float:
         return elementwise(probit, p, "probit", "p")

@@ -96,7 +96,7 @@ def _exact_scaled_difference(x, y, t):
     try:
         hi = float(exact)
     except OverflowError:
-        return math.copysign(math.inf, exact), 0.0
+        return (math.inf if exact > 0 else -math.inf), 0.0
     return hi, float(exact - fractions.Fraction(hi))
 
 
@@ -252,6 +252,9 @@ def _log_softmax_lane(row, t):
     big, small = _log1p_dd(r_hi, r_lo)
     out = []
     for h, lo in zip(his, los):
+        if h == -math.inf:  # an entry of -inf, or (x - m)/T beyond the floats
+            out.append(h)
+            continue
         s, err = _two_sum(h, -big)  # no cancellation: h <= 0 and -big <= 0
         out.append(s + (err + (lo - small)))
     return out
@@ -304,7 +307,8 @@ def _decimal_logsumexp(row, m):
 
 # -- along an axis --------------------------------------------------------------------------
 
-_is_float = float.__instancecheck__
+_is_float = float.__instancecheck__  # isinstance(v, float), as a fast callable for map
+
 
 def _along_axis(x, axis, function, kernel, keep_axis=True):
     """Apply a lane kernel to every 1-D slice of ``x`` along ``axis``; nest the result back."""
@@ -313,13 +317,14 @@ def _along_axis(x, axis, function, kernel, keep_axis=True):
         return kernel(x)
     shape, flat = to_array(x, function)
     ax = normalize_axis(axis, len(shape), function)
-    if keep_axis:
-        out = [0.0] * len(flat)
-        for lane in lanes(shape, ax):
-            out[lane.start:lane.stop:lane.step] = kernel([flat[i] for i in lane])
-        return from_array(shape, out)
-    results = [kernel([flat[i] for i in lane]) for lane in lanes(shape, ax)]
-    return from_array(shape[:ax] + shape[ax + 1:], results)
+    rows = (flat[lane.start:lane.stop] if lane.step == 1 else [flat[i] for i in lane]
+            for lane in lanes(shape, ax))
+    if not keep_axis:
+        return from_array(shape[:ax] + shape[ax + 1:], list(map(kernel, rows)))
+    out = [0.0] * len(flat)
+    for lane, row in zip(lanes(shape, ax), rows):
+        out[lane.start:lane.stop:lane.step] = kernel(row)
+    return from_array(shape, out)
 
 
 def softmax(x, axis=-1, temperature=1.0):
@@ -328,7 +333,8 @@ def softmax(x, axis=-1, temperature=1.0):
     ``x`` is a sequence of numbers or a rectangular nesting of any depth; the result
     has the same nesting, as lists. Each lane sums to 1 (to within the rounding of its
     elements, each within 2 ULP), softmax(x + c) = softmax(x), and for two classes
-    softmax([0, z])[1] = sigmoid(z). Larger temperatures give smoother distributions.
+    softmax([0, z])[1] = sigmoid(z). A larger temperature gives a smoother distribution:
+    its entropy grows with T, towards log n.
 
     Stable: computed as e^{x_i - m} / (1 + R) with m the lane's maximum, the
     differences (x_i - m)/T carried to double-double precision and R summed exactly

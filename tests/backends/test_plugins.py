@@ -172,7 +172,8 @@ def test_documented_plugin_installs_and_is_discovered(tmp_path):
     result = json.loads(run.stdout.strip().splitlines()[-1])
     info = result["info"]
     assert info["available"], info["error"]
-    assert info["origin"] == "plugin" and info["target"] == "refact_statistics_backend:StatisticsBackend"
+    assert info["origin"] == "plugin"
+    assert info["target"] == "refact_statistics_backend:StatisticsBackend"
     assert info["n_functions"] == 2 and info["formats"] == ["float64"]
     assert result["ndtr"] == [[0.5, 0.8413447460685429], "float64"]
     assert Path(result["prefix"]).resolve() == env_dir.resolve()

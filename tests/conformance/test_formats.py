@@ -64,8 +64,10 @@ def test_every_16_bit_pattern(fmt):
     arr = np.asarray(patterns, dtype=np.uint16).view(typ)
     ups = np.nextafter(arr, np.full_like(arr, np.inf)).astype(np.float64)
     downs = np.nextafter(arr, np.full_like(arr, -np.inf)).astype(np.float64)
-    with np.errstate(over="ignore"):
-        spacings = np.abs(np.spacing(arr).astype(np.float64))
+    with np.errstate(over="ignore", invalid="ignore"):
+        # numpy's float16 spacing is wrong for negative values (np.spacing(float16(-1)) is
+        # positive and half the step): take it at |x|, where ulp is defined the same way
+        spacings = np.spacing(np.abs(arr)).astype(np.float64)
     for b in patterns:
         v = ours[b]
         assert same_value(v, theirs[b]), hex(b)
@@ -74,8 +76,8 @@ def test_every_16_bit_pattern(fmt):
         assert to_bits(v, fmt) == b
         assert is_representable(v, fmt)
         if math.isfinite(v):
-            assert same_value(next_up(v, fmt), float(ups[b])) or (v == 0 and next_up(v, fmt) == ups[b]), hex(b)
-            assert same_value(next_down(v, fmt), float(downs[b])) or (v == 0 and next_down(v, fmt) == downs[b]), hex(b)
+            assert same_value(next_up(v, fmt), float(ups[b])), hex(b)
+            assert same_value(next_down(v, fmt), float(downs[b])), hex(b)
             if abs(v) != fmt.largest_finite:  # numpy's spacing there is inf (the step to overflow)
                 assert ulp(v, fmt) == spacings[b], hex(b)
 
@@ -135,6 +137,7 @@ def test_rounding_float64_inputs_matches_numpy_cast(fmt):
         theirs = np.asarray(values, dtype=np.float64).astype(typ).astype(np.float64)
     for v, a, b in zip(values, ours, theirs):
         assert same_value(a, float(b)), v.hex()
+        assert is_representable(v, fmt) == same_value(a, v)
 
 
 def test_rounding_float32_inputs_matches_ml_dtypes_bfloat16():
@@ -157,8 +160,8 @@ def test_signed_zero_overflow_and_specials():
     assert round_to_format(-FLOAT64.overflow_threshold, FLOAT64) == -math.inf
     assert math.isnan(round_to_format(math.nan, FLOAT32))
     assert round_to_format(mpmath.mpf("1e-4343"), FLOAT64) == 0.0
-    assert round_to_format(mpmath.mpf("-1e100000"), FLOAT64) == -0.0
-    assert math.copysign(1, round_to_format(mpmath.mpf("-1e100000"), FLOAT64)) == -1
+    assert round_to_format(mpmath.mpf("-1e-100000"), FLOAT64) == -0.0
+    assert math.copysign(1, round_to_format(mpmath.mpf("-1e-100000"), FLOAT64)) == -1
     assert round_to_format(mpmath.mpf("1e100000"), FLOAT16) == math.inf
     assert round_to_format(mpmath.mpf(0), FLOAT16) == 0.0
 
@@ -184,7 +187,7 @@ def _nearest_check(value, r, fmt):
                 assert to_bits(r, fmt) % 2 == 0
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.integers(min_value=1, max_value=2 ** 200), st.integers(min_value=-1300, max_value=1100),
        st.booleans(), st.sampled_from(list(FORMATS)))
 def test_rounding_of_long_mpmath_values_is_nearest_even(man, exp, negative, name):
@@ -193,7 +196,7 @@ def test_rounding_of_long_mpmath_values_is_nearest_even(man, exp, negative, name
     _nearest_check(value, round_to_format(value, fmt), fmt)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.fractions(min_value=Fraction(-10 ** 6), max_value=Fraction(10 ** 6)).filter(lambda q: q != 0),
        st.sampled_from(list(FORMATS)))
 def test_rounding_of_fractions_is_nearest_even(q, name):
@@ -239,7 +242,7 @@ def test_ulp_at_the_truths_binade():
     assert ulp(mpmath.mpf("1e-4343"), FLOAT64) == 2.0 ** -1074
     assert ulp(0.0, FLOAT16) == 2.0 ** -24
     assert ulp(Fraction(1, 3), FLOAT16) == 2.0 ** -12
-    assert ulp_exponent(mpmath.mpf("3.6e308"), FLOAT64) == 1024 - 52  # past overflow: continues
+    assert ulp_exponent(mpmath.mpf("3.0e308"), FLOAT64) == 1024 - 52  # past overflow: continues
     assert ulp(math.inf, FLOAT64) == math.inf
 
 
@@ -251,6 +254,8 @@ def test_ordinals_are_consecutive():
         assert ordinal(-fmt.smallest_normal, fmt) == -ordinal(fmt.smallest_normal, fmt)
     assert next_up(FLOAT16.largest_finite, FLOAT16) == math.inf
     assert next_down(0.0, BFLOAT16) == -BFLOAT16.smallest_subnormal
+    assert math.copysign(1, next_up(-FLOAT16.smallest_subnormal, FLOAT16)) == -1  # IEEE nextUp: -0
+    assert math.copysign(1, next_down(FLOAT16.smallest_subnormal, FLOAT16)) == 1
     assert round_dyadic(-3, -2, FLOAT16) == -0.75
 
 

@@ -1,9 +1,10 @@
 """softmax, log_softmax, logsumexp, the Jacobian and probabilities against mpmath.
 
 Truth is computed in mpmath at 800 bits from the exact inputs (x/T exact too), and
-errors are in ULPs of the truth's binade: |y - t| / ulp(t), subnormal spacing below
-the smallest normal. The budget of the three along-an-axis functions is 2 ULP, and an
-element whose truth is below half the smallest subnormal must be 0.0 exactly.
+errors are in ULPs of the truth's binade, with the ``mp64`` helpers of conftest.py:
+|y - t| / ulp(t), subnormal spacing below the smallest normal. The budget of the three
+along-an-axis functions is 2 ULP, and an element whose truth is below half the
+smallest subnormal must be 0.0 exactly.
 """
 
 import math
@@ -18,21 +19,19 @@ from refact import log_softmax, logsumexp, probabilities, softmax, softmax_jacob
 
 SEED = [1, 2, 3, 4, -3, -4, -2, -10000]
 BUDGET = 2.0
-SETTINGS = settings(max_examples=250, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=60, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+ACCURACY = settings(SETTINGS, max_examples=400)
 HALF_SUBNORMAL = mpmath.ldexp(1, -1075)
 
 
 # -- truth ----------------------------------------------------------------------------------
 
-def ulps(y, truth):
-    """|y - truth| / ulp(truth) for a float y and an mpmath truth (inf if y is inf or NaN)."""
-    if not math.isfinite(y):
-        return math.inf
-    if truth == 0:
-        return 0.0 if y == 0 else math.inf
-    exponent = max(int(mpmath.floor(mpmath.log(abs(truth), 2))), -1022)
-    return float(abs(mpmath.mpf(y) - truth) / mpmath.ldexp(1, exponent - 52))
+def ulps(mp64, y, truth):
+    """mp64.ulp_error, also for a truth that rounds beyond the largest float (then y = +-inf)."""
+    if math.isinf(mp64.nearest(truth)):
+        return 0.0 if y == mp64.nearest(truth) else math.inf
+    return mp64.ulp_error(y, truth)
 
 
 def true_lane(row, temperature=1.0):
@@ -41,13 +40,18 @@ def true_lane(row, temperature=1.0):
         t = mpmath.mpf(temperature)
         scaled = [mpmath.mpf(v) / t for v in row if v != -math.inf]
         top = max(scaled)
-        rest = mpmath.fsum(mpmath.exp(v - top) for v in scaled) - 1  # the max's own term is 1
-        log_norm = top + mpmath.log1p(rest)
-        logs = [-mpmath.inf if v == -math.inf else mpmath.mpf(v) / t - log_norm for v in row]
-        return [mpmath.exp(v) for v in logs], logs, log_norm
+        others = list(scaled)
+        others.remove(top)  # the maximum's own term is 1: summing it would swamp e^-741
+        # e^-100000 is nothing next to 1 at 800 bits, and mpmath is slow to compute it
+        rest = mpmath.fsum(mpmath.exp(v - top) for v in others if v - top > -100000)
+        # differences from the maximum first: top + 0.69 would be lost at 1e300
+        logs = [-mpmath.inf if v == -math.inf else (mpmath.mpf(v) / t - top) - mpmath.log1p(rest)
+                for v in row]
+        probs = [mpmath.exp(v) if v > -100000 else mpmath.mpf(0) for v in logs]
+        return probs, logs, top + mpmath.log1p(rest)
 
 
-def check_lane_accuracy(row, temperature=1.0):
+def check_lane_accuracy(mp64, row, temperature=1.0):
     probs, logs, log_norm = true_lane(row, temperature)
     got_probs = softmax(row, temperature=temperature)
     got_logs = log_softmax(row, temperature=temperature)
@@ -55,15 +59,15 @@ def check_lane_accuracy(row, temperature=1.0):
         if t < HALF_SUBNORMAL:
             assert y == 0.0, (row, temperature, y, t)
         else:
-            assert ulps(y, t) <= BUDGET, (row, temperature, y, mpmath.nstr(t, 20))
+            assert ulps(mp64, y, t) <= BUDGET, (row, temperature, y, mpmath.nstr(t, 20))
     for y, t in zip(got_logs, logs):
         if t == -mpmath.inf:
             assert y == -math.inf
         else:
-            assert ulps(y, t) <= BUDGET, (row, temperature, y, mpmath.nstr(t, 20))
+            assert ulps(mp64, y, t) <= BUDGET, (row, temperature, y, mpmath.nstr(t, 20))
     if temperature == 1.0:
         y = logsumexp(row)
-        assert ulps(y, log_norm) <= BUDGET, (row, y, mpmath.nstr(log_norm, 20))
+        assert ulps(mp64, y, log_norm) <= BUDGET, (row, y, mpmath.nstr(log_norm, 20))
 
 
 # -- strategies: wide dynamic range, a few huge values, optionally infinities ----------------
@@ -77,37 +81,38 @@ temperatures = st.one_of(st.just(1.0), st.sampled_from([0.5, 3.0, 7.25, 1e-3, 1e
                          st.floats(0.01, 100.0))
 
 
-@SETTINGS
-@given(finite_rows)
-def test_accuracy_at_temperature_one(row):
-    check_lane_accuracy(row)
+@ACCURACY
+@given(row=finite_rows)
+def test_accuracy_at_temperature_one(mp64, row):
+    check_lane_accuracy(mp64, row)
 
 
-@SETTINGS
-@given(finite_rows, temperatures)
-def test_accuracy_with_temperature_is_that_of_the_exact_quotient(row, temperature):
-    check_lane_accuracy(row, temperature)
+@ACCURACY
+@given(row=finite_rows, temperature=temperatures)
+def test_accuracy_with_temperature_is_that_of_the_exact_quotient(mp64, row, temperature):
+    check_lane_accuracy(mp64, row, temperature)
 
 
-@SETTINGS
-@given(st.lists(small, min_size=2, max_size=6), st.floats(-30.0, 30.0))
-def test_near_ties_and_moderate_rows(row, centre):
+@ACCURACY
+@given(row=st.lists(small, min_size=2, max_size=6), centre=st.floats(-30.0, 30.0))
+def test_near_ties_and_moderate_rows(mp64, row, centre):
     # values packed around one centre: many terms of similar size, the sum's rounding matters
-    check_lane_accuracy([centre + v * 1e-3 for v in row])
+    check_lane_accuracy(mp64, [centre + v * 1e-3 for v in row])
 
 
-@SETTINGS
-@given(st.lists(st.floats(-5.0, 5.0), min_size=1, max_size=10))
-def test_logsumexp_of_log_probabilities_is_tiny_and_accurate(row):
+@ACCURACY
+@given(row=st.lists(st.floats(-5.0, 5.0), min_size=1, max_size=10))
+def test_logsumexp_of_log_probabilities_is_tiny_and_accurate(mp64, row):
     # logsumexp(log_softmax(x)) is 0 up to the roundings of log_softmax: a hard cancellation
     logs = log_softmax(row)
     truth = true_lane(logs)[2]
-    assert ulps(logsumexp(logs), truth) <= BUDGET
+    assert ulps(mp64, logsumexp(logs), truth) <= BUDGET
 
 
 @SETTINGS
-@given(finite_rows, st.lists(st.sampled_from([math.inf, -math.inf]), min_size=1, max_size=3), st.randoms())
-def test_rows_with_infinities_follow_the_limits(row, infinities, random):
+@given(row=finite_rows, infinities=st.lists(st.sampled_from([math.inf, -math.inf]), min_size=1, max_size=3),
+       random=st.randoms())
+def test_rows_with_infinities_follow_the_limits(mp64, row, infinities, random):
     row = list(row)
     for v in infinities:
         row.insert(random.randrange(len(row) + 1), v)
@@ -117,41 +122,39 @@ def test_rows_with_infinities_follow_the_limits(row, infinities, random):
         assert probs == [1.0 / k if v == math.inf else 0.0 for v in row]
         assert logs == [-math.log(k) if v == math.inf else -math.inf for v in row]
         assert logsumexp(row) == math.inf
-    else:  # only -inf added to a finite row: those entries are 0 / -inf, the rest as without them
-        finite = [v for v in row if v != -math.inf]
-        assert [p for p, v in zip(probs, row) if v != -math.inf] == softmax(finite)
+    else:  # only -inf added to a finite row: those entries are 0 / -inf, the others as accurate
         assert [p for p, v in zip(probs, row) if v == -math.inf] == [0.0] * row.count(-math.inf)
         assert [lp for lp, v in zip(logs, row) if v == -math.inf] == [-math.inf] * row.count(-math.inf)
-        assert logsumexp(row) == logsumexp(finite)
+        check_lane_accuracy(mp64, row)
 
 
 # -- the seed's example ---------------------------------------------------------------------
 
-def test_seed_softmax_underflows_to_exactly_zero_and_is_accurate_elsewhere():
+def test_seed_softmax_underflows_to_exactly_zero_and_is_accurate_elsewhere(mp64):
     result = softmax(SEED)
     probs, _, _ = true_lane(SEED)
     assert probs[-1] < mpmath.mpf("1.35e-4345") and probs[-1] > mpmath.mpf("1.33e-4345")
     assert result[-1] == 0.0
-    assert all(ulps(y, t) <= BUDGET for y, t in zip(result[:-1], probs[:-1]))
+    assert all(ulps(mp64, y, t) <= BUDGET for y, t in zip(result[:-1], probs[:-1]))
 
 
-def test_seed_log_softmax_keeps_the_true_value_at_minus_10000():
+def test_seed_log_softmax_keeps_the_true_value_at_minus_10000(mp64):
     _, logs, log_norm = true_lane(SEED)
     result = log_softmax(SEED)
     assert result[-1] == -10004.442586111712
-    assert ulps(result[-1], logs[-1]) <= 0.5
-    assert all(ulps(y, t) <= BUDGET for y, t in zip(result, logs))
-    assert ulps(logsumexp(SEED), log_norm) <= 0.5
+    assert ulps(mp64, result[-1], logs[-1]) <= 0.5
+    assert all(ulps(mp64, y, t) <= BUDGET for y, t in zip(result, logs))
+    assert ulps(mp64, logsumexp(SEED), log_norm) <= 0.5
 
 
-def test_hard_cases_named_in_the_design():
+def test_hard_cases_named_in_the_design(mp64):
     # large gaps, subnormal results, a huge common offset, and temperature making x/T inexact
     for row in ([0.0, -745.0], [0.0, -744.4, -708.5], [1e308, 1e308 * 0.5, -1e308],
                 [-1e300, -1e300 - 1e284], [700.0, -700.0, 0.0], [709.0, 709.0, 709.0],
                 [-1000.0, -1000.5, -1745.0], [2.0 ** -1074, 0.0, -(2.0 ** -1074)]):
-        check_lane_accuracy(row)
+        check_lane_accuracy(mp64, row)
     for temperature in (3.0, 0.1, 1e-300, 1e300):
-        check_lane_accuracy([1.0, 2.0, -7.5, 1e-3], temperature)
+        check_lane_accuracy(mp64, [1.0, 2.0, -7.5, 1e-3], temperature)
 
 
 # -- special values, empty input and the conventions -----------------------------------------
@@ -286,28 +289,28 @@ def test_softmax_sums_to_one_within_a_fixed_bound(row):
 
 
 @SETTINGS
-@given(st.lists(st.integers(-2000, 2000), min_size=1, max_size=10), st.integers(-10 ** 6, 10 ** 6))
-def test_shift_invariance(ints, shift):
+@given(ints=st.lists(st.integers(-2000, 2000), min_size=1, max_size=10), shift=st.integers(-10 ** 6, 10 ** 6))
+def test_shift_invariance(mp64, ints, shift):
     # x/8 + shift is exact, so the shifted row has exactly the same softmax
     row = [v / 8 for v in ints]
     shifted = [v + shift for v in row]
     probs, logs, _ = true_lane(row)
     for y, t in zip(softmax(shifted), probs):
-        assert y == 0.0 if t < HALF_SUBNORMAL else ulps(y, t) <= BUDGET
+        assert y == 0.0 if t < HALF_SUBNORMAL else ulps(mp64, y, t) <= BUDGET
     for y, t in zip(log_softmax(shifted), logs):
-        assert ulps(y, t) <= BUDGET
+        assert ulps(mp64, y, t) <= BUDGET
 
 
 @SETTINGS
-@given(st.one_of(st.floats(-800.0, 800.0), st.floats(-40.0, 40.0)))
-def test_two_class_softmax_is_the_sigmoid(z):
+@given(z=st.one_of(st.floats(-800.0, 800.0), st.floats(-40.0, 40.0)))
+def test_two_class_softmax_is_the_sigmoid(mp64, z):
     with mpmath.workprec(200):
         truth = 1 / (1 + mpmath.exp(-mpmath.mpf(z)))
     two_class = softmax([0.0, z])[1]
     if truth < HALF_SUBNORMAL:
         assert two_class == 0.0 == refact.sigmoid(z)
         return
-    assert ulps(two_class, truth) <= BUDGET
+    assert ulps(mp64, two_class, truth) <= BUDGET
     assert abs(two_class - refact.sigmoid(z)) <= 2 * math.ulp(refact.sigmoid(z))
 
 
@@ -318,16 +321,18 @@ def _entropy(probs):
 @SETTINGS
 @given(st.lists(st.floats(-10.0, 10.0), min_size=2, max_size=8).filter(lambda r: max(r) - min(r) > 0.5))
 def test_entropy_grows_with_temperature(row):
+    # Strictly increasing in exact arithmetic; in floats it can stall where the small
+    # probabilities no longer register (two tied maxima at T = 0.1 and 0.3 both give log 2).
     entropies = [_entropy(softmax(row, temperature=t)) for t in (0.1, 0.3, 1.0, 3.0, 10.0)]
-    assert all(a < b for a, b in zip(entropies, entropies[1:])), entropies
-    assert entropies[-1] < math.log(len(row))
+    assert all(a <= b + 1e-15 for a, b in zip(entropies, entropies[1:])), entropies
+    assert entropies[0] < entropies[-1] < math.log(len(row))
 
 
 # -- the derivatives ------------------------------------------------------------------------
 
 @SETTINGS
-@given(st.lists(st.floats(-50.0, 50.0), min_size=1, max_size=6))
-def test_jacobian_against_mpmath(row):
+@given(row=st.lists(st.floats(-50.0, 50.0), min_size=1, max_size=6))
+def test_jacobian_against_mpmath(mp64, row):
     probs, _, _ = true_lane(row)
     jacobian = softmax_jacobian(row)
     for i, s_i in enumerate(probs):
@@ -336,16 +341,16 @@ def test_jacobian_against_mpmath(row):
             if abs(truth) < HALF_SUBNORMAL:
                 assert abs(jacobian[i][j]) <= 2.0 ** -1074
             else:
-                assert ulps(jacobian[i][j], truth) <= 4.0, (row, i, j)
+                assert ulps(mp64, jacobian[i][j], truth) <= 4.0, (row, i, j)
         assert jacobian[i] == [jacobian[k][i] for k in range(len(row))]  # symmetric
 
 
-def test_jacobian_diagonal_in_saturation_is_not_zero():
+def test_jacobian_diagonal_in_saturation_is_not_zero(mp64):
     # s_0 = 1 - 4.2e-18: 1 - s_0 rounds to 0, the sum of the other probabilities does not
     jacobian = softmax_jacobian([0.0, -40.0])
     probs, _, _ = true_lane([0.0, -40.0])
-    assert ulps(jacobian[0][0], probs[0] * probs[1]) <= 2.0
-    assert jacobian[0][0] == jacobian[1][1] or ulps(jacobian[1][1], probs[0] * probs[1]) <= 2.0
+    assert ulps(mp64, jacobian[0][0], probs[0] * probs[1]) <= 2.0
+    assert jacobian[0][0] == jacobian[1][1] or ulps(mp64, jacobian[1][1], probs[0] * probs[1]) <= 2.0
 
 
 @SETTINGS

@@ -1,0 +1,475 @@
+"""The losses against mpmath (exact values) and against torch.nn.functional (semantics).
+
+Budget: 4 ULP of the truth for every loss value (per element, per row, or reduced),
+measured with the ``mp64`` helpers of conftest.py.
+torch is the reference for what is computed (weights, ignore_index, label smoothing,
+reductions), compared in float64 on moderate inputs where torch itself is accurate.
+"""
+
+import math
+
+import mpmath
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from refact import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    distillation_loss,
+    log_softmax,
+)
+
+SEED = [1, 2, 3, 4, -3, -4, -2, -10000]
+BUDGET = 4.0
+SETTINGS = settings(max_examples=150, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow])
+PREC = 800
+
+
+def ulps(mp64, y, truth):
+    """mp64.ulp_error, also for a truth that is infinite, NaN, or rounds beyond the floats."""
+    if mpmath.isnan(truth):
+        return 0.0 if y != y else math.inf
+    expected = truth if mpmath.isinf(truth) else mp64.nearest(truth)
+    if math.isinf(expected):
+        return 0.0 if y == expected else math.inf
+    return mp64.ulp_error(y, truth)
+
+
+def true_log_softmax(row, temperature=1):
+    with mpmath.workprec(PREC):
+        t = mpmath.mpf(temperature)
+        scaled = [mpmath.mpf(v) / t for v in row]
+        top = max(scaled)
+        others = list(scaled)
+        others.remove(top)
+        log_norm = mpmath.log1p(mpmath.fsum(mpmath.exp(v - top) for v in others if v - top > -100000))
+        return [(v - top) - log_norm for v in scaled]
+
+
+def softplus_mp(z):
+    return mpmath.log1p(mpmath.exp(z)) if z < 0 else z + mpmath.log1p(mpmath.exp(-z))
+
+
+# -- binary cross-entropy -------------------------------------------------------------------
+
+probability = st.one_of(
+    st.floats(0.0, 1.0),
+    st.integers(1, 300).map(lambda k: 10.0 ** -k),
+    st.integers(1, 16).map(lambda k: 1.0 - 10.0 ** -k),
+    st.sampled_from([0.0, 1.0, 0.5, 5e-324]),
+)
+target = st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0.0, 1.0))
+
+
+def true_bce(p, y):
+    with mpmath.workprec(PREC):
+        p, y = mpmath.mpf(p), mpmath.mpf(y)
+        loss = 0
+        if y > 0:
+            loss += -y * mpmath.log(p) if p > 0 else mpmath.inf
+        if y < 1:
+            loss += -(1 - y) * mpmath.log1p(-p) if p < 1 else mpmath.inf
+        return loss
+
+
+@SETTINGS
+@given(p=probability, y=target)
+def test_bce_against_mpmath(mp64, p, y):
+    assert ulps(mp64, binary_cross_entropy(p, y), true_bce(p, y)) <= BUDGET, (p, y)
+
+
+@SETTINGS
+@given(triples=st.lists(st.tuples(probability, target, st.floats(0.0, 3.0)), min_size=1, max_size=8))
+def test_bce_weighted_reductions_against_mpmath(mp64, triples):
+    ps, ys, ws = map(list, zip(*triples))
+    per_element = [w * true_bce(p, y) for p, y, w in zip(ps, ys, ws)]
+    got = binary_cross_entropy(ps, ys, weight=ws, reduction="none")
+    for value, truth in zip(got, per_element):
+        if not mpmath.isinf(truth) or all(w for w in ws):
+            assert ulps(mp64, value, truth) <= BUDGET
+    if all(not mpmath.isinf(t) for t in per_element):
+        with mpmath.workprec(PREC):
+            total = mpmath.fsum(per_element)
+            assert ulps(mp64, binary_cross_entropy(ps, ys, weight=ws, reduction="sum"), total) <= BUDGET
+            assert ulps(mp64, binary_cross_entropy(ps, ys, weight=ws), total / len(ps)) <= BUDGET
+
+
+def test_bce_special_values_are_the_mathematical_ones():
+    assert binary_cross_entropy([1.0, 0.0], [1.0, 0.0], reduction="none") == [0.0, 0.0]  # 0 log 0 = 0
+    assert binary_cross_entropy([0.0, 1.0, 0.0], [1.0, 0.0, 0.5], reduction="none") == [math.inf] * 3
+    assert binary_cross_entropy(1e-300, 0.0) == 1e-300  # log1p, not log(1 - p)
+    assert binary_cross_entropy(0.5, 1.0) == math.log(2.0)
+    assert math.isnan(binary_cross_entropy([0.5, math.nan], [1.0, 1.0]))
+    assert math.isnan(binary_cross_entropy(0.0, 1.0, weight=0.0))  # weights multiply: 0 * inf
+    assert math.isnan(binary_cross_entropy([], []))  # a mean over nothing
+    assert binary_cross_entropy([], [], reduction="sum") == 0.0
+
+
+def test_bce_weight_broadcasts_over_leading_axes():
+    p = [[0.25, 0.5], [0.75, 0.125]]
+    y = [[1.0, 0.0], [0.0, 1.0]]
+    plain = binary_cross_entropy(p, y, reduction="none")
+    weighted = binary_cross_entropy(p, y, weight=[2.0, 3.0], reduction="none")
+    assert weighted == [[2.0 * plain[0][0], 3.0 * plain[0][1]], [2.0 * plain[1][0], 3.0 * plain[1][1]]]
+    assert binary_cross_entropy(p, y, weight=0.5, reduction="sum") == binary_cross_entropy(
+        p, y, weight=[[0.5, 0.5], [0.5, 0.5]], reduction="sum")
+
+
+def test_bce_bad_input():
+    with pytest.raises(ValueError, match=r"binary_cross_entropy\(\): p\[1\] = 1.5 is outside \[0, 1\]"):
+        binary_cross_entropy([0.5, 1.5], [1.0, 0.0])
+    with pytest.raises(ValueError, match=r"binary_cross_entropy\(\): y = -0.25 is outside \[0, 1\]"):
+        binary_cross_entropy(0.5, -0.25)
+    with pytest.raises(ValueError, match=r"p and y must have the same shape, got \(2,\) and \(3,\)"):
+        binary_cross_entropy([0.5, 0.5], [1.0, 0.0, 1.0])
+    with pytest.raises(ValueError, match=r"weight of shape \(3,\) does not broadcast to the input's \(2,\)"):
+        binary_cross_entropy([0.5, 0.5], [1.0, 0.0], weight=[1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match=r"reduction must be 'none', 'mean' or 'sum', not 'avg'"):
+        binary_cross_entropy(0.5, 1.0, reduction="avg")
+    with pytest.raises(TypeError, match=r"p at index \[0\] must be a real number, not str"):
+        binary_cross_entropy(["0.5"], [1.0])
+    with pytest.raises(ValueError, match=r"ragged"):
+        binary_cross_entropy([[0.5], [0.5, 0.5]], [[1.0], [1.0, 1.0]])
+
+
+# -- binary cross-entropy with logits -------------------------------------------------------
+
+logit = st.one_of(st.floats(-1e3, 1e3), st.floats(-40.0, 40.0), st.sampled_from([-800.0, 800.0, 1e308, -1e308]))
+
+
+def true_bce_logits(x, y, pos_weight=1.0):
+    with mpmath.workprec(PREC):
+        x, y, pw = mpmath.mpf(x), mpmath.mpf(y), mpmath.mpf(pos_weight)
+        return (pw * y * softplus_mp(-x) if y else 0) + ((1 - y) * softplus_mp(x) if y < 1 else 0)
+
+
+@SETTINGS
+@given(x=logit, y=target, pos_weight=st.sampled_from([1.0, 0.25, 3.0]))
+def test_bce_with_logits_against_mpmath(mp64, x, y, pos_weight):
+    got = binary_cross_entropy_with_logits(x, y, pos_weight=pos_weight)
+    assert ulps(mp64, got, true_bce_logits(x, y, pos_weight)) <= BUDGET, (x, y, pos_weight)
+
+
+def test_bce_with_logits_special_values():
+    # a zero target coefficient drops its term: a confident correct logit costs nothing
+    assert binary_cross_entropy_with_logits([math.inf, -math.inf], [1.0, 0.0], reduction="none") == [0.0, 0.0]
+    assert binary_cross_entropy_with_logits([-math.inf, math.inf], [1.0, 0.0], reduction="none") == [
+        math.inf, math.inf]
+    assert binary_cross_entropy_with_logits(800.0, 0.0) == 800.0
+    assert binary_cross_entropy_with_logits(-800.0, 0.0) == 0.0  # e^-800 underflows
+    assert math.isnan(binary_cross_entropy_with_logits(math.nan, 1.0))
+
+
+def test_bce_with_logits_pos_weight_is_per_class_on_the_last_axis(mp64):
+    x = [[0.5, -1.0, 2.0], [1.5, 0.0, -3.0]]
+    y = [[1.0, 0.0, 0.5], [1.0, 1.0, 0.0]]
+    pos_weight = [2.0, 3.0, 0.5]
+    got = binary_cross_entropy_with_logits(x, y, pos_weight=pos_weight, reduction="none")
+    for i in range(2):
+        for j in range(3):
+            assert ulps(mp64, got[i][j], true_bce_logits(x[i][j], y[i][j], pos_weight[j])) <= BUDGET
+
+
+def test_bce_with_logits_bad_input():
+    with pytest.raises(ValueError, match=r"binary_cross_entropy_with_logits\(\): y\[0\] = 2.0 is outside"):
+        binary_cross_entropy_with_logits([0.0], [2.0])
+    with pytest.raises(ValueError, match=r"x and y must have the same shape"):
+        binary_cross_entropy_with_logits([0.0, 1.0], [1.0])
+    with pytest.raises(ValueError, match=r"pos_weight of shape \(2,\) does not broadcast"):
+        binary_cross_entropy_with_logits([[0.0, 1.0, 2.0]], [[1.0, 0.0, 1.0]], pos_weight=[1.0, 2.0])
+    with pytest.raises(ValueError, match=r"reduction must be"):
+        binary_cross_entropy_with_logits(0.0, 1.0, reduction=None)
+
+
+# -- cross-entropy --------------------------------------------------------------------------
+
+def test_cross_entropy_of_the_seed_vector_against_mpmath(mp64):
+    truth = -true_log_softmax(SEED)[7]
+    assert mpmath.nstr(truth, 15) == "10004.4425861117"
+    assert cross_entropy(SEED, 7) == 10004.442586111712
+    assert ulps(mp64, cross_entropy(SEED, 7), truth) <= 0.5
+    assert ulps(mp64, cross_entropy([SEED, SEED], [7, 3], reduction="sum"), truth - true_log_softmax(SEED)[3]) <= BUDGET
+
+
+logit_row = st.lists(st.one_of(st.floats(-30.0, 30.0), st.floats(-1e4, 1e4)), min_size=2, max_size=6)
+
+
+@SETTINGS
+@given(row=logit_row, data=st.data())
+def test_cross_entropy_index_targets_with_weights_and_smoothing_against_mpmath(mp64, row, data):
+    classes = len(row)
+    k = data.draw(st.integers(0, classes - 1))
+    weights = data.draw(st.lists(st.floats(0.125, 4.0), min_size=classes, max_size=classes))
+    smoothing = data.draw(st.sampled_from([0.0, 0.1, 0.5, 1.0]))
+    logs = true_log_softmax(row)
+    with mpmath.workprec(PREC):
+        eps = mpmath.mpf(smoothing)
+        truth = (1 - eps) * weights[k] * -logs[k] + eps / classes * mpmath.fsum(
+            w * -lq for w, lq in zip(weights, logs))
+    got = cross_entropy(row, k, weight=weights, label_smoothing=smoothing, reduction="sum")
+    assert ulps(mp64, got, truth) <= BUDGET, (row, k, weights, smoothing)
+    # one row: the weighted mean divides by w_k
+    mean = cross_entropy([row], [k], weight=weights, label_smoothing=smoothing)
+    assert ulps(mp64, mean, truth / weights[k]) <= BUDGET
+
+
+@SETTINGS
+@given(row=logit_row, data=st.data())
+def test_cross_entropy_probability_targets_against_mpmath(mp64, row, data):
+    classes = len(row)
+    probs = data.draw(st.lists(st.one_of(st.floats(0.0, 1.0), st.just(0.0)), min_size=classes, max_size=classes))
+    smoothing = data.draw(st.sampled_from([0.0, 0.2]))
+    logs = true_log_softmax(row)
+    with mpmath.workprec(PREC):
+        eps = mpmath.mpf(smoothing)
+        truth = mpmath.fsum(((1 - eps) * y + eps / classes) * -lq for y, lq in zip(probs, logs))
+    got = cross_entropy(row, probs, label_smoothing=smoothing)
+    # the smoothed target is rounded once before use, as torch does: allow for it
+    assert ulps(mp64, got, truth) <= BUDGET + (2 if smoothing else 0), (row, probs, smoothing)
+
+
+def test_cross_entropy_ignore_index_and_the_mean_over_nothing():
+    logits = [[1.0, 2.0, 3.0], [0.5, -1.0, 2.0], [0.0, 0.0, 0.0]]
+    per_row = cross_entropy(logits, [2, -100, 0], reduction="none")
+    assert per_row[1] == 0.0
+    assert cross_entropy(logits, [2, -100, 0]) == (per_row[0] + per_row[2]) / 2
+    assert math.isnan(cross_entropy(logits, [-100, -100, -100]))  # 0 / 0, like torch
+    assert cross_entropy(logits, [-100, -100, -100], reduction="sum") == 0.0
+    assert cross_entropy(logits, [1, 1, 1], ignore_index=1, reduction="none") == [0.0, 0.0, 0.0]
+
+
+def test_cross_entropy_special_values():
+    assert cross_entropy([0.0, -math.inf], 1) == math.inf
+    assert cross_entropy([0.0, -math.inf], 0) == 0.0
+    assert cross_entropy([0.0, -math.inf], [1.0, 0.0]) == 0.0  # a zero target ignores that class
+    assert cross_entropy([0.0, -math.inf], 0, label_smoothing=0.1) == math.inf  # smoothing puts mass there
+    assert math.isnan(cross_entropy([0.0, math.nan], 0))
+
+
+def test_cross_entropy_bad_input():
+    with pytest.raises(ValueError, match=r"cross_entropy\(\): target\[1\] = 3 is out of range for 3 classes"):
+        cross_entropy([[1.0, 2.0, 3.0]] * 2, [0, 3])
+    with pytest.raises(ValueError, match=r"cross_entropy\(\): target = -1 is out of range for 3 classes"):
+        cross_entropy([1.0, 2.0, 3.0], -1)
+    with pytest.raises(TypeError, match=r"target\[0\] must be an integer class index, not float 1.0"):
+        cross_entropy([[1.0, 2.0, 3.0]], [1.0])
+    with pytest.raises(TypeError, match=r"target must be a real number, not bool"):
+        cross_entropy([1.0, 2.0, 3.0], True)
+    with pytest.raises(ValueError, match=r"target must have shape \(2,\) \(class indices\) or \(2, 3\)"):
+        cross_entropy([[1.0, 2.0, 3.0]] * 2, [0, 1, 2])
+    with pytest.raises(ValueError, match=r"weight must have shape \(3,\), got \(2,\)"):
+        cross_entropy([1.0, 2.0, 3.0], 0, weight=[1.0, 2.0])
+    with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\], got 1.5"):
+        cross_entropy([1.0, 2.0, 3.0], 0, label_smoothing=1.5)
+    with pytest.raises(ValueError, match=r"logits must have shape \(C,\) or \(N, C\)"):
+        cross_entropy([[[1.0, 2.0]]], [[0]])
+    with pytest.raises(ValueError, match=r"logits must have shape \(C,\) or \(N, C\) with C >= 1"):
+        cross_entropy([], 0)
+    with pytest.raises(ValueError, match=r"reduction must be 'none', 'mean' or 'sum'"):
+        cross_entropy([1.0, 2.0], 0, reduction="batchmean")
+    with pytest.raises(TypeError, match=r"ignore_index must be an int"):
+        cross_entropy([1.0, 2.0], 0, ignore_index=None)
+
+
+# -- distillation ---------------------------------------------------------------------------
+
+def true_distillation(student, teacher, temperature):
+    """T^2 KL(p || q) in mpmath, with precision raised until two evaluations agree."""
+    previous = None
+    for prec in (800, 1600, 3200):
+        with mpmath.workprec(prec):
+            t = mpmath.mpf(temperature)
+            lp = _log_softmax_at(teacher, t)
+            lq = _log_softmax_at(student, t)
+            value = t * t * mpmath.fsum(mpmath.exp(a) * (a - b) for a, b in zip(lp, lq) if a > -100000)
+        if previous is not None and (value == previous or abs(value - previous) <= abs(value) * 2 ** -80):
+            return value
+        if previous is not None and abs(value) < mpmath.ldexp(1, -1100) > abs(previous):
+            return mpmath.mpf(0)  # far below the floats: what matters is that 0.0 comes back
+        previous = value
+    raise AssertionError("the mpmath truth did not settle")
+
+
+def _log_softmax_at(row, t):
+    scaled = [mpmath.mpf(v) / t for v in row]
+    top = max(scaled)
+    others = list(scaled)
+    others.remove(top)
+    log_norm = mpmath.log1p(mpmath.fsum(mpmath.exp(v - top) for v in others if v - top > -100000))
+    return [(v - top) - log_norm for v in scaled]
+
+
+logit_pairs = st.lists(st.tuples(st.floats(-30.0, 30.0), st.floats(-30.0, 30.0)), min_size=2, max_size=6)
+
+
+@SETTINGS
+@given(pairs=logit_pairs, relation=st.sampled_from(["independent", "close", "very close", "shifted"]),
+       temperature=st.sampled_from([1.0, 2.0, 0.5, 4.0, 3.0]))
+def test_distillation_against_mpmath_including_nearly_equal_rows(mp64, pairs, relation, temperature):
+    teacher = [a for a, _ in pairs]
+    if relation == "independent":
+        student = [b for _, b in pairs]
+    elif relation == "close":
+        student = [a + b * 1e-6 for a, b in pairs]
+    elif relation == "very close":
+        student = [a + b * 1e-13 for a, b in pairs]
+    else:  # a shift changes nothing in exact arithmetic; here the rounding of a + c remains
+        student = [a + pairs[0][1] for a in teacher]
+    truth = true_distillation(student, teacher, temperature)
+    assert ulps(mp64, distillation_loss(student, teacher, temperature), truth) <= BUDGET, (student, teacher)
+
+
+def test_distillation_of_a_nearly_equal_pair_is_the_tiny_true_value(mp64):
+    assert distillation_loss([0.0, 1e-8], [0.0, 0.0], 1.0) == 1.25e-17
+    truth = true_distillation([0.0, 1e-8], [0.0, 0.0], 1.0)
+    assert ulps(mp64, 1.25e-17, truth) <= 0.5
+
+
+@pytest.mark.parametrize("teacher, student, temperature", [
+    ([0.0, -750.0, 1.0], [0.0, 0.0, 0.0], 1.0),      # p_1 below the floats, q_1 not: q_1 counts
+    ([0.0, -700.0], [0.0, -2000.0], 1.0),            # p_1 tiny and far above q_1
+    ([0.0, -400.0, 2.0], [1.0, 1.0, 1.0], 0.5),      # the same through the temperature
+    ([5.0, -1e4, 3.0], [5.0, -1e4, 3.0 + 1e-12], 2.0),
+    ([1e3, -1e3, 0.0], [1e3, 0.0, -1e3], 3.0),
+])
+def test_distillation_where_teacher_probabilities_underflow(mp64, teacher, student, temperature):
+    truth = true_distillation(student, teacher, temperature)
+    assert ulps(mp64, distillation_loss(student, teacher, temperature), truth) <= BUDGET
+
+
+def test_distillation_batchmean_and_temperature_scaling(mp64):
+    student = [[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]]
+    teacher = [[0.5, 2.5, 0.0], [1.0, -2.0, 2.0]]
+    rows = [distillation_loss(s, t, 2.0) for s, t in zip(student, teacher)]
+    assert distillation_loss(student, teacher, 2.0) == (rows[0] + rows[1]) / 2
+    for s, t, value in zip(student, teacher, rows):
+        assert ulps(mp64, value, true_distillation(s, t, 2.0)) <= BUDGET
+
+
+def test_distillation_special_values(mp64):
+    assert distillation_loss([1.0, 2.0], [1.0, 2.0], 3.0) == 0.0
+    assert distillation_loss([0.0, -math.inf], [0.0, 0.0], 1.0) == math.inf  # q = 0 where p > 0
+    # p = 0 where the teacher says -inf: that class adds nothing, however large q is there
+    student, teacher = [0.0, 1.0, 5.0], [0.0, -1000.0, -math.inf]
+    assert ulps(mp64, distillation_loss(student, teacher, 1.0), true_distillation(student, teacher, 1.0)) <= BUDGET
+    value = distillation_loss([0.0, 1.0], [0.0, -math.inf], 1.0)
+    assert ulps(mp64, value, -_log_softmax_at([0.0, 1.0], mpmath.mpf(1))[0]) <= BUDGET
+    assert math.isnan(distillation_loss([0.0, math.nan], [0.0, 0.0], 1.0))
+
+
+def test_distillation_bad_input():
+    with pytest.raises(ValueError, match=r"distillation_loss\(\): student_logits and teacher_logits must have "
+                                         r"the same shape, got \(2,\) and \(3,\)"):
+        distillation_loss([1.0, 2.0], [1.0, 2.0, 3.0], 1.0)
+    with pytest.raises(ValueError, match=r"distillation_loss\(\): temperature must be finite and > 0"):
+        distillation_loss([1.0, 2.0], [1.0, 2.0], 0.0)
+    with pytest.raises(ValueError, match=r"logits must have shape \(C,\) or \(N, C\)"):
+        distillation_loss([[[1.0]]], [[[1.0]]], 1.0)
+
+
+# -- torch semantics ------------------------------------------------------------------------
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+
+def tensor(values):
+    return torch.tensor(values, dtype=torch.float64)
+
+
+def close_to_torch(ours, theirs, ulp_budget=8):
+    """Same nesting, and every number within ``ulp_budget`` ULPs of torch's (NaN matches NaN)."""
+    return _close(ours, theirs.tolist(), ulp_budget)
+
+
+def _close(ours, theirs, ulp_budget):
+    if isinstance(theirs, list):
+        return len(ours) == len(theirs) and all(_close(a, b, ulp_budget) for a, b in zip(ours, theirs))
+    if math.isnan(theirs):
+        return math.isnan(ours)
+    return abs(ours - theirs) <= ulp_budget * math.ulp(max(abs(theirs), 2.0 ** -1022))
+
+
+LOGITS = [[1.5, -0.25, 3.0, 0.125], [0.5, -1.0, 2.0, 2.0], [-3.0, 0.0, 1.0, -2.5]]
+WEIGHT = [1.0, 2.5, 0.5, 3.0]
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("weight", [None, WEIGHT])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 1.0])
+@pytest.mark.parametrize("targets", [[2, 0, 3], [2, -100, 3], [1, 1, 7]])
+def test_cross_entropy_index_targets_match_torch(reduction, weight, smoothing, targets):
+    ignore = 7 if 7 in targets else -100
+    ours = cross_entropy(LOGITS, targets, weight=weight, ignore_index=ignore, label_smoothing=smoothing,
+                         reduction=reduction)
+    theirs = F.cross_entropy(tensor(LOGITS), torch.tensor(targets), weight=None if weight is None else tensor(weight),
+                             ignore_index=ignore, label_smoothing=smoothing, reduction=reduction)
+    assert close_to_torch(ours, theirs), (ours, theirs)
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("weight", [None, WEIGHT])
+@pytest.mark.parametrize("smoothing", [0.0, 0.3])
+def test_cross_entropy_probability_targets_match_torch(reduction, weight, smoothing):
+    probs = [[0.25, 0.25, 0.5, 0.0], [0.0, 0.0, 1.0, 0.0], [0.125, 0.5, 0.125, 0.25]]
+    ours = cross_entropy(LOGITS, probs, weight=weight, label_smoothing=smoothing, reduction=reduction)
+    theirs = F.cross_entropy(tensor(LOGITS), tensor(probs), weight=None if weight is None else tensor(weight),
+                             label_smoothing=smoothing, reduction=reduction)
+    assert close_to_torch(ours, theirs), (ours, theirs)
+
+
+def test_cross_entropy_single_row_matches_torch():
+    assert close_to_torch(cross_entropy(LOGITS[0], 2), F.cross_entropy(tensor(LOGITS[0]), torch.tensor(2)))
+    assert close_to_torch(cross_entropy(LOGITS[0], 2, reduction="none"),
+                          F.cross_entropy(tensor(LOGITS[0]), torch.tensor(2), reduction="none"))
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_bce_matches_torch_where_its_clamp_does_not_apply(reduction):
+    p = [[0.25, 0.5, 0.875], [0.001, 0.999, 0.3]]
+    y = [[1.0, 0.0, 0.5], [0.0, 1.0, 0.25]]
+    w = [2.0, 0.5, 1.0]
+    ours = binary_cross_entropy(p, y, weight=w, reduction=reduction)
+    theirs = F.binary_cross_entropy(tensor(p), tensor(y), weight=tensor(w), reduction=reduction)
+    assert close_to_torch(ours, theirs), (ours, theirs)
+
+
+def test_bce_where_torch_clamps_is_a_convention_not_the_value():
+    # torch clamps log at -100 and gives 100; the mathematical loss is infinite
+    assert F.binary_cross_entropy(tensor([0.0]), tensor([1.0])).item() == 100.0
+    assert binary_cross_entropy([0.0], [1.0]) == math.inf
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_bce_with_logits_matches_torch(reduction):
+    x = [[0.5, -1.0, 2.0], [1.5, 0.0, -3.0]]
+    y = [[1.0, 0.0, 0.5], [1.0, 1.0, 0.0]]
+    w = [[1.0, 2.0, 0.5], [0.25, 1.0, 1.0]]
+    pw = [2.0, 3.0, 0.5]
+    ours = binary_cross_entropy_with_logits(x, y, weight=w, pos_weight=pw, reduction=reduction)
+    theirs = F.binary_cross_entropy_with_logits(tensor(x), tensor(y), weight=tensor(w), pos_weight=tensor(pw),
+                                                reduction=reduction)
+    assert close_to_torch(ours, theirs), (ours, theirs)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0, 4.0])
+def test_distillation_matches_torch_kl_div_batchmean(mp64, temperature):
+    student = [[1.0, 2.0, 0.5, -1.0], [0.0, -1.0, 3.0, 2.0]]
+    teacher = [[0.5, 2.5, 0.0, 1.0], [1.0, -2.0, 2.0, 0.0]]
+    t = temperature
+    theirs = F.kl_div(F.log_softmax(tensor(student) / t, dim=-1), F.softmax(tensor(teacher) / t, dim=-1),
+                      reduction="batchmean") * t * t
+    ours = distillation_loss(student, teacher, t)
+    # The same quantity; torch sums p (log p - log q) directly and loses digits to the
+    # cancellation (24 ULP at T = 4 here), so the semantics are checked to 1e-12 and the
+    # accuracy against mpmath.
+    assert abs(ours - theirs.item()) <= 1e-12 * abs(ours)
+    truth = mpmath.fsum(true_distillation(s, q, t) for s, q in zip(student, teacher)) / 2
+    assert ulps(mp64, ours, truth) <= BUDGET
+
+
+def test_log_softmax_matches_torch_on_moderate_rows():
+    assert close_to_torch(log_softmax(LOGITS), F.log_softmax(tensor(LOGITS), dim=-1), ulp_budget=4)
