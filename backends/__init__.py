@@ -5,7 +5,7 @@ backend is constructed, and the framework when the adapter loads. Built-in backe
 ``reference`` (the pure-Python core), ``numpy`` (refact's vectorised implementation),
 ``scipy``, ``torch``, ``tensorflow``, ``keras`` and ``jax``; third-party backends
 register under the entry-point group ``refact.backends`` as
-``name = "package.module:BackendClass"`` (see docs/writing-a-backend.md).
+``name = "package.module:BackendClass"`` (see "Writing a backend" in README.md).
 
 >>> from refact.backends import get_backend
 >>> numpy_backend = get_backend("numpy")            # doctest: +SKIP

@@ -401,7 +401,7 @@ def _decimal_distillation_row(teacher, student, t):
         kl = sum(w_i * r for w_i, r in ratios) / total_w
         scale = max(abs(v) for v in a + b if v.is_finite()) + sum(w_i * abs(r) for w_i, r in ratios) / total_w + 1
         square = temperature * temperature
-        return kl * square, scale * square
+        return kl * square, scale * square * (len(a) + 1)
 
     return _decimal_value(evaluate)
 

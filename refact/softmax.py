@@ -250,13 +250,12 @@ def _log_softmax_lane(row, t):
         return special[1]
     _, his, los, _, r_hi, r_lo = _parts(row, t)
     big, small = _log1p_dd(r_hi, r_lo)
-    out = []
-    for h, lo in zip(his, los):
-        if h == -math.inf:  # an entry of -inf, or (x - m)/T beyond the floats
-            out.append(h)
-            continue
-        s, err = _two_sum(h, -big)  # no cancellation: h <= 0 and -big <= 0
-        out.append(s + (err + (lo - small)))
+    # (h - big) + (lo - small) with h - big by TwoSum, inlined: h <= 0 and -big <= 0, so
+    # nothing cancels and the double-double is rounded once.
+    out = [(s := h - big) + (((h - (s - (z := s - h))) + (-big - z)) + (lo - small))
+           for h, lo in zip(his, los)]
+    if -math.inf in his:  # an entry of -inf, or (x - m)/T beyond the floats
+        out = [-math.inf if h == -math.inf else v for h, v in zip(his, out)]
     return out
 
 
@@ -279,16 +278,16 @@ def _logsumexp_lane(row):
 def _decimal_value(evaluate):
     """float(value) of ``value, scale = evaluate()`` run under growing decimal precisions.
 
-    ``scale`` bounds the magnitudes the evaluation goes through, so at p digits the
-    absolute error is a small multiple of 10**-p * scale; the value is accepted once it
-    stands 30 digits above that (or that is far below the smallest float). A value lost
-    entirely to cancellation or absorption (1 + 1e-100 == 1 at 40 digits) is therefore
-    never mistaken for the answer.
+    ``scale`` bounds the absolute error of the evaluation at p digits by 10**-p * scale
+    (it counts the magnitudes gone through and the number of roundings); the value is
+    accepted once it stands 18 digits above that, more than a float needs, or when that
+    is far below the smallest float. A value lost entirely to cancellation or absorption
+    (1 + 1e-100 == 1 at 40 digits) is therefore never mistaken for the answer.
     """
     for precision in _DECIMAL_PRECISIONS:
         with decimal.localcontext(decimal.Context(prec=precision)):
             value, scale = evaluate()
-            error = scale.scaleb(30 - precision)
+            error = scale.scaleb(18 - precision)
             if abs(value) >= error or error < _FAR_BELOW_FLOATS:
                 break
     return float(value)
@@ -300,7 +299,7 @@ def _decimal_logsumexp(row, m):
     values = [decimal.Decimal(v) for v in row if v != -math.inf]
 
     def evaluate():
-        return top + sum((v - top).exp() for v in values).ln(), abs(top) + 1
+        return top + sum((v - top).exp() for v in values).ln(), abs(top) + len(values) + 1
 
     return _decimal_value(evaluate)
 

@@ -4,7 +4,7 @@
     through ``get_backend``; plugins that fail to import, to construct, that are not
     Backend classes, or that reuse a built-in name are listed with their error, and
     the others are unaffected.
-(b) The plugin of docs/writing-a-backend.md, read from its code blocks, installed into
+(b) The plugin of README.md ("Writing a backend"), read from its code blocks, installed into
     a temporary virtual environment and discovered there.
 """
 
@@ -23,7 +23,7 @@ import pytest
 import refact.backends as rb
 from refact.backends import Backend, Binding
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "writing-a-backend.md"
+DOC = Path(__file__).resolve().parents[2] / "README.md"
 
 
 class GoodBackend(Backend):
