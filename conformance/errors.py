@@ -166,7 +166,11 @@ def condition_number(function, point, precision=128):
     ctx = mp_context()
     ctx.prec = precision
     if value is None:
+        from .catalog import ExactPlus
+
         value = spec.definition(ctx, *args)
+        if isinstance(value, ExactPlus):
+            value = ctx.fadd(value.exact, value.rest)
     if x == 0:
         return 0.0
     slope = spec.derivative(ctx, *args)

@@ -328,6 +328,9 @@ def test_condition_number():
     assert condition_number("sigmoid", (0.0,)) == 0.0
     assert abs(condition_number("sigmoid", (-1000.0,)) - 1000) < 1e-9
     assert math.isnan(condition_number("softplus", (math.inf,)))
+    assert abs(condition_number("softplus", (40.0,)) - 1) < 1e-15  # softplus(x) ~ x
+    assert abs(condition_number("log_sigmoid", (-40.0,)) - 1) < 1e-15
+    assert condition_number("binary_cross_entropy_with_logits", (3.0, 1.0)) > 0
     with pytest.raises(ValueError):
         condition_number("softmax", ((1.0, 2.0),))
 
