@@ -15,6 +15,8 @@ from argparse import Namespace
 
 import pytest
 
+from refact.backends import Unsupported
+
 import refact.backends as rb
 from refact.backends import base
 
@@ -342,7 +344,13 @@ OPTION_CASES = {
 def test_options(any_backend, option):
     function, arguments, options, expected = OPTION_CASES[option]
     if not any_backend.supports(function, option=option):
-        pytest.skip(f"{any_backend.name}: {function} has no {option}")
+        # Not offered: then it must be refused as Unsupported (reported as skip by the
+        # suite), never silently ignored.
+        if function in any_backend.functions and options:
+            fmt = any_backend.formats_of(function)[0]
+            with pytest.raises(Unsupported):
+                any_backend.call(function, *_build(any_backend, arguments, fmt), **options)
+        return
     for fmt in ("float64", "float32"):
         if fmt not in any_backend.formats_of(function):
             continue
