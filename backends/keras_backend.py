@@ -54,6 +54,8 @@ def _softmax_row(row, temperature):
 
 def _clipped_distribution(point):
     student, teacher, temperature = point.args[:3]
+    if not 0.0 < temperature < math.inf:
+        return False  # no distribution to clip: the loss itself is undefined there
     return any(p < _EPSILON for row in (student, teacher)
                for p in _softmax_row(row, temperature))
 

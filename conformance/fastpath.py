@@ -11,10 +11,9 @@ two-products where one more rounding would cost an ulp), with a stated error bou
 
 That bound decides the *rounding* of ``T`` to a narrow format (float32, float16,
 bfloat16) without mpmath whenever the interval ``t64 ± bound`` holds no rounding boundary
-(a midpoint between two neighbouring values of the format, the overflow threshold, or
-zero, whose side fixes the sign of a rounded zero): every value of the interval then rounds
-to the value ``t64`` rounds to, which is therefore the correctly rounded truth (see
-:func:`decide`). For float32 the interval is about ``2**-47`` relative wide against a
+(a midpoint between two neighbouring values of the format, or the overflow threshold):
+every value of the interval on the candidate's side of zero then rounds to the value
+``t64`` rounds to, which is therefore the correctly rounded truth (see :func:`decide`). For float32 the interval is about ``2**-47`` relative wide against a
 spacing of ``2**-24``, so roughly one point in 2**22 is left undecided; those points,
 and a random sample of the rest, go to the oracle, which decides and checks the bound.
 float64 itself cannot be swept this way (the candidate is no more precise than the
@@ -30,9 +29,12 @@ relative error is ``2**-52.1`` (tests/conformance/test_sweep.py keeps measuring 
 The stated ``RELATIVE_BOUND = 2**-48`` leaves a factor of 8 above the analysis and 16
 above the measurement. ``ABSOLUTE_BOUND`` covers results in float64's subnormal range,
 where relative accuracy is lost; such values round to zero in every narrow format anyway.
-A candidate that is exactly ``±0`` carries the sign of the truth (the exact value is
-either that zero or smaller in magnitude than float64's smallest subnormal), and a
-candidate ±inf or NaN is exact: every special input of the catalog (±0, ±inf, NaN,
+Every candidate carries the sign of the truth (each function's formula fixes the sign
+before any rounding: ``e / (1 + e)`` with ``e >= 0``, ``-(a + b)`` with ``a, b >= 0``,
+``2 atanh(2p - 1)`` with ``2p - 1`` exact, ...), so the sign of a rounded zero is never
+in doubt, even where the absolute term reaches past zero; a candidate that is exactly
+``±0`` stands for a truth that is that zero or smaller in magnitude than float64's
+smallest subnormal; and a candidate ±inf or NaN is exact: every special input of the catalog (±0, ±inf, NaN,
 probabilities outside [0, 1]) is evaluated by numpy_impl to the catalog's value, which
 each sweep confirms with the oracle on the special inputs of its range.
 
@@ -243,8 +245,9 @@ def decide(fast_truth, x64, fmt):
     interval ``t64 ± radius`` holds none exactly when the fractional part of the scaled
     candidate is farther than the scaled radius from 1/2. Crossing into the binade below
     cannot bring one closer: its midpoints lie a quarter unit below the power of two, and
-    the radius is below 2**-20 units. Zero is a boundary too (the sign of a rounded zero
-    is an answer): the interval must not reach it.
+    the radius is below 2**-20 units. Zero is no boundary: the truth has the candidate's
+    sign (module docstring), and a candidate within half a unit of zero rounds to the zero
+    of its sign like every value between it and zero.
     """
     fmt = get_format(fmt)
     if fmt == FLOAT64:
@@ -262,11 +265,11 @@ def decide(fast_truth, x64, fmt):
         overflowing = units - radius_units > 2.0 ** fmt.precision - 0.5
         # An exact zero, ±inf or NaN candidate is the truth (see the module docstring).
         decided = ~finite_nonzero | overflowing | (
-            (np.abs(fraction - 0.5) > radius_units) & (magnitude > radius))
+            np.abs(fraction - 0.5) > radius_units)
     rounded = _from_scaled(t64, nearest, ulp_exponent, fmt)
     if fast_truth.exact_at is not None:
         # The interval holds a midpoint, which may be the exact value itself.
-        straddle = finite_nonzero & ~decided & (magnitude > radius)
+        straddle = finite_nonzero & ~decided
         if straddle.any():
             midpoint = np.where(straddle, _from_scaled(t64, np.floor(units) + 0.5, ulp_exponent, fmt), 0.0)
             tie = straddle & np.isfinite(midpoint) & fast_truth.exact_at(x64, midpoint)

@@ -151,6 +151,9 @@ def _checks_of(evaluator, name, info, function, fmt, wanted, table, conventions,
         except JobError as error:
             out.append(checks.record(name, function, fmt, "accuracy", status="error",
                                      message=str(error)))
+        except Exception as error:  # a bug of refact or of a plugin's convention: loud, not fatal
+            out.append(checks.record(name, function, fmt, "accuracy", status="error",
+                                     message=f"internal error of the check: {type(error).__name__}: {error}"))
     for check in wanted:
         if check == "accuracy":
             continue
@@ -174,6 +177,9 @@ def _checks_of(evaluator, name, info, function, fmt, wanted, table, conventions,
                 out.append(properties_record(evaluator, name, function, fmt, cases, conventions))
         except JobError as error:
             out.append(checks.record(name, function, fmt, check, status="error", message=str(error)))
+        except Exception as error:  # a bug of refact or of a plugin's convention: loud, not fatal
+            out.append(checks.record(name, function, fmt, check, status="error",
+                                     message=f"internal error of the check: {type(error).__name__}: {error}"))
     return out
 
 

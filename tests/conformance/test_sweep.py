@@ -142,8 +142,8 @@ EDGES = {
 
 def _assert_within_bound(function, x):
     """|T - t64| <= RELATIVE_BOUND |t64| + ABSOLUTE_BOUND, T from mpmath at 320 bits (or
-    the catalog's exact value); a zero candidate must carry the truth's sign and stand
-    for a truth below float64's smallest subnormal; NaN and ±inf candidates are exact."""
+    the catalog's exact value), and t64 has T's sign; a zero candidate stands for a truth
+    of its sign below float64's smallest subnormal; NaN and ±inf candidates are exact."""
     import mpmath
 
     t64 = float(fastpath.fast_truth_of(function).evaluate(np.array([x]))[0])
@@ -160,6 +160,7 @@ def _assert_within_bound(function, x):
                               and (truth < 0) == (math.copysign(1.0, t64) < 0)), (function, x)
         return
     assert math.isfinite(t64), (function, x, t64)
+    assert truth == 0 or (truth < 0) == (t64 < 0), (function, x, t64)
     error = abs(ctx.convert(truth) - t64)
     bound = fastpath.RELATIVE_BOUND * abs(ctx.convert(t64)) + fastpath.ABSOLUTE_BOUND
     assert error <= bound, (function, x.hex(), mpmath.nstr(error / abs(truth), 5))

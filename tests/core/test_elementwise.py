@@ -340,7 +340,7 @@ def test_bad_input(f):
         f("1.0")
     with pytest.raises(TypeError, match=rf"{name}\(\): x must be a real number, not bool"):
         f(True)
-    with pytest.raises(TypeError, match=rf"{name}\(\): x at index \[1\]\[0\] must be a real number"):
+    with pytest.raises(TypeError, match=rf"{name}\(\): x at index \[1\]\[0\] must be a real"):
         f([[1.0], [None]])
     with pytest.raises(ValueError, match=rf"{name}\(\): x is ragged"):
         f([[1.0, 2.0], [3.0]])
