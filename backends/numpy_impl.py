@@ -694,8 +694,9 @@ def logsumexp(x, axis=-1):
         cancels &= ~(shifted.posinf_row | shifted.undefined)
         if np.any(cancels):
             rows = cancels[..., 0]
+            # y keeps the reduced axis (length 1) until _finish: put it back on the rows
             y[rows] = _logsumexp_cancelling(shifted.d_hi[rows], shifted.d_lo[rows],
-                                            shifted.is_top[rows], shifted.m_hi[rows])
+                                            shifted.is_top[rows], shifted.m_hi[rows])[..., None]
         y = np.where(shifted.posinf_row, np.inf, y)
         y = np.where(shifted.neginf_row, -np.inf, y)
         y = np.where(shifted.nan_row, np.nan, y)

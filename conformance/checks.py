@@ -88,6 +88,30 @@ class Evaluator:
     def outputs(self, function, fmt, points, options=None):
         return self._run("call", function, fmt, points, options)
 
+    def outputs_or_refusals(self, function, fmt, points, options=None):
+        """:meth:`outputs`, but when the batch call raises (a framework refusing one
+        input, e.g. torch's BCE on a NaN probability), each point is asked alone and a
+        point that raises gets ``None`` with the exception's message in ``refusals``."""
+        try:
+            outputs, result_format = self.outputs(function, fmt, points, options)
+            return outputs, result_format, {}
+        except JobError as error:
+            if not error.raised or len(points) == 1:
+                raise
+        outputs, refusals, result_format = [], {}, None
+        for index, point in enumerate(points):
+            try:
+                (values,), result_format = self.outputs(function, fmt, [point], options)
+            except JobError as error:
+                if not error.raised:
+                    raise
+                values, refusals[index] = None, str(error)
+            outputs.append(values)
+        if result_format is None:
+            raise JobError(f"{function} raised on every input: {next(iter(refusals.values()))}",
+                           raised=True)
+        return outputs, result_format, refusals
+
     def vjp(self, function, fmt, points, cotangents, options=None):
         return self._run("grad", function, fmt, points, options, cotangents)
 
@@ -128,6 +152,7 @@ class Judgement:
     convention_ulp: dict = field(default_factory=dict)
     worst: list = field(default_factory=list)
     points: int = 0
+    refused: int = 0
     xs: list = field(default_factory=list)
 
     def add(self, point, y, rounded, exact, budget=None, options=None, x=None):
@@ -162,6 +187,20 @@ class Judgement:
                 self.classes[kind] += 1
         self._keep_worst(point, y, rounded, error, kind, convention)
         return kind or error
+
+    def refuse(self, point, truth, message):
+        """The backend raised at ``point``: fine where the value is undefined (NaN due,
+        as for a NaN input), a failure where a number was due."""
+        self.points += 1
+        self.refused += 1
+        if all(v != v for v in truth.values if v is not None):
+            return
+        self.failing += 1
+        self.worst.append(((True, math.inf), {
+            "input": _plain(point), "input_hex": _hex(point, self.fmt), "output": None,
+            "expected": _plain(truth.rounded), "ulp": None, "error": message}))
+        self.worst.sort(key=lambda item: item[0], reverse=True)
+        del self.worst[WORST:]
 
     def _keep_worst(self, point, y, rounded, error, kind, convention):
         entry = {"input": _plain(point), "input_hex": _hex(point, self.fmt),
@@ -217,6 +256,9 @@ def record(backend, function, fmt, check, judgement=None, status=None, message="
             status = "fail" if judgement.failing else ("convention" if judgement.convention_points else "pass")
             if status == "fail" and not message:
                 message = _failure_message(judgement)
+            if judgement.refused:
+                refused = f"raised on {judgement.refused} input(s)"
+                message = f"{message}; {refused}" if message else refused
     fields.update(extra)
     return {"backend": backend, "function": function, "format": fmt, "check": check,
             "status": status, "budget_ulp": budget, "message": message, "classes": classes,
@@ -244,19 +286,49 @@ def accuracy(evaluator, backend, function, fmt, cases, truths, conventions, plot
     ``truths``: the oracle's :class:`Truth` for each, in the same order."""
     spec = get_function(function)
     budget = spec.budgets[fmt]
+    # Accuracy is measured over the domain: a point whose every value is undefined (NaN
+    # due for a NaN-free input, e.g. logit(-1)) belongs to the special-value check, where
+    # refusing it is judged on its own; in a batch it would make one refusal fail them all.
+    kept = [(case, truth) for case, truth in zip(cases, truths)
+            if _in_domain(spec, case[1]) and not _out_of_domain(case[1], truth)]
+    cases = [case for case, _ in kept]
+    truths = [truth for _, truth in kept]
     points = [point for _, point in cases]
-    outputs, result_format = evaluator.outputs(function, fmt, points)
+    outputs, result_format, refusals = evaluator.outputs_or_refusals(function, fmt, points)
     judgement = Judgement(get_format(fmt), budget, tuple(conventions))
     sets = {}
-    for (set_name, point), truth, ys in zip(cases, truths, outputs):
+    for index, ((set_name, point), truth, ys) in enumerate(zip(cases, truths, outputs)):
         sets[set_name] = sets.get(set_name, 0) + 1
         x = point[0] if spec.kind == "elementwise" else None
+        if ys is None:
+            judgement.refuse(point, truth, refusals[index])
+            continue
         for y, (rounded, exact) in zip(ys, truth.elements):
             judgement.add(point, y, rounded, exact, x=x)
     if plot is not None and spec.kind == "elementwise":
         plot.extend(judgement.xs)
-    return record(backend, function, fmt, "accuracy", judgement, budget=budget,
-                  case_sets=sets, result_format=result_format), result_format
+    result = record(backend, function, fmt, "accuracy", judgement, budget=budget,
+                    case_sets=sets, result_format=result_format, refused=judgement.refused)
+    return result, result_format
+
+
+def _out_of_domain(point, truth):
+    values = truth.values
+    return (truth.decided and all(v != v for v in values if v is not None)
+            and not _has_nan(point))
+
+
+def _in_domain(spec, point):
+    """Probabilities and labels lie in [0, 1] (or are NaN, which must propagate)."""
+    return all(0.0 <= value <= 1.0 or value != value
+               for parameter, value in zip(spec.parameters, point)
+               if parameter.role in ("probability", "label"))
+
+
+def _has_nan(arg):
+    if isinstance(arg, (list, tuple)):
+        return any(_has_nan(a) for a in arg)
+    return isinstance(arg, float) and arg != arg
 
 
 def special_values(evaluator, backend, function, fmt, conventions):
@@ -278,16 +350,17 @@ def special_values(evaluator, backend, function, fmt, conventions):
         try:
             (ys,), _ = evaluator.outputs(function, fmt, [point])
         except JobError as error:
-            judgement.points += 1
-            judgement.failing += 1
-            judgement.worst.append(((True, math.inf), {
-                "input": _plain(point), "input_hex": _hex(point, fmt_obj), "output": None,
-                "expected": _plain(truth.rounded), "ulp": None, "error": str(error)}))
+            if not error.raised:
+                raise
+            # Raising on an undefined value (as Python's math module does) is a refusal,
+            # not a silent wrong number; raising where a number is due is a failure.
+            judgement.refuse(point, truth, str(error))
             continue
         exact_required = special.expected is not ORACLE
         for y, (rounded, exact) in zip(ys, truth.elements):
             judgement.add(point, y, rounded, exact, budget=0.0 if exact_required else budget)
-    return record(backend, function, fmt, "special_values", judgement, budget=budget)
+    return record(backend, function, fmt, "special_values", judgement, budget=budget,
+                  refused=judgement.refused)
 
 
 def _representable(arg, fmt):

@@ -19,7 +19,13 @@ _CONTEXT = multiprocessing.get_context("spawn")
 
 
 class JobError(Exception):
-    """The backend raised, crashed or timed out on a job; the message says which."""
+    """The backend raised, crashed or timed out on a job; the message says which.
+    ``raised`` is true when the backend raised an exception (it is alive and may answer
+    other inputs), false for a crash or a hang."""
+
+    def __init__(self, message, raised=False):
+        super().__init__(message)
+        self.raised = raised
 
 
 def _build_arguments(backend, fmt, arguments):
@@ -139,7 +145,7 @@ class Worker:
             raise JobError(f"backend {self.backend_name!r} worker is gone") from None
         status, payload = self._receive(self.timeout, f"computing {job.get('function', job['op'])}")
         if status != "ok":
-            raise JobError(payload)
+            raise JobError(payload, raised=True)
         return payload
 
     def close(self):

@@ -242,3 +242,17 @@ def test_class_index_out_of_range_is_a_value_error():
         ni.cross_entropy([[0.0, 1.0]], [2])
     with pytest.raises(ValueError, match="out of range"):
         ni.cross_entropy([[0.0, 1.0]], [-1])
+
+
+def test_logsumexp_of_a_batch_with_cancelling_rows_keeps_its_shape():
+    # Rows of log-probabilities take the double-double path; a batch mixing them with
+    # ordinary rows once failed to broadcast back.
+    import mpmath
+
+    rows = [[-0.5, -0.7], [-1.0, -2.0], [3.0, 1.0]]
+    got = ni.logsumexp(np.array(rows))
+    assert got.shape == (3,)
+    mpmath.mp.prec = 200
+    for row, y in zip(rows, got):
+        truth = mpmath.log(mpmath.fsum(mpmath.exp(mpmath.mpf(v)) for v in row))
+        assert abs(mpmath.mpf(float(y)) - truth) <= 2 * abs(truth) * 2.0 ** -52

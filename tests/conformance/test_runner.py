@@ -103,3 +103,14 @@ def test_baseline_regression_fails_the_run(tmp_path):
     assert status == 0  # only errors gate here ...
     new = json.loads((tmp_path / "new.json").read_text())
     assert new["baseline"]["regressions"] == 1  # ... but the regression is recorded
+
+
+def test_refusing_an_undefined_input_is_not_a_failure():
+    # The batch raises because one input is NaN; each point is then asked alone, the
+    # NaN point counts as refused (NaN was due) and the rest are measured as usual.
+    report = run_conformance([f"{MODULE}:RefusingBackend"], ["sigmoid"], ["float64"],
+                             ["accuracy", "special_values"], level="quick")
+    accuracy, special = report["results"]
+    assert accuracy["status"] == "pass" and accuracy["refused"] >= 1
+    assert accuracy["max_ulp"] <= 0.5
+    assert special["status"] == "pass" and "raised on" in special["message"]

@@ -148,3 +148,14 @@ class HangingBackend(OracleBackend):
         if function == "softplus":
             time.sleep(3600)
         return value
+
+
+class RefusingBackend(OracleBackend):
+    """Raises on a NaN input, as torch's binary_cross_entropy does; else the oracle."""
+
+    name = "refusing"
+
+    def _elementwise(self, function, args):
+        if any(v != v for a in args for v in _leaves(a.values)):
+            raise ValueError("NaN is not a valid input")
+        return super()._elementwise(function, args)
