@@ -424,7 +424,7 @@ def _derivative_truth(function, point, format_name, cotangent):
     return tuple((None, None) for _ in previous[0])
 
 
-def gradient(evaluator, backend, function, fmt, cases, limit=200):
+def gradient(evaluator, backend, function, fmt, cases, limit=100):
     """The framework's autograd against the catalog's derivative, in ULPs of the true
     derivative, on the accuracy points (saturation and thresholds included) where the
     function is finite and differentiable."""

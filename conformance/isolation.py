@@ -46,6 +46,9 @@ def describe(backend):
     """What the parent needs to plan the checks: the backend's info as a dict, plus the
     formats of each function (some functions run in fewer formats than the backend)."""
     info = backend.info().to_dict()
+    # plain str: a framework's version object (torch's TorchVersion) would make the
+    # parent import the framework just to unpickle it
+    info["version"] = None if info["version"] is None else str(info["version"])
     info["formats_of"] = {name: list(backend.formats_of(name)) for name in info["functions"]}
     return info
 

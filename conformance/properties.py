@@ -95,7 +95,7 @@ from .isolation import JobError
 __all__ = ["LIMIT", "TEMPERATURES", "EXTRA_PROPERTIES", "properties_of", "properties_record"]
 
 #: Most instances (points, rows, pairs) one property examines.
-LIMIT = 200
+LIMIT = 100
 #: Rows examined by temperature_smoothing (each at every temperature).
 TEMPERATURE_ROWS = 50
 #: Rows evaluated one at a time (one call each) by softmax's multi_label_shapes.
