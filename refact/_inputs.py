@@ -113,22 +113,18 @@ def from_array(shape, flat):
     return [from_array(shape[1:], flat[i * step:(i + 1) * step]) for i in range(shape[0])]
 
 
-def elementwise(kernel, x, function, argument="x", floats=None):
+def elementwise(kernel, x, function, argument="x"):
     """Apply a float -> float ``kernel`` to a number or a nested sequence of numbers.
 
     A flat list of floats is dispatched once (``map`` over the kernel), which is
-    why the core's list path is as fast as a hand-written loop. ``floats``, if given,
-    maps a list of floats to the list of results in one call and is used instead.
+    why the core's list path is as fast as a hand-written loop.
     """
     if isinstance(x, numbers.Real) and not isinstance(x, bool):
         return kernel(to_float(x, function, argument))
-    if floats is None:
-        def floats(values):
-            return list(map(kernel, values))
-    if type(x) is list and {float}.issuperset(map(type, x)):
-        return floats(x)
+    if type(x) is list and set(map(type, x)) <= {float}:
+        return list(map(kernel, x))
     shape, flat = to_array(x, function, argument)
-    return from_array(shape, floats(flat))
+    return from_array(shape, list(map(kernel, flat)))
 
 
 def normalize_axis(axis, ndim, function):

@@ -7,7 +7,6 @@ correction), and double-double exp and log kernels with errors near 2**-70.
 """
 
 import math
-import textwrap
 from math import exp, expm1, floor, frexp, ldexp, log1p
 
 from ._inputs import elementwise, to_float
@@ -270,56 +269,39 @@ def _build_sigmoid_table():
 _SIGMOID_TABLE = _build_sigmoid_table()
 
 
-# The kernel is written once, as source, and compiled below into both the scalar function
-# (where {emit} is `return`) and the loop of the list path (where it is `out.append`), which
-# thus makes no Python call per element: such a call costs about as much as the kernel.
-_SIGMOID_KERNEL = """\
-if -40.0 <= x < 9.0:
-    a, s_hi, s_lo, p, q = _SIGMOID_TABLE[floor(x * 64.0)]
-    m = expm1(a - x)
-    {emit}(s_hi + (s_lo - m / (p + q * m)))
-elif x >= 9.0:
-    e = exp(-x)
-    {emit}(1.0 - e / (1.0 + e))
-elif x < -40.0:
-    {emit}(exp(x))
-else:
-    {emit}(x)  # NaN
-"""
-
-exec(compile(f"""\
 def sigmoid(x):
+    """Logistic sigmoid: sigma(x) = 1 / (1 + e**-x), within 0.6 ULP (about 99.8% correctly rounded).
+
+    Never overflows, since e**-x is never formed for x < 0. For x < -40 the result is
+    ``exp(x)``: sigma(x) = e**x (1 - e**x + ...) differs from it by less than 0.04 ULP, down to
+    the subnormals. For x >= 9 it is 1 - e/(1 + e) with e = e**-x < 1.3e-4, so the roundings
+    of the small e/(1 + e) are invisible next to 1. In between, around the midpoint a of the
+    1/64-wide cell that holds x, sigma(x) = S / (1 + C*m) exactly, with S = sigma(a) and
+    C = 1 - S from a table in double-double and m = expm1(a - x), |m| < 0.008: the rounding
+    errors sit in a correction under 1% of S, and only the final addition rounds at full weight.
+
+    Symmetry: 1 - sigma(x) = sigma(-x); the derivative is sigma' = sigma (1 - sigma) <= 1/4
+    (:func:`sigmoid_grad`). ``expit`` and ``logistic`` are this function.
+
+    >>> sigmoid(-710.0)                 # a subnormal, where e**-x would overflow
+    4.47628622567513e-309
+    >>> sigmoid(-10000.0), sigmoid(40.0), sigmoid(float("nan"))
+    (0.0, 1.0, nan)
+    >>> sigmoid([[0, 1], [-1, 2]])
+    [[0.5, 0.7310585786300049], [0.2689414213699951, 0.8807970779778824]]
+    """
     if type(x) is not float:
-        return elementwise(sigmoid, x, "sigmoid", floats=_sigmoid_floats)
-{textwrap.indent(_SIGMOID_KERNEL.format(emit="return"), "    ")}
-
-def _sigmoid_floats(xs):
-    out = []
-    for x in xs:
-{textwrap.indent(_SIGMOID_KERNEL.format(emit="out.append"), "        ")}
-    return out
-""", "<refact.elementwise: sigmoid kernel>", "exec"))
-
-sigmoid.__doc__ = """Logistic sigmoid: sigma(x) = 1 / (1 + e**-x), within 0.6 ULP (about 99.8% correctly rounded).
-
-Never overflows, since e**-x is never formed for x < 0. For x < -40 the result is
-``exp(x)``: sigma(x) = e**x (1 - e**x + ...) differs from it by less than 0.04 ULP, down to
-the subnormals. For x >= 9 it is 1 - e/(1 + e) with e = e**-x < 1.3e-4, so the roundings
-of the small e/(1 + e) are invisible next to 1. In between, around the midpoint a of the
-1/64-wide cell that holds x, sigma(x) = S / (1 + C*m) exactly, with S = sigma(a) and
-C = 1 - S from a table in double-double and m = expm1(a - x), |m| < 0.008: the rounding
-errors sit in a correction under 1% of S, and only the final addition rounds at full weight.
-
-Symmetry: 1 - sigma(x) = sigma(-x); the derivative is sigma' = sigma (1 - sigma) <= 1/4
-(:func:`sigmoid_grad`). ``expit`` and ``logistic`` are this function.
-
->>> sigmoid(-710.0)                 # a subnormal, where e**-x would overflow
-4.47628622567513e-309
->>> sigmoid(-10000.0), sigmoid(40.0), sigmoid(float("nan"))
-(0.0, 1.0, nan)
->>> sigmoid([[0, 1], [-1, 2]])
-[[0.5, 0.7310585786300049], [0.2689414213699951, 0.8807970779778824]]
-"""
+        return elementwise(sigmoid, x, "sigmoid")
+    if -40.0 <= x < 9.0:
+        a, s_hi, s_lo, p, q = _SIGMOID_TABLE[floor(x * 64.0)]
+        m = expm1(a - x)
+        return s_hi + (s_lo - m / (p + q * m))
+    if x >= 9.0:
+        e = exp(-x)
+        return 1.0 - e / (1.0 + e)
+    if x < -40.0:
+        return exp(x)
+    return x  # NaN
 
 
 expit = sigmoid
