@@ -56,12 +56,17 @@ def describe(backend):
 def execute(backend, job):
     """Run one job in this process; return ``(values, format_of_result)``.
 
-    ``job`` is a dict: ``op`` ("info", "call" or "grad"), ``function``, ``format``, ``arguments``
+    ``job`` is a dict: ``op`` ("info", "call", "grad" or "sweep"), ``function``, ``format``, ``arguments``
     (list of (kind, value)), ``options`` (keywords for the call) and, for "grad",
     ``cotangent`` (nested floats shaped like the function's output).
     """
     if job["op"] == "info":
         return describe(backend), None
+    if job["op"] == "sweep":  # every value of a 16-bit format, with this process's backend
+        from .sweep import sweep_record
+
+        return sweep_record(job["function"], job["backend"], job["format"], backend=backend,
+                            seed=job.get("seed", 0)), job["format"]
     arguments = _build_arguments(backend, job["format"], job["arguments"])
     if job["op"] == "call":
         result = backend.call(job["function"], *arguments, **job.get("options", {}))

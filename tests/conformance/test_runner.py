@@ -114,3 +114,12 @@ def test_refusing_an_undefined_input_is_not_a_failure():
     assert accuracy["status"] == "pass" and accuracy["refused"] >= 1
     assert accuracy["max_ulp"] <= 0.5
     assert special["status"] == "pass" and "raised on" in special["message"]
+
+
+def test_full_cases_check_every_16_bit_value():
+    report = run_conformance(["numpy"], ["sigmoid"], ["float16"], ["accuracy", "dtype"], level="full")
+    accuracy, dtype = report["results"]
+    assert accuracy["points"] == 65536 and accuracy["sweep"]["exhaustive"]
+    assert accuracy["status"] == "pass" and accuracy["max_ulp"] <= 0.5  # numpy_impl rounds once
+    assert dtype["status"] == "pass"
+    reports.validate(report)
