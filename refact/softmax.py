@@ -57,7 +57,7 @@ import fractions
 import math
 
 from ._inputs import check_temperature, from_array, lanes, normalize_axis, to_array
-from .elementwise import sigmoid
+from .elementwise import _two_prod, sigmoid
 
 __all__ = ["softmax", "log_softmax", "logsumexp", "softmax_jacobian", "softmax_vjp", "probabilities"]
 
@@ -70,7 +70,6 @@ _EXP_ZERO_BELOW = -747.0
 _LN2_128_HI = 88.72283911167301        # a multiple of 2**-43
 _LN2_128_LO = -1.124247479347874e-14
 # Veltkamp's splitter, and the magnitudes inside which TwoSum and Dekker's product are exact.
-_SPLITTER = 134217729.0                # 2**27 + 1
 _BIG = 2.0 ** 990
 _TINY = 2.0 ** -900
 # The decimal fallbacks (see _decimal_value) try these precisions, in digits, in turn.
@@ -114,14 +113,7 @@ def _scaled_difference(x, y, t):
     if not (_TINY <= abs(d) and abs(q) < _BIG):
         return _exact_scaled_difference(x, y, t)
     # Dekker: q*t = p + p_err exactly, so (d + c)/t = q + (d - p - p_err + c)/t.
-    zq = q * _SPLITTER
-    q_hi = zq - (zq - q)
-    q_lo = q - q_hi
-    zt = t * _SPLITTER
-    t_hi = zt - (zt - t)
-    t_lo = t - t_hi
-    p = q * t
-    p_err = ((q_hi * t_hi - p) + q_hi * t_lo + q_lo * t_hi) + q_lo * t_lo
+    p, p_err = _two_prod(q, t)
     return q, ((d - p) - p_err + c) / t
 
 
