@@ -11,7 +11,6 @@ did, 2 on a usage or configuration error.
 """
 
 import datetime
-import math
 import os
 import platform
 import sys
@@ -20,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from . import checks
 from .cases import LEVELS, cases_for
-from .catalog import NAMES, get_function
+from .catalog import NAMES
 from .isolation import JobError, Worker
 
 __all__ = ["run_conformance", "add_arguments", "run", "STATUSES"]
@@ -31,21 +30,35 @@ FORMAT_NAMES = ("float64", "float32", "float16", "bfloat16")
 EXHAUSTIVE_FORMATS = ("float16", "bfloat16")
 
 
-def _refact_version():
-    import refact
-
-    return refact.__version__
-
-
 def _cpu():
     try:
-        with open("/proc/cpuinfo") as f:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
                 if line.startswith("model name"):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def report_envelope(results, backends, seed=0, **environment):
+    """A ``refact.report/1`` report around result records: versions, environment, the
+    summary counted from the records. ``environment`` adds fields (cases, device ...)."""
+    import refact
+
+    summary = dict.fromkeys(STATUSES, 0)
+    for r in results:
+        summary[r["status"]] += 1
+    return {
+        "schema": "refact.report/1",
+        "refact_version": refact.__version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "environment": {"python": platform.python_version(), "platform": platform.platform(),
+                        "cpu": _cpu(), "seed": int(seed), **environment},
+        "backends": list(backends),
+        "results": list(results),
+        "summary": summary,
+    }
 
 
 class Progress:
@@ -244,21 +257,9 @@ def run_conformance(backends=None, functions=None, formats=None, check_names=Non
     bar.close()
     entries = [entry for entry, _ in outcomes]
     results = [r for _, records in outcomes for r in records]
-    summary = dict.fromkeys(STATUSES, 0)
-    for r in results:
-        summary[r["status"]] += 1
-    return {
-        "schema": "refact.report/1",
-        "refact_version": _refact_version(),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "environment": {"python": platform.python_version(), "platform": platform.platform(),
-                        "cpu": _cpu(), "seed": seed, "cases": level, "device": device},
-        "backends": entries,
-        "results": results,
-        "summary": summary,
-        "curves": _curves(functions),
-        "series": series,
-    }
+    report = report_envelope(results, entries, seed, cases=level, device=device)
+    report.update(curves=_curves(functions), series=series)
+    return report
 
 
 # -- the `refact conform` command ---------------------------------------------------------

@@ -44,11 +44,9 @@ import json
 import math
 import multiprocessing
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +62,7 @@ __all__ = [
     "merge_summaries", "sweep_record", "run_sweep", "exhaustive_records", "sweep_report",
     "plan_shards", "classify_array", "ulp_error_array", "bits_to_float64", "describe_backend",
     "CheckpointStore", "InProcessExecutor", "FuturesExecutor", "ProcessPoolShardExecutor",
-    "DaskExecutor", "dask_executor", "cpu_name", "add_arguments", "run",
+    "DaskExecutor", "dask_executor", "add_arguments", "run",
 ]
 
 SWEEP_FORMATS = ("float32", "float16", "bfloat16")
@@ -483,11 +481,12 @@ def _apply_conventions(points, fmt, exacts):
             break
         on_arrays = getattr(convention, "applies_array", None)
         if on_arrays is not None:
-            truths = points.candidate[open_points].copy()
-            for position, i in enumerate(open_points.tolist()):
-                if i in exacts and exacts[i] is not None:
-                    truths[position] = float(exacts[i])
-            accepted = np.asarray(on_arrays(points.x64[open_points], truths, fmt.name), dtype=bool)
+            truths = points.candidate.copy()
+            for i, exact in exacts.items():
+                if exact is not None:
+                    truths[i] = float(exact)
+            accepted = np.asarray(on_arrays(points.x64[open_points], truths[open_points], fmt.name),
+                                  dtype=bool)
         else:
             inputs = points.x64[open_points].tolist()
             candidates = points.candidate[open_points].tolist()
@@ -1176,36 +1175,13 @@ def _accuracy_record(info, spec, fmt, merged, sweep):
     }
 
 
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
-
-
 def sweep_report(records, backends, seed=0):
     """A whole refact.report/1 report around sweep records; ``backends`` are the dicts of
     :func:`describe_backend`."""
-    from refact import __version__ as refact_version
+    from .runner import report_envelope
 
-    from .reports import SCHEMA
-
-    summary = {status: 0 for status in ("pass", "fail", "convention", "error", "skip")}
-    for record in records:
-        summary[record["status"]] += 1
-    return {
-        "schema": SCHEMA, "refact_version": refact_version,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "environment": {"python": platform.python_version(), "platform": platform.platform(),
-                        "cpu": cpu_name(), "seed": int(seed)},
-        "backends": [{key: info[key] for key in ("name", "version", "device", "available", "error")}
-                     for info in backends],
-        "results": list(records), "summary": summary,
-    }
+    return report_envelope(records, [{key: info[key] for key in ("name", "version", "device", "available", "error")}
+                                     for info in backends], seed)
 
 
 # --- the command -------------------------------------------------------------------------------
