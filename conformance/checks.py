@@ -433,7 +433,7 @@ def gradient(evaluator, backend, function, fmt, cases, limit=100):
     fmt_obj = get_format(fmt)
     points = []
     for _, point in cases:
-        if all(_finite(a) for a in point):
+        if all(_finite(a) for a in point) and _in_domain(spec, point):
             points.append(point)
         if len(points) == limit:
             break
