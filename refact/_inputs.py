@@ -10,7 +10,7 @@ import numbers
 
 __all__ = [
     "to_float", "elementwise", "to_array", "from_array", "normalize_axis", "lanes",
-    "check_temperature",
+    "check_temperature", "probability_limit",
 ]
 
 
@@ -148,6 +148,18 @@ def lanes(shape, axis):
         for inner in range(stride):
             start = base + inner
             yield range(start, start + size * stride, stride)
+
+
+def probability_limit(p, function):
+    """The value at p outside (0, 1) of a quantile-like function (logit, probit): -inf at 0,
+    inf at 1, NaN for NaN, and ValueError naming the function outside [0, 1]."""
+    if p == 0.0:
+        return -math.inf
+    if p == 1.0:
+        return math.inf
+    if p != p:
+        return p
+    raise ValueError(f"{function}(): p = {p!r} is outside [0, 1]")
 
 
 def check_temperature(temperature, function):

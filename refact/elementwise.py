@@ -9,7 +9,7 @@ correction), and double-double exp and log kernels with errors near 2**-70.
 import math
 from math import exp, expm1, floor, frexp, ldexp, log1p
 
-from ._inputs import elementwise, to_float
+from ._inputs import elementwise, probability_limit, to_float
 
 __all__ = [
     "sigmoid", "expit", "logistic", "sigmoid_grad", "log_sigmoid", "softplus", "logit",
@@ -454,13 +454,7 @@ def logit(p, eps=None):
         return elementwise(logit, p, "logit", "p")
     if 0.0 < p < 1.0:
         return _logit_exact(p)
-    if p == 0.0:
-        return -math.inf
-    if p == 1.0:
-        return math.inf
-    if p != p:
-        return p
-    raise ValueError(f"logit(): p = {p!r} is outside [0, 1]")
+    return probability_limit(p, "logit")
 
 
 def hard_sigmoid(x):

@@ -133,17 +133,24 @@ def binary_cross_entropy(p, y, weight=None, reduction="mean"):
     """
     function = "binary_cross_entropy"
     _check_reduction(reduction, function)
-    shape, ps = to_array(p, function, "p")
-    target_shape, ys = to_array(y, function, "y")
-    if target_shape != shape:
-        raise ValueError(f"{function}(): p and y must have the same shape, got {shape} and {target_shape}")
+    shape, ps, ys = _input_and_labels(p, y, function, "p")
     _check_unit_interval(ps, shape, function, "p")
-    _check_unit_interval(ys, shape, function, "y")
     weights = _broadcast(weight, shape, function, "weight")
     losses = list(map(_bce_term, ps, ys))
     if weights is not None:
         losses = [w * loss for w, loss in zip(weights, losses)]
     return _reduce(losses, shape, reduction)
+
+
+def _input_and_labels(x, y, function, argument):
+    """Flatten ``x`` and the labels ``y``: same shape, labels in [0, 1]."""
+    shape, xs = to_array(x, function, argument)
+    target_shape, ys = to_array(y, function, "y")
+    if target_shape != shape:
+        raise ValueError(f"{function}(): {argument} and y must have the same shape, "
+                         f"got {shape} and {target_shape}")
+    _check_unit_interval(ys, shape, function, "y")
+    return shape, xs, ys
 
 
 def _bce_logits_term(x, y, pw):
@@ -181,11 +188,7 @@ def binary_cross_entropy_with_logits(x, y, weight=None, pos_weight=None, reducti
     """
     function = "binary_cross_entropy_with_logits"
     _check_reduction(reduction, function)
-    shape, xs = to_array(x, function, "x")
-    target_shape, ys = to_array(y, function, "y")
-    if target_shape != shape:
-        raise ValueError(f"{function}(): x and y must have the same shape, got {shape} and {target_shape}")
-    _check_unit_interval(ys, shape, function, "y")
+    shape, xs, ys = _input_and_labels(x, y, function, "x")
     weights = _broadcast(weight, shape, function, "weight")
     pos_weights = _broadcast(pos_weight, shape, function, "pos_weight") or [1.0] * len(xs)
     losses = list(map(_bce_logits_term, xs, ys, pos_weights))

@@ -9,10 +9,9 @@ R(t) = Phi(-t)/phi(t), a smooth function of order 1/t, from a table and its Tayl
 (t <= 4) or from its continued fraction (t > 4).
 """
 
-import math
 from math import floor, isqrt, ldexp, log, sqrt
 
-from ._inputs import elementwise
+from ._inputs import elementwise, probability_limit
 from .elementwise import (
     _FX, _FX_ONE, _dd_div, _dd_mul, _exp_dd, _fx_exp, _fx_to_dd, _fx_to_float, _ldexp_dd,
     _two_prod, _two_sum,
@@ -236,13 +235,7 @@ def probit(p):
         return _probit_lower(p)
     if 0.5 < p < 1.0:
         return -_probit_lower(1.0 - p)
-    if p == 0.0:
-        return -math.inf
-    if p == 1.0:
-        return math.inf
-    if p != p:
-        return p
-    raise ValueError(f"probit(): p = {p!r} is outside [0, 1]")
+    return probability_limit(p, "probit")
 
 
 ndtri = probit
