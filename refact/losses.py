@@ -344,8 +344,8 @@ def _distillation_row(teacher, student, t):
         log_p, log_q = _log_softmax_lane(teacher, t), _log_softmax_lane(student, t)
         return _total([p_i * (lp - lq) for p_i, lp, lq in zip(p, log_p, log_q) if p_i != 0.0]) * (t * t)
     p, q = _softmax_lane(teacher, t), _softmax_lane(student, t)
-    _, hi_p, lo_p, _, r_p, r_p_lo = _parts(teacher, t)
-    _, hi_q, lo_q, _, r_q, r_q_lo = _parts(student, t)
+    _, hi_p, lo_p, _, _, r_p, r_p_lo = _parts(teacher, t)
+    _, hi_q, lo_q, _, _, r_q, r_q_lo = _parts(student, t)
     log_norm_p = math.log1p(r_p) + r_p_lo / (1.0 + r_p)
     log_norm_q = math.log1p(r_q) + r_q_lo / (1.0 + r_q)
     log_ratio = log_norm_p - log_norm_q  # y_i = (hi_p - hi_q) + (lo_p - lo_q) - log_ratio

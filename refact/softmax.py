@@ -11,18 +11,22 @@ Everything is computed relative to the largest element m of a lane:
     logsumexp(x) = m + log1p(R),   R = sum_{j != argmax} e^{x_j - m},
 
 so no exponential overflows, the largest term is exactly 1 and ``log1p`` keeps the
-small terms when the maximum dominates. Two roundings would still cost hundreds of
-ULPs and are removed:
+small terms when the maximum dominates. Three roundings would still cost up to
+hundreds of ULPs and are removed:
 
 * ``x_i - m`` is rounded when the two differ in magnitude, and an absolute error
   of 2^-44 in an argument near -700 is a relative error of 2^-44 in its
   exponential. The difference (divided by the temperature) is therefore carried
   as a double-double ``hi + lo`` made with error-free transformations (TwoSum,
   Dekker's product), and e^{hi + lo} = e^{hi} (1 + lo).
-* R is summed exactly with ``math.fsum`` and kept as a double-double too.
+* Each exponential is a double-double too (see ``_exps``): the half-ULP errors of a
+  rounded math.exp per element all reach the sum, and on rows built so that they fall
+  the same way (one element against many equal ones) softmax would be 2.9 ULP off.
+* R is summed exactly with ``math.fsum`` and kept as a double-double.
 
 log_softmax_i = (x_i - m) - log1p(R) adds two numbers of the same sign, so it never
-cancels; softmax_i = e^{x_i - m} / (1 + R) is a quotient; both are within 2 ULP.
+cancels (within 2 ULP); softmax_i = e^{x_i - m} / (1 + R) is a quotient of
+double-doubles rounded twice (within 1 ULP).
 logsumexp = m + log1p(R) does cancel when m < 0 and log1p(R) is close to -m (the
 logsumexp of log-probabilities is such a case: its truth is a tiny number); there
 the float error of log1p(R) would be amplified without bound, so a lane whose result
@@ -57,7 +61,9 @@ import fractions
 import math
 
 from ._inputs import check_temperature, from_array, lanes, normalize_axis, to_array
-from .elementwise import _two_prod, sigmoid
+from .elementwise import (
+    _EXP_INV_STEP, _EXP_STEP_HI, _EXP_STEP_LO, _EXP_TABLE, _ldexp_dd, _two_prod, sigmoid,
+)
 
 __all__ = ["softmax", "log_softmax", "logsumexp", "softmax_jacobian", "softmax_vjp", "probabilities"]
 
@@ -72,11 +78,16 @@ _LN2_128_LO = -1.124247479347874e-14
 # Veltkamp's splitter, and the magnitudes inside which TwoSum and Dekker's product are exact.
 _BIG = 2.0 ** 990
 _TINY = 2.0 ** -900
+# 2.0**j at index j, for j in [-1100, 200] (negative indices count from the end).
+_RESCALE = 200
+_POWERS_OF_TWO = [math.ldexp(1.0, j) for j in range(_RESCALE + 1)] + [
+    math.ldexp(1.0, j) for j in range(-1100, 0)]
+# R below this is summed again, lifted by 2**_RESCALE (see _parts).
+_RESCALE_BELOW = 2.0 ** -900
+_LN2 = math.log(2.0)
 # The decimal fallbacks (see _decimal_value) try these precisions, in digits, in turn.
 _DECIMAL_PRECISIONS = (40, 80, 160, 320, 640, 1280)
 _FAR_BELOW_FLOATS = decimal.Decimal("1e-340")
-# e^m to 24 digits is enough to know the rounding error of the float e^m to 8 digits.
-_TOP_EXP_CONTEXT = decimal.Context(prec=24)
 
 
 # -- error-free building blocks -------------------------------------------------------------
@@ -158,17 +169,62 @@ def _special(row):
     return None  # finite values whose plain sum overflowed, or -inf next to finite values
 
 
+def _exps(his, los, shift=0):
+    """e^(h + l) * 2**shift for the elements of a shifted lane (h <= 0), as lists heads, tails.
+
+    heads[i] is the value rounded, and heads[i] + tails[i] is it to a relative error
+    below 2**-60 wherever it is a normal float: with h + l = k ln2/256 + r, |r| <= ln2/512,
+    the exponential is 2**(k >> 8) 2**((k & 255)/256) (1 + expm1(r)), the middle factor a
+    double-double from the table of the elementwise module, and expm1(r) < 2**-9.5 rounds
+    2**9.5 times finer than a float does. A rounded math.exp per element would not do:
+    its errors reach the sum, and rows built so that they all fall the same way (many
+    equal elements) put a softmax 2.9 ULP off. Below the normal floats the values lose
+    bits, and below half the smallest subnormal they are 0.0: ``shift`` lifts them.
+    """
+    below = _EXP_ZERO_BELOW - shift * _LN2
+    heads, tails = [], []
+    for h, lo in zip(his, los):
+        if h < below:  # -inf included
+            heads.append(0.0)
+            tails.append(0.0)
+            continue
+        k = math.floor(h * _EXP_INV_STEP + 0.5)
+        m = math.expm1((h - k * _EXP_STEP_HI) + (lo - k * _EXP_STEP_LO))  # h - k*HI is exact
+        th, tl, _, _ = _EXP_TABLE[k & 255]
+        v = th + (tl + th * m)
+        scale = _POWERS_OF_TWO[(k >> 8) + shift]
+        heads.append(v * scale)  # exact while normal
+        tails.append(((th - v) + (tl + th * m)) * scale)
+    return heads, tails
+
+
 def _parts(row, t):
-    """For an ordinary lane: m, his, los, exps of his, and R = R_hi + R_lo (see the module doc)."""
+    """For an ordinary lane: m, his, los, the exponentials as heads + tails (see _exps),
+    and R = R_hi + R_lo (see the module doc)."""
     m = max(row)
     his, los = _shifted(row, m, t)
-    exps = list(map(math.exp, his))
-    top = row.index(m)  # his[top] == 0.0 and exps[top] == 1.0 exactly
-    terms = exps[:top] + exps[top + 1:]
-    terms += [e * lo for e, lo in zip(exps, los) if lo and e]  # e^(hi+lo) = e^hi (1 + lo)
-    r_hi = math.fsum(terms)
-    terms.append(-r_hi)
-    return m, his, los, exps, r_hi, math.fsum(terms)
+    heads, tails = _exps(his, los)
+    top = row.index(m)  # his[top] == 0.0: heads[top] == 1.0 and tails[top] == 0.0 exactly
+    r_hi, r_lo = _sum_without(heads, tails, top)
+    if r_hi < _RESCALE_BELOW:
+        # R is near or below the subnormals, where each term would be rounded on their
+        # coarse grid: sum the terms 2**_RESCALE times larger and round R once.
+        r_hi = _ldexp_dd(*_sum_without(*_exps(his, los, _RESCALE), top), -_RESCALE)
+        r_lo = 0.0
+    return m, his, los, heads, tails, r_hi, r_lo
+
+
+def _sum_without(heads, tails, top):
+    """The sum of heads[i] + tails[i] over i != top, as a double-double.
+
+    The heads are summed exactly (math.fsum); each tail is below half an ULP of its head,
+    so a plain sum of the tails is off by n * 2**-106 of the total at most.
+    """
+    terms = heads[:top] + heads[top + 1:]
+    terms.append(sum(tails))
+    hi = math.fsum(terms)
+    terms.append(-hi)
+    return hi, math.fsum(terms)
 
 
 def _log1p_dd(r_hi, r_lo):
@@ -176,56 +232,23 @@ def _log1p_dd(r_hi, r_lo):
     return math.log1p(r_hi), r_lo / (1.0 + r_hi)
 
 
-def _softmax_direct(row):
-    """softmax at temperature 1 without the shift, when every e^{x_i} is a normal float.
-
-    The arguments x_i are then exact, so the only errors are the roundings of the
-    exponentials and of the division, provided the sum is not rounded: it is carried as
-    ``total + rest`` (a plain sum, then the exact remainder by math.fsum), and the
-    rounding error of the largest exponential, the one that dominates the sum, is
-    taken out of it (measured once, in decimal). Returns None when the lane needs the
-    general path: an element below -708, NaN, an infinity, or a sum beyond the largest
-    float.
-    """
-    if not min(row) >= _EXP_NORMAL_MIN:
-        return None
-    try:
-        exps = list(map(math.exp, row))
-        total = sum(exps)
-        if not total < math.inf:
-            return None
-        top = max(row)
-        top_exp = math.exp(top)
-        with decimal.localcontext(_TOP_EXP_CONTEXT):
-            top_error = float(decimal.Decimal(top_exp) - decimal.Decimal(top).exp())
-        exps += (-total, -top_error)
-        rest = math.fsum(exps)  # sum of the true e^{x_i} = total + rest, to first order in u
-    except OverflowError:  # an e^{x_i}, or a partial sum, beyond the largest float
-        return None
-    del exps[-2:]
-    correction = rest / total / total  # e/(total + rest) = e/total - e*correction, to first order
-    return [e / total - e * correction for e in exps]
-
-
 def _softmax_lane(row, t):
     if not row:
         return []
-    if t == 1.0:
-        direct = _softmax_direct(row)
-        if direct is not None:
-            return direct
     special = _special(row)
     if special is not None:
         return special[0]
-    _, his, los, exps, r_hi, r_lo = _parts(row, t)
+    _, his, los, heads, tails, r_hi, r_lo = _parts(row, t)
     s_hi, s_lo = _two_sum(1.0, r_hi)  # S = 1 + R as a double-double
     s_lo += r_lo
     sigma = s_lo / s_hi
     out = []
-    for h, lo, e in zip(his, los, exps):
+    for h, lo, head, tail in zip(his, los, heads, tails):
         if h >= _EXP_NORMAL_MIN:
-            q = e / s_hi
-            out.append(q + q * (lo - sigma))
+            # (head + tail)/(s_hi (1 + sigma)) to first order; q's own rounding is the
+            # one error left at full weight, so the result is within 1 ULP.
+            q = head / s_hi
+            out.append(q + (tail - head * sigma) / s_hi)
         elif h < _EXP_ZERO_BELOW:
             out.append(0.0)
         else:
@@ -241,7 +264,7 @@ def _log_softmax_lane(row, t):
     special = _special(row)
     if special is not None:
         return special[1]
-    _, his, los, _, r_hi, r_lo = _parts(row, t)
+    _, his, los, _, _, r_hi, r_lo = _parts(row, t)
     big, small = _log1p_dd(r_hi, r_lo)
     # (h - big) + (lo - small) with h - big by TwoSum, inlined: h <= 0 and -big <= 0, so
     # nothing cancels and the double-double is rounded once.
@@ -258,7 +281,7 @@ def _logsumexp_lane(row):
     special = _special(row)
     if special is not None:
         return special[2]
-    m, _, _, _, r_hi, r_lo = _parts(row, 1.0)
+    m, _, _, _, _, r_hi, r_lo = _parts(row, 1.0)
     big, small = _log1p_dd(r_hi, r_lo)
     s, err = _two_sum(m, big)
     if m < 0.0 and math.ulp(s) < math.ulp(big):
@@ -326,7 +349,7 @@ def softmax(x, axis=-1, temperature=1.0):
 
     ``x`` is a sequence of numbers or a rectangular nesting of any depth; the result
     has the same nesting, as lists. Each lane sums to 1 (to within the rounding of its
-    elements, each within 2 ULP), softmax(x + c) = softmax(x), and for two classes
+    elements, each within 1 ULP), softmax(x + c) = softmax(x), and for two classes
     softmax([0, z])[1] = sigmoid(z). A larger temperature gives a smoother distribution:
     its entropy grows with T, towards log n.
 
