@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, field
 
 from .catalog import get_function
-from .errors import FAILURE_CLASSES, UNDECIDED, classify, ulp_error
+from .errors import FAILURE_CLASSES, UNDECIDED, classify, ulp_error, ulp_errors
 from .formats import bits_hex, get_format, round_to_format
 from .isolation import JobError
 from .oracle import mp_context, truth_many
@@ -155,16 +155,18 @@ class Judgement:
     refused: int = 0
     xs: list = field(default_factory=list)
 
-    def add(self, point, y, rounded, exact, budget=None, options=None, x=None):
+    def add(self, point, y, rounded, exact, budget=None, options=None, x=None, error=None):
         """Judge one output value ``y`` of ``point`` against the truth (``exact`` None
-        when undecided); return the ULP error or the class name."""
+        when undecided); return the ULP error or the class name. ``error``: the ULP
+        error when the caller measured it (then the point is an ordinary one)."""
         budget = self.budget if budget is None else budget
         self.points += 1
-        kind = classify(y, exact, self.fmt)
+        kind = None if error is not None else classify(y, exact, self.fmt)
         if kind == UNDECIDED:
             self.classes[UNDECIDED] += 1
             return kind
-        error = ulp_error(y, exact, self.fmt) if kind is None else math.inf
+        if error is None:
+            error = ulp_error(y, exact, self.fmt) if kind is None else math.inf
         if kind is None:
             self.ulps.append(error)
             if x is not None:
@@ -187,6 +189,39 @@ class Judgement:
                 self.classes[kind] += 1
         self._keep_worst(point, y, rounded, error, kind, convention)
         return kind or error
+
+    def add_many(self, values):
+        """Judge many ``(point, y, rounded, exact, pair, x)`` at once, ``pair`` the truth
+        as two floats (:func:`errors.float_pair`) or None. The ordinary values (finite,
+        nonzero, with a finite rounded truth) inside the budget are measured in numpy;
+        a figure within 2**-40 of a threshold (the budget, 1/2, 1) is recomputed
+        exactly, and every other value goes through :meth:`add`, one at a time."""
+        import numpy as np
+
+        fast, slow = [], []
+        for value in values:
+            _, y, rounded, _, pair, _ = value
+            ordinary = pair is not None and 0.0 < abs(y) < math.inf and abs(rounded) < math.inf
+            (fast if ordinary else slow).append(value)
+        if fast:
+            errors = ulp_errors(np.array([v[1] for v in fast], dtype=np.float64),
+                                np.array([v[4][0] for v in fast]), np.array([v[4][1] for v in fast]),
+                                self.fmt)
+            near = np.zeros(len(fast), dtype=bool)
+            for threshold in {0.5, 1.0, self.budget}:
+                near |= np.abs(errors - threshold) <= threshold * 2.0 ** -40
+            for i in np.flatnonzero(near).tolist():
+                errors[i] = ulp_error(fast[i][1], fast[i][3], self.fmt)
+            inside = errors <= self.budget
+            self.points += int(inside.sum())
+            self.ulps.extend(errors[inside].tolist())
+            self.xs.extend((v[5], e) for v, e, ok in zip(fast, errors.tolist(), inside.tolist())
+                           if ok and v[5] is not None)
+            for i in np.flatnonzero(~inside).tolist():
+                point, y, rounded, exact, _, x = fast[i]
+                self.add(point, y, rounded, exact, x=x, error=float(errors[i]))
+        for point, y, rounded, exact, _, x in slow:
+            self.add(point, y, rounded, exact, x=x)
 
     def refuse(self, point, truth, message):
         """The backend raised at ``point``: fine where the value is undefined (NaN due,
@@ -297,14 +332,16 @@ def accuracy(evaluator, backend, function, fmt, cases, truths, conventions, plot
     outputs, result_format, refusals = evaluator.outputs_or_refusals(function, fmt, points)
     judgement = Judgement(get_format(fmt), budget, tuple(conventions))
     sets = {}
+    values = []
     for index, ((set_name, point), truth, ys) in enumerate(zip(cases, truths, outputs)):
         sets[set_name] = sets.get(set_name, 0) + 1
         x = point[0] if spec.kind == "elementwise" else None
         if ys is None:
             judgement.refuse(point, truth, refusals[index])
             continue
-        for y, (rounded, exact) in zip(ys, truth.elements):
-            judgement.add(point, y, rounded, exact, x=x)
+        values.extend((point, y, rounded, exact, pair, x)
+                      for y, (rounded, exact), pair in zip(ys, truth.elements, truth.float_pairs))
+    judgement.add_many(values)
     if plot is not None and spec.kind == "elementwise":
         plot.extend(judgement.xs)
     result = record(backend, function, fmt, "accuracy", judgement, budget=budget,

@@ -41,6 +41,7 @@ identical.
 True
 """
 
+import functools
 import json
 import math
 import os
@@ -109,6 +110,16 @@ class Truth:
     def exacts(self):
         """``exact`` as a tuple, whatever the output shape."""
         return self.exact if isinstance(self.exact, tuple) else (self.exact,)
+
+    @functools.cached_property
+    def float_pairs(self):
+        """Per value, the exact truth as two float64 (:func:`errors.float_pair`, None where
+        it cannot be), for judging many results at once; kept with the truth, which
+        every backend of a run shares."""
+        from .errors import float_pair
+
+        return tuple(None if i in self.undecided else float_pair(e)
+                     for i, e in enumerate(self.exacts))
 
     @property
     def elements(self):

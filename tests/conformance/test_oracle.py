@@ -10,8 +10,11 @@ import pytest
 
 from refact.conformance import golden
 from refact.conformance.cli import main as cli_main
+from hypothesis import given, settings, strategies as st
+
 from refact.conformance.errors import (
-    ALL_CLASSES, FAILURE_CLASSES, classify, condition_number, step_distance, ulp_error,
+    ALL_CLASSES, FAILURE_CLASSES, classify, condition_number, float_pair, step_distance,
+    ulp_error, ulp_errors,
 )
 from refact.conformance.formats import (
     FLOAT16, FLOAT32, FLOAT64, BFLOAT16, FORMATS, next_down, next_up, round_to_format,
@@ -285,6 +288,36 @@ def test_ulp_error():
     assert abs(ulp_error(round_to_format(third, FLOAT16), third, FLOAT16) - 1 / 3) < 1e-12
     probit = fresh("probit", (1e-300,), "float64")
     assert ulp_error(probit.rounded, probit.exact, FLOAT64) <= 0.5
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(fmt=st.sampled_from([FLOAT64, FLOAT32, FLOAT16, BFLOAT16]), binade=st.integers(-959, 999),
+       fraction=st.integers(2 ** 70, 2 ** 71 - 1), negative=st.booleans(),
+       steps=st.integers(-3, 3), scale=st.sampled_from([1.0, 1.0 + 2.0 ** -20, 1.001, 1.5, 3.0]))
+def test_ulp_errors_in_numpy_agree_with_the_exact_ruler(fmt, binade, fraction, negative, steps, scale):
+    # a truth with 71 significant bits anywhere in float_pair's range, including just
+    # below a power of two (fraction near 2**71), and results a few steps or a factor off
+    t = mpmath.mpf(fraction) * mpmath.mpf(2) ** (binade - 70) * (-1 if negative else 1)
+    hi, lo = float_pair(t)
+    assert hi == round_to_format(t, FLOAT64) and mpmath.mpf(hi) + mpmath.mpf(lo) == t
+    y = round_to_format(t, fmt)
+    for _ in range(abs(steps)):
+        y = next_up(y, fmt) if steps > 0 else next_down(y, fmt)
+    y = round_to_format(y * scale, fmt)
+    if not 0.0 < abs(y) < math.inf:
+        return
+    import numpy as np
+
+    fast = ulp_errors(np.array([y]), np.array([hi]), np.array([lo]), fmt)[0]
+    exact = ulp_error(y, t, fmt)
+    assert fast == exact or abs(fast - exact) <= 2.0 ** -51 * exact
+
+
+def test_float_pair_edges():
+    assert float_pair(0.0) == (0.0, 0.0) and float_pair(Fraction(0)) == (0.0, 0.0)
+    assert float_pair(Fraction(1, 3)) == (1 / 3, float(Fraction(1, 3) - Fraction(1 / 3)))
+    for out_of_range in (mpmath.mpf(2) ** -961, mpmath.mpf(2) ** 1000, math.inf, math.nan, 5e-324):
+        assert float_pair(out_of_range) is None
 
 
 def test_step_distance():
