@@ -39,11 +39,12 @@ def _argument_kind(role):
     return {"class_index": "index", "temperature": "scalar"}.get(role, "array")
 
 
-def _batch_key(point):
-    # Points batch into one call when their rows have the same length and their
-    # scalar parameters (a temperature) are equal.
-    return tuple(len(a) if isinstance(a, tuple) else (None if isinstance(a, float) else a)
-                 for a in point)
+def _batch_key(spec, point):
+    """Points batch into one call when their rows have the same length and their scalar
+    parameters (a temperature: one value per call) are the same float."""
+    return tuple(float(a).hex() if _argument_kind(p.role) == "scalar" else
+                 len(a) if isinstance(a, tuple) else None
+                 for p, a in zip(spec.parameters, point))
 
 
 class Evaluator:
@@ -60,7 +61,7 @@ class Evaluator:
         spec = get_function(function)
         groups = {}
         for index, point in enumerate(points):
-            groups.setdefault(_batch_key(point), []).append(index)
+            groups.setdefault(_batch_key(spec, point), []).append(index)
         for indices in groups.values():
             arguments = []
             for i, parameter in enumerate(spec.parameters):
@@ -73,11 +74,20 @@ class Evaluator:
                 job["cotangent"] = [_as_list(cotangents[j]) for j in indices]
             yield indices, job
 
+    def _answers(self, function, jobs):
+        """``("ok", (values, format))`` or ``("error", message)`` per job, in one round trip."""
+        answers, _ = self.worker.run({"op": "many", "function": function, "jobs": jobs})
+        return answers
+
     def _run(self, op, function, fmt, points, options, cotangents=None):
         out = [None] * len(points)
         result_format = None
-        for indices, job in self._jobs(op, function, fmt, points, options, cotangents):
-            values, result_format = self.worker.run(job)
+        batches = list(self._jobs(op, function, fmt, points, options, cotangents))
+        answers = self._answers(function, [job for _, job in batches]) if batches else []
+        for (indices, _), (status, payload) in zip(batches, answers):
+            if status != "ok":
+                raise JobError(payload, raised=True)
+            values, result_format = payload
             if not isinstance(values, list) or len(values) != len(indices):
                 shape = len(values) if isinstance(values, list) else "a scalar"
                 raise JobError(f"{function} returned {shape} results for a batch of {len(indices)}")
@@ -98,15 +108,15 @@ class Evaluator:
         except JobError as error:
             if not error.raised or len(points) == 1:
                 raise
+        alone = [job for point in points for _, job in self._jobs("call", function, fmt, [point], options)]
         outputs, refusals, result_format = [], {}, None
-        for index, point in enumerate(points):
-            try:
-                (values,), result_format = self.outputs(function, fmt, [point], options)
-            except JobError as error:
-                if not error.raised:
-                    raise
-                values, refusals[index] = None, str(error)
-            outputs.append(values)
+        for index, (status, payload) in enumerate(self._answers(function, alone)):
+            if status == "ok":
+                (values,), result_format = payload
+                outputs.append(tuple(values) if isinstance(values, list) else (values,))
+            else:
+                outputs.append(None)
+                refusals[index] = payload
         if result_format is None:
             raise JobError(f"{function} raised on every input: {next(iter(refusals.values()))}",
                            raised=True)
@@ -381,17 +391,17 @@ def special_values(evaluator, backend, function, fmt, conventions):
     points = [tuple(tuple(a) if isinstance(a, (list, tuple)) else a for a in s.args) for s in rows]
     truths = truth_many(function, points, fmt)
     judgement = Judgement(fmt_obj, budget, tuple(conventions))
-    for special, point, truth in zip(rows, points, truths):
-        if any(isinstance(a, tuple) and not a for a in point):
-            continue  # an empty row: shapes, not values; checked by the core's tests
-        try:
-            (ys,), _ = evaluator.outputs(function, fmt, [point])
-        except JobError as error:
-            if not error.raised:
-                raise
+    # an empty row: shapes, not values; checked by the core's tests
+    kept = [(special, point, truth) for special, point, truth in zip(rows, points, truths)
+            if not any(isinstance(a, tuple) and not a for a in point)]
+    if not kept:
+        return record(backend, function, fmt, "special_values", judgement, budget=budget, refused=0)
+    outputs, _, refusals = evaluator.outputs_or_refusals(function, fmt, [p for _, p, _ in kept])
+    for index, ((special, point, truth), ys) in enumerate(zip(kept, outputs)):
+        if ys is None:
             # Raising on an undefined value (as Python's math module does) is a refusal,
             # not a silent wrong number; raising where a number is due is a failure.
-            judgement.refuse(point, truth, str(error))
+            judgement.refuse(point, truth, refusals[index])
             continue
         exact_required = special.expected is not ORACLE
         for y, (rounded, exact) in zip(ys, truth.elements):

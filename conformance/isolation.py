@@ -12,6 +12,7 @@ stays a Python number (e.g. a temperature).
 """
 
 import multiprocessing
+import os
 import traceback
 
 # spawn, not fork: frameworks keep threads and device state that a forked child inherits broken.
@@ -56,12 +57,16 @@ def describe(backend):
 def execute(backend, job):
     """Run one job in this process; return ``(values, format_of_result)``.
 
-    ``job`` is a dict: ``op`` ("info", "call", "grad" or "sweep"), ``function``, ``format``, ``arguments``
-    (list of (kind, value)), ``options`` (keywords for the call) and, for "grad",
-    ``cotangent`` (nested floats shaped like the function's output).
+    ``job`` is a dict: ``op`` ("info", "call", "grad", "sweep" or "many"), ``function``,
+    ``format``, ``arguments`` (list of (kind, value)), ``options`` (keywords for the call)
+    and, for "grad", ``cotangent`` (nested floats shaped like the function's output);
+    "many" carries a list of such jobs in ``jobs`` and answers, for each, ``("ok", result)``
+    or ``("error", message)``: one input a framework refuses does not hide the others.
     """
     if job["op"] == "info":
         return describe(backend), None
+    if job["op"] == "many":  # several calls for one answer: one round trip, not one each
+        return [_attempt(backend, one) for one in job["jobs"]], None
     if job["op"] == "sweep":  # every value of a 16-bit format, with this process's backend
         from .sweep import sweep_record
 
@@ -78,6 +83,34 @@ def execute(backend, job):
     return backend.tolist(result)
 
 
+def _attempt(backend, job):
+    try:
+        return "ok", execute(backend, job)
+    except Exception as error:
+        return "error", _describe(error)
+
+
+def _describe(error):
+    last = traceback.extract_tb(error.__traceback__)[-1:]
+    where = f" ({last[0].filename.rsplit('/', 1)[-1]}:{last[0].lineno})" if last else ""
+    return f"{type(error).__name__}: {error}{where}"
+
+
+def _use_compilation_caches():
+    """Point the frameworks' persistent compilation caches into refact's cache directory,
+    unless the user chose otherwise. JAX compiles each operation for every new shape (a
+    case set has one per row length): two thirds of a default run when done afresh, read
+    back from the cache on the next run, as the oracle's truths are."""
+    from .oracle import cache_path
+
+    path = cache_path()
+    if path is None:
+        return
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(os.path.dirname(path), "jax"))
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
+
+
 def _serve(connection, backend_name, device):
     import warnings
 
@@ -86,7 +119,7 @@ def _serve(connection, backend_name, device):
     # Frameworks warn about overflow and odd shapes on exactly the inputs a conformance
     # run is made of; the measurements report those cases, the warnings only add noise.
     warnings.simplefilter("ignore")
-
+    _use_compilation_caches()
     try:
         backend = get_backend(backend_name, device=device)
     except Exception as error:  # reported to the parent, which records every job as an error
@@ -99,13 +132,11 @@ def _serve(connection, backend_name, device):
         except EOFError:
             return
         if job is None:
-            return
-        try:
-            connection.send(("ok", execute(backend, job)))
-        except Exception as error:
-            last = traceback.extract_tb(error.__traceback__)[-1:]
-            where = f" ({last[0].filename.rsplit('/', 1)[-1]}:{last[0].lineno})" if last else ""
-            connection.send(("error", f"{type(error).__name__}: {error}{where}"))
+            # Nothing is left to save: skip the frameworks' exit handlers, which take
+            # seconds (torch, tensorflow) while the parent waits.
+            connection.close()
+            os._exit(0)
+        connection.send(_attempt(backend, job))
 
 
 class Worker:
@@ -151,7 +182,10 @@ class Worker:
         except (BrokenPipeError, OSError):
             self.close()
             raise JobError(f"backend {self.backend_name!r} worker is gone") from None
-        status, payload = self._receive(self.timeout, f"computing {job.get('function', job['op'])}")
+        calls = job["jobs"] if job["op"] == "many" else [job]
+        doing = "computing " + ", ".join(sorted({one.get("function", one["op"]) for one in calls}))
+        # the time limit is per call: a job of n calls has n times as long
+        status, payload = self._receive(self.timeout * len(calls), doing)
         if status != "ok":
             raise JobError(payload, raised=True)
         return payload

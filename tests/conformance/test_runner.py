@@ -123,3 +123,20 @@ def test_full_cases_check_every_16_bit_value():
     assert accuracy["status"] == "pass" and accuracy["max_ulp"] <= 0.5  # numpy_impl rounds once
     assert dtype["status"] == "pass"
     reports.validate(report)
+
+
+def test_batched_calls_keep_each_points_own_scalar_parameter():
+    # distillation points with the same row lengths but different temperatures must not
+    # share one call (one temperature per call); refusals come back per point
+    from refact import distillation_loss
+    from refact.conformance.checks import Evaluator
+    from refact.conformance.isolation import Worker
+
+    student, teacher = (0.5, -1.0, 2.0), (1.0, 0.25, -3.0)
+    points = [(student, teacher, t) for t in (1.0, 4.0, 0.5, 4.0)] + [(student, teacher, 0.0)]
+    with Worker("reference") as worker:
+        outputs, result_format, refusals = Evaluator(worker).outputs_or_refusals(
+            "distillation_loss", "float64", points)
+    assert result_format == "float64"
+    assert outputs[:4] == [(distillation_loss([student], [teacher], t),) for t in (1.0, 4.0, 0.5, 4.0)]
+    assert outputs[4] is None and "temperature" in refusals[4]
