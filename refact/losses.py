@@ -313,8 +313,10 @@ def _soft_target_loss(row, target, weights, smoothing):
 _INVERSE_FACTORIALS = tuple(1.0 / math.factorial(k) for k in range(2, 27))
 
 
-# Below this a KL (or its terms) may lose bits to the subnormal range: decimal decides.
+# Outside [_NEAR_UNDERFLOW, _NEAR_OVERFLOW] a KL, its terms or t**2 KL may lose bits to the
+# subnormal range or overflow: decimal decides.
 _NEAR_UNDERFLOW = 2.0 ** -950
+_NEAR_OVERFLOW = 2.0 ** 1000
 
 
 def _phi(y):
@@ -361,8 +363,9 @@ def _distillation_row(teacher, student, t):
             if y > 1.0:  # the p_i (y_i - 1) part, in logarithms
                 terms.append(math.exp(a + a_lo - log_norm_p + math.log(y - 1.0)))
             continue
-        if b == -math.inf:  # q_i = 0 where p_i > 0
-            return math.inf
+        if b == -math.inf:  # q_i = 0 where p_i > 0, or (s_i - max s)/t beyond the floats
+            return math.inf if math.inf in (-v for v in student) else _decimal_distillation_row(
+                teacher, student, t)
         d, d_lo = _two_sum(a, -b)
         y, y_lo = _two_sum(d - log_ratio, d_lo + (a_lo - b_lo))
         identical = identical and y == 0.0
@@ -382,9 +385,12 @@ def _distillation_row(teacher, student, t):
     # second order otherwise.
     norm_error = 3.0 * 2.0 ** -53 * (log_norm_p + log_norm_q)
     error = 2.0 ** -100 * (1.0 + largest) * spread + norm_error * orphans + 0.5 * norm_error ** 2
-    if error > 2.0 ** -56 * kl + 2.0 ** -1100 or kl < _NEAR_UNDERFLOW:
+    loss = kl * (t * t)
+    if (error > 2.0 ** -56 * kl + 2.0 ** -1100 or not _NEAR_UNDERFLOW <= loss < _NEAR_OVERFLOW
+            or largest > _NEAR_OVERFLOW):
+        # inexact, or beyond the range where t * t and the differences/t are exact enough
         return _decimal_distillation_row(teacher, student, t)
-    return kl * (t * t)
+    return loss
 
 
 def _decimal_distillation_row(teacher, student, t):
@@ -406,7 +412,8 @@ def _decimal_distillation_row(teacher, student, t):
         square = temperature * temperature
         return kl * square, scale * square * (len(a) + 1)
 
-    return _decimal_value(evaluate)
+    loss = _decimal_value(evaluate)
+    return loss if loss > 0.0 else 0.0  # a KL is >= 0: a negative residue is rounding, not a sign
 
 
 def distillation_loss(student_logits, teacher_logits, temperature):

@@ -473,3 +473,18 @@ def test_distillation_matches_torch_kl_div_batchmean(mp64, temperature):
 
 def test_log_softmax_matches_torch_on_moderate_rows():
     assert close_to_torch(log_softmax(LOGITS), F.log_softmax(tensor(LOGITS), dim=-1), ulp_budget=4)
+
+
+def test_distillation_at_extreme_temperatures_and_logits():
+    # t**2 KL stays finite where KL or the differences / t overflow, and is +0.0 (a KL is
+    # never negative) where it underflows; expected values are the oracle's (mpmath)
+    assert distillation_loss([0.0, 1.0], [1.0, 0.0], 5e-324) == 5e-324
+    tiny = distillation_loss([0.0, 0.0], [5e-324, 0.0], 1.0)
+    assert tiny == 0.0 and math.copysign(1.0, tiny) == 1.0
+    student = [4.6458196107954916e+104, 1.3442445396247023e-254, 2.86606759921081e+48,
+               -1.6796660005202857e+134, 1.3065936433806742e-123, -1.773621285578626e+123,
+               -4.11397765199494e+119, -1.9872641807373803e+229]
+    teacher = [-4.37850031258575e-08, -7.003640534017573e+20, -1.9622527940455512e-232,
+               2.9165561264505725e-182, -1.9421013962860364e+135, -2.187973478388397e-220,
+               1.2556621101082733e+222, 2.5831379844333442e-250]
+    assert distillation_loss(student, teacher, 8.87341141585507e-308) == 3.6505016261784575e-188
