@@ -3,19 +3,20 @@
 The truth for a (function, format) is asked of the oracle once and shared by every
 backend. Each backend runs in its own worker process (:mod:`.isolation`), so a crash or
 a hang of a framework becomes an ``error`` record and the run goes on. Backends are
-driven from a small thread pool (one thread per worker process): the frameworks compute
-in their processes while the parent measures.
+checked in a pool of processes (one per core by default), since measuring is Python and
+one process would measure one backend at a time.
 
 ``refact conform`` exits 0 when nothing listed in ``--fail-on`` occurred, 1 when it
 did, 2 on a usage or configuration error.
 """
 
 import datetime
+import multiprocessing
 import os
 import platform
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 
 from . import checks
 from .cases import LEVELS, cases_for
@@ -116,10 +117,30 @@ def _truth_table(functions, formats, level, seed, workers):
     return table
 
 
-def _run_backend(name, device, functions, formats, wanted_checks, table, timeout, progress, series,
-                 level="default", seed=0):
-    """Every record of one backend, and its entry of the report's ``backends`` list."""
-    records = []
+# -- one backend, in a process of its own -------------------------------------------------
+# Judging, properties and derivative truths are Python: in threads of one process they
+# would take turns on one core. Each backend is checked in a process of the pool below
+# (its framework runs in that process's own worker, as always), with the truth table and
+# a progress queue handed over once per process.
+
+_TABLE = None
+_PROGRESS = None
+
+
+def _start_process(table, progress):
+    global _TABLE, _PROGRESS
+    _TABLE, _PROGRESS = table, progress
+
+
+def _step(label):
+    if _PROGRESS is not None:
+        _PROGRESS.put(label)
+
+
+def _run_backend(name, device, functions, formats, wanted_checks, timeout, level="default", seed=0):
+    """Every record of one backend, its entry of the report's ``backends`` list and its
+    plot series, against the truth table of this process."""
+    records, series = [], []
     entry = {"name": name, "version": None, "device": device, "available": False, "error": None}
     worker = Worker(name, device=device, timeout=timeout)
     try:
@@ -128,8 +149,8 @@ def _run_backend(name, device, functions, formats, wanted_checks, table, timeout
         except JobError as error:
             entry["error"] = str(error)
             for _ in range(len(functions) * len(formats)):
-                progress.step(f"{name}: unavailable")
-            return entry, records
+                _step(f"{name}: unavailable")
+            return entry, records, series
         entry.update(version=info["version"], available=True, devices=info["devices"],
                      formats=info["formats"], conventions=info["conventions"])
         conventions = _conventions(name)
@@ -137,12 +158,21 @@ def _run_backend(name, device, functions, formats, wanted_checks, table, timeout
         for function in functions:
             own = [c for c in conventions if c.function == function]
             for fmt in formats:
-                progress.step(f"{name} {function} {fmt}")
+                _step(f"{name} {function} {fmt}")
                 records.extend(_checks_of(evaluator, name, info, function, fmt, wanted_checks,
-                                          table, own, series, level, seed))
+                                          _TABLE, own, series, level, seed))
     finally:
         worker.close()
-    return entry, records
+    return entry, records, series
+
+
+#: Backends that take the longest (JAX compiles for every new shape; TensorFlow and Keras
+#: import for seconds) start first: the run ends when its last backend does.
+_SLOW_BACKENDS = ("jax", "keras", "tensorflow", "torch")
+
+
+def _slowest_first(name):
+    return _SLOW_BACKENDS.index(name) if name in _SLOW_BACKENDS else len(_SLOW_BACKENDS)
 
 
 def _sweepable():
@@ -249,17 +279,31 @@ def run_conformance(backends=None, functions=None, formats=None, check_names=Non
     workers = jobs or os.cpu_count() or 1
     table = _truth_table(functions, formats, level, seed, workers)
     bar = Progress(len(names) * len(functions) * len(formats), progress)
-    series = []
-    with ThreadPoolExecutor(max_workers=min(workers, len(names)) or 1) as pool:
-        futures = [pool.submit(_run_backend, name, device, functions, formats, wanted, table,
-                               timeout, bar, series, level, seed) for name in names]
-        outcomes = [f.result() for f in futures]
+    context = multiprocessing.get_context("spawn")
+    steps = context.Queue()
+    drawing = threading.Thread(target=_draw, args=(steps, bar), daemon=True)
+    drawing.start()
+    try:
+        with ProcessPoolExecutor(max_workers=min(workers, len(names)) or 1, mp_context=context,
+                                 initializer=_start_process, initargs=(table, steps)) as pool:
+            futures = {name: pool.submit(_run_backend, name, device, functions, formats, wanted,
+                                         timeout, level, seed)
+                       for name in sorted(names, key=_slowest_first)}
+            outcomes = [futures[name].result() for name in names]
+    finally:
+        steps.put(None)
+        drawing.join()
     bar.close()
-    entries = [entry for entry, _ in outcomes]
-    results = [r for _, records in outcomes for r in records]
+    entries = [entry for entry, _, _ in outcomes]
+    results = [r for _, records, _ in outcomes for r in records]
     report = report_envelope(results, entries, seed, cases=level, device=device)
-    report.update(curves=_curves(functions), series=series)
+    report.update(curves=_curves(functions), series=[s for _, _, series in outcomes for s in series])
     return report
+
+
+def _draw(steps, bar):
+    for label in iter(steps.get, None):
+        bar.step(label)
 
 
 # -- the `refact conform` command ---------------------------------------------------------
