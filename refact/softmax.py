@@ -37,11 +37,11 @@ for 1000 elements).
 Conventions (the special values of a lane)
 ------------------------------------------
 * A NaN anywhere in a lane makes every result of that lane NaN.
-* k entries equal to +inf (and no NaN): softmax is 1/k at each +inf entry and 0
-  elsewhere, log_softmax is -log k there and -inf elsewhere, logsumexp is +inf.
-  For k = 1 this is the limit of softmax whatever way the entry grows; for k > 1 it
-  is the limit when the +inf entries grow together, the only answer that sums to 1
-  and treats equal inputs equally. (NumPy, SciPy and PyTorch give NaN: inf - inf.)
+* One entry equal to +inf (and no NaN): softmax is 1 there and 0 elsewhere,
+  log_softmax 0 there and -inf elsewhere, the limit whatever way the entry grows
+  (NumPy, SciPy and PyTorch give NaN: inf - inf). Two or more +inf entries have no
+  limit (it depends on how they grow): softmax and log_softmax are NaN. logsumexp
+  is +inf in both cases.
 * A lane that is all -inf has no distribution: softmax and log_softmax are NaN,
   logsumexp is -inf (the log of an empty sum). -inf entries next to a finite
   maximum simply give 0 and -inf.
@@ -161,9 +161,10 @@ def _special(row):
         return [math.nan] * n, [math.nan] * n, math.nan
     k = row.count(math.inf)
     if k:
-        share, log_share = 1.0 / k, 0.0 - math.log(k)
-        return ([share if v == math.inf else 0.0 for v in row],
-                [log_share if v == math.inf else -math.inf for v in row], math.inf)
+        if k > 1:
+            return [math.nan] * n, [math.nan] * n, math.inf
+        return ([1.0 if v == math.inf else 0.0 for v in row],
+                [0.0 if v == math.inf else -math.inf for v in row], math.inf)
     if max(row) == -math.inf:
         return [math.nan] * n, [math.nan] * n, -math.inf
     return None  # finite values whose plain sum overflowed, or -inf next to finite values
@@ -270,6 +271,10 @@ def _log_softmax_lane(row, t):
     # nothing cancels and the double-double is rounded once.
     out = [(s := h - big) + (((h - (s - (z := s - h))) + (-big - z)) + (lo - small))
            for h, lo in zip(his, los)]
+    if big == 0.0 and len(row) - row.count(-math.inf) > 1:
+        # R underflowed but is not 0 (a finite entry besides the maximum): at the maximum
+        # the truth is -log1p(R) < 0, whose rounding is -0.0
+        out = [-0.0 if v == 0.0 else v for v in out]
     if -math.inf in his:  # an entry of -inf, or (x - m)/T beyond the floats
         out = [-math.inf if h == -math.inf else v for h, v in zip(his, out)]
     return out
@@ -356,7 +361,7 @@ def softmax(x, axis=-1, temperature=1.0):
     Stable: computed as e^{x_i - m} / (1 + R) with m the lane's maximum, the
     differences (x_i - m)/T carried to double-double precision and R summed exactly
     (see the module documentation, which also states the special values: +inf
-    entries share the mass, an all -inf lane is NaN).
+    entry takes all the mass, several are NaN, as is an all -inf lane).
 
     An element whose true value is below half the smallest subnormal is 0.0 exactly,
     as in the seed's example, where the truth at -10000 is about 1.34e-4345:
@@ -383,8 +388,8 @@ def log_softmax(x, axis=-1, temperature=1.0):
     >>> log_softmax([1, 2, 3, 4, -3, -4, -2, -10000])[-1]
     -10004.442586111712
 
-    Special values follow the module's conventions (+inf entries: -log k there and
-    -inf elsewhere; an all -inf lane: NaN). Same arguments and errors as softmax.
+    Special values follow the module's conventions (one +inf entry: 0 there and -inf
+    elsewhere; several, or an all -inf lane: NaN). Same arguments and errors as softmax.
     """
     t = check_temperature(temperature, "log_softmax")
     return _along_axis(x, axis, "log_softmax", lambda row: _log_softmax_lane(row, t))

@@ -128,9 +128,12 @@ def test_rows_with_infinities_follow_the_limits(mp64, row, infinities, random):
         row.insert(random.randrange(len(row) + 1), v)
     k = row.count(math.inf)
     probs, logs = softmax(row), log_softmax(row)
-    if k:
-        assert probs == [1.0 / k if v == math.inf else 0.0 for v in row]
-        assert logs == [-math.log(k) if v == math.inf else -math.inf for v in row]
+    if k == 1:
+        assert probs == [1.0 if v == math.inf else 0.0 for v in row]
+        assert logs == [0.0 if v == math.inf else -math.inf for v in row]
+        assert logsumexp(row) == math.inf
+    elif k > 1:  # no limit
+        assert all(math.isnan(v) for v in probs + logs)
         assert logsumexp(row) == math.inf
     else:  # only -inf added to a finite row: those entries are 0 / -inf, the others as accurate
         assert [p for p, v in zip(probs, row) if v == -math.inf] == [0.0] * row.count(-math.inf)
@@ -182,11 +185,21 @@ def test_a_nan_makes_its_lane_nan_and_only_its_lane():
     assert all(math.isnan(v) for v in log_softmax([math.inf, math.nan]))
 
 
-def test_plus_inf_entries_share_the_mass():
+def test_one_plus_inf_entry_takes_the_mass_and_several_have_no_limit():
     assert softmax([1.0, math.inf]) == [0.0, 1.0]
     assert log_softmax([1.0, math.inf]) == [-math.inf, 0.0]
-    assert softmax([math.inf, -math.inf, math.inf, 5.0]) == [0.5, 0.0, 0.5, 0.0]
-    assert log_softmax([math.inf, math.inf]) == [-math.log(2.0)] * 2
+    assert all(math.isnan(v) for v in softmax([math.inf, -math.inf, math.inf, 5.0]))
+    assert all(math.isnan(v) for v in log_softmax([math.inf, math.inf]))
+    assert logsumexp([math.inf, math.inf]) == math.inf
+
+
+def test_log_softmax_at_the_maximum_is_minus_zero_when_the_rest_underflows():
+    # -log1p(e**-1.8e308): negative, below every float
+    for row in ([1.7976931348623157e308, 0.0], [0.0, -1e300, -math.inf]):
+        top = log_softmax(row)[0]
+        assert top == 0.0 and math.copysign(1.0, top) == -1.0
+    alone = log_softmax([3.0, -math.inf])[0]  # exactly log 1
+    assert alone == 0.0
 
 
 def test_empty_input_and_empty_lanes():
