@@ -248,13 +248,15 @@ class Judgement:
         del self.worst[WORST:]
 
     def _keep_worst(self, point, y, rounded, error, kind, convention):
+        rank = (convention is None, error)
+        if len(self.worst) == WORST and rank <= self.worst[-1][0]:
+            return  # would not make the list: its entry (hex of the whole point) is not built
         entry = {"input": _plain(point), "input_hex": _hex(point, self.fmt),
                  "output": y, "expected": rounded, "ulp": error}
         if kind:
             entry["class"] = kind
         if convention is not None:
             entry["convention"] = convention.name
-        rank = (convention is None, error)
         self.worst.append((rank, entry))
         self.worst.sort(key=lambda item: item[0], reverse=True)
         del self.worst[WORST:]
