@@ -71,10 +71,6 @@ __all__ = ["softmax", "log_softmax", "logsumexp", "softmax_jacobian", "softmax_v
 _EXP_NORMAL_MIN = -708.0
 # Below this, e^(x - m) / (1 + R) < e^-747 is under half the smallest subnormal: exactly 0.0.
 _EXP_ZERO_BELOW = -747.0
-# 128 ln 2 split so that h + _LN2_128_HI is exact for h in [-1024, -512]: scaling by 2**128
-# lets a result that ends up subnormal be rounded once, from full precision.
-_LN2_128_HI = 88.72283911167301        # a multiple of 2**-43
-_LN2_128_LO = -1.124247479347874e-14
 # Veltkamp's splitter, and the magnitudes inside which TwoSum and Dekker's product are exact.
 _BIG = 2.0 ** 990
 _TINY = 2.0 ** -900
@@ -253,9 +249,11 @@ def _softmax_lane(row, t):
         elif h < _EXP_ZERO_BELOW:
             out.append(0.0)
         else:
-            # The result is subnormal or nearly: scale by 2**128 so it is rounded only once.
-            q = math.exp(h + _LN2_128_HI) * (1.0 + (lo + _LN2_128_LO)) / s_hi
-            out.append(math.ldexp(q - q * sigma, -128))
+            # The result is subnormal or nearly: computed 2**_RESCALE times larger, so that
+            # it is rounded at full precision first and on the subnormal grid once.
+            (head,), (tail,) = _exps([h], [lo], _RESCALE)
+            q = head / s_hi
+            out.append(math.ldexp(q + (tail - head * sigma) / s_hi, -_RESCALE))
     return out
 
 

@@ -101,6 +101,13 @@ def test_near_ties_and_moderate_rows(mp64, row, centre):
     check_lane_accuracy(mp64, [centre + v * 1e-3 for v in row])
 
 
+def test_subnormal_and_nearly_subnormal_outputs(mp64):
+    # e^-708.5 ... e^-744 next to a maximum of 0: results around and below 2**-1022
+    row = [0.0, -708.5, -709.1, -720.0, -740.25, -744.4, -746.0, 0.0]
+    check_lane_accuracy(mp64, row)
+    assert 0.0 < softmax(row)[5] < 2.2250738585072014e-308
+
+
 def test_one_element_against_many_equal_ones(mp64):
     # e^a and e^b rounded with half-ULP errors of opposite signs, 127 times over in the
     # sum: a softmax from rounded exponentials is 2.9 ULP off at the first element.
