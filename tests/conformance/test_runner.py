@@ -140,3 +140,22 @@ def test_batched_calls_keep_each_points_own_scalar_parameter():
     assert result_format == "float64"
     assert outputs[:4] == [(distillation_loss([student], [teacher], t),) for t in (1.0, 4.0, 0.5, 4.0)]
     assert outputs[4] is None and "temperature" in refusals[4]
+
+
+def test_conform_over_every_builtin_backend_writes_four_valid_reports(tmp_path):
+    from refact.backends import BUILTIN
+
+    out = {ext: tmp_path / f"report.{ext}" for ext in ("json", "md", "xml", "html")}
+    status = cli.main(["conform", "--function", "sigmoid,softmax,binary_cross_entropy_with_logits",
+                       "--format", "float32,bfloat16", "--cases", "quick", "--quiet",
+                       "--json", str(out["json"]), "--markdown", str(out["md"]),
+                       "--junit", str(out["xml"]), "--html", str(out["html"])])
+    report = reports.load_report(out["json"])
+    reports.validate(report)
+    assert [b["name"] for b in report["backends"]][:len(BUILTIN)] == list(BUILTIN)
+    assert all(b["available"] for b in report["backends"] if b["name"] in BUILTIN)
+    assert report["summary"]["error"] == 0
+    assert status == (1 if report["summary"]["fail"] else 0)
+    for name in BUILTIN:
+        assert "<testsuite" in out["xml"].read_text() and name in out["md"].read_text()
+        assert name in out["html"].read_text()
