@@ -35,6 +35,7 @@ from typing import Callable, Mapping, Optional
 __all__ = [
     "FUNCTIONS", "FORMATS", "Backend", "Binding", "Convention", "Point", "BackendInfo",
     "BackendUnavailable", "Unsupported", "require", "install_hint", "resolve", "is_subnormal",
+    "wrapping_chain",
 ]
 
 FUNCTIONS = (
@@ -157,12 +158,22 @@ class Convention:
         return bool(self.predicate(Point(tuple(args), truth, fmt, dict(options or {}))))
 
 
+def wrapping_chain(call):
+    """``call`` and the callables under it: a functools.partial's ``func`` and the
+    ``__wrapped__`` of wrappers such as ``jax.jit`` (or a framework's own decorators)."""
+    chain = [call]
+    while (inner := getattr(chain[-1], "func", None) or getattr(chain[-1], "__wrapped__", None)):
+        chain.append(inner)
+    return chain
+
+
 class Binding:
     """How one canonical function maps onto a framework.
 
     ``call``: the callable the backend runs, following the canonical call convention;
     either the framework's public callable itself (or a ``functools.partial`` of it
-    binding the axis or ``reduction="none"``), or a recipe of a few lines composing the
+    binding the axis or ``reduction="none"``, or it compiled by the framework's own
+    ``jax.jit``), or a recipe of a few lines composing the
     public callables named in ``sources`` (dotted public names, first the main one).
     ``gradient``: whether :meth:`Backend.grad` is available for it; ``formats``: the
     formats it runs in when fewer than the backend's; ``options``: the keywords and
@@ -183,11 +194,11 @@ class Binding:
     @property
     def is_recipe(self):
         """True when ``call`` composes its sources rather than being the first of them."""
-        target = getattr(self.call, "func", self.call)  # functools.partial
         try:
-            return target is not resolve(self.sources[0])
+            public = resolve(self.sources[0])
         except (ImportError, AttributeError):
             return True
+        return not any(c is public for c in wrapping_chain(self.call))
 
     def __repr__(self):
         return f"Binding({' + '.join(self.sources)}{', recipe' if self.is_recipe else ''})"

@@ -608,10 +608,14 @@ class _Shifted:
         rounded (an error common to a whole row, which callers may cancel)."""
         hi, lo = _two_sum(self.d_hi, -self.log_total)
         finite = np.isfinite(self.d_hi)
-        hi = self._special(np.where(finite, hi, -np.inf),
+        # -log1p(rest) at the maximum is negative as soon as another entry is finite, even
+        # when rest underflowed to 0: its rounding is then -0.0
+        # (both parts -0.0: their sum stays -0.0)
+        negative_zero = (hi == 0.0) & (lo + self.d_lo == 0.0) & (np.sum(finite, axis=-1, keepdims=True) > 1)
+        hi = self._special(np.where(finite, np.where(negative_zero, -0.0, hi), -np.inf),
                            on_posinf=np.where(self.posinf, 0.0, -np.inf))
-        keep = finite & ~self.posinf_row & ~self.undefined
-        return hi, np.where(keep, lo + self.d_lo, 0.0)
+        keep = finite & ~self.posinf_row & ~self.undefined & ~negative_zero
+        return hi, np.where(keep, lo + self.d_lo, np.where(negative_zero, -0.0, 0.0))
 
     @property
     def undefined(self):
@@ -646,10 +650,11 @@ def softmax(x, axis=-1):
 def log_softmax(x, axis=-1):
     """``x - logsumexp(x)`` along ``axis``, as ``(x - max) - log1p(rest)``.
 
-    Both terms are <= 0 and ``x - max`` is exact, so nothing cancels.
+    Both terms are <= 0 and ``x - max`` is exact, so nothing cancels. At the maximum the
+    value -log1p(e**-800) is negative and below every float: -0.0.
 
     >>> log_softmax([0.0, -800.0]).tolist()
-    [0.0, -800.0]
+    [-0.0, -800.0]
     """
     x, dtype = _float64(x)
     with np.errstate(all="ignore"):
