@@ -239,21 +239,18 @@ def _softmax_lane(row, t):
     s_hi, s_lo = _two_sum(1.0, r_hi)  # S = 1 + R as a double-double
     s_lo += r_lo
     sigma = s_lo / s_hi
-    out = []
-    for h, lo, head, tail in zip(his, los, heads, tails):
-        if h >= _EXP_NORMAL_MIN:
-            # (head + tail)/(s_hi (1 + sigma)) to first order; q's own rounding is the
-            # one error left at full weight, so the result is within 1 ULP.
-            q = head / s_hi
-            out.append(q + (tail - head * sigma) / s_hi)
-        elif h < _EXP_ZERO_BELOW:
-            out.append(0.0)
-        else:
-            # The result is subnormal or nearly: computed 2**_RESCALE times larger, so that
-            # it is rounded at full precision first and on the subnormal grid once.
-            (head,), (tail,) = _exps([h], [lo], _RESCALE)
-            q = head / s_hi
-            out.append(math.ldexp(q + (tail - head * sigma) / s_hi, -_RESCALE))
+    # (head + tail)/(s_hi (1 + sigma)) to first order; head / s_hi is the one rounding
+    # left at full weight, so each result is within 1 ULP.
+    out = [head / s_hi + (tail - head * sigma) / s_hi for head, tail in zip(heads, tails)]
+    if min(his) < _EXP_NORMAL_MIN:
+        for i, (h, lo) in enumerate(zip(his, los)):
+            if h < _EXP_ZERO_BELOW:
+                out[i] = 0.0
+            elif h < _EXP_NORMAL_MIN:
+                # Subnormal or nearly: computed 2**_RESCALE times larger, so that it is
+                # rounded at full precision first and on the subnormal grid once.
+                (head,), (tail,) = _exps([h], [lo], _RESCALE)
+                out[i] = math.ldexp(head / s_hi + (tail - head * sigma) / s_hi, -_RESCALE)
     return out
 
 
