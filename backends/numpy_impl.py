@@ -799,7 +799,9 @@ def cross_entropy(logits, target, label_smoothing=0.0):
         if eps:
             q = (1.0 - eps) * q + eps / classes
         terms, terms_lo = _two_product(q, neg_log_p)
-        keep = (q != 0) & np.isfinite(terms)
+        # Dekker's split overflows near the largest float: the product's error term is then
+        # NaN, and dropped (half an ULP of a term, where q is not 1)
+        keep = (q != 0) & np.isfinite(terms) & np.isfinite(terms_lo)
         total, total_lo = _sum_dd(np.where(q == 0, 0.0, terms), np.where(keep, terms_lo, 0.0))
         loss = total + total_lo
     return _finish(loss, dtype)
@@ -932,4 +934,18 @@ def distillation_loss(student, teacher, temperature):
         if not (t > 0 and math.isfinite(t)):
             undefined = np.ones_like(undefined)
         loss = np.where(undefined, np.nan, loss)
+        # Finite logits whose quotients by T, or T**2 itself, leave the float range (logits
+        # near 1e308, T near 1e-308 or 1e300): those rows go to the core, which switches
+        # to decimal arithmetic there.
+        finite_rows = np.all(np.isfinite(student) & np.isfinite(teacher), axis=-1)
+        beyond = ~np.all(np.isfinite(s_hi) & np.isfinite(t_hi), axis=-1) | ~(loss <= 2.0 ** 1000)
+        if not 2.0 ** -1000 < square < 2.0 ** 1000:
+            beyond = np.ones_like(beyond)
+        redo = finite_rows & beyond & (t > 0 and math.isfinite(t))
+        if np.any(redo):
+            import refact
+
+            loss = np.array(loss, dtype=np.float64)
+            for index in zip(*np.nonzero(redo)):
+                loss[index] = refact.distillation_loss(student[index].tolist(), teacher[index].tolist(), t)
     return _finish(loss, dtype)
