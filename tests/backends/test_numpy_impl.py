@@ -256,3 +256,13 @@ def test_logsumexp_of_a_batch_with_cancelling_rows_keeps_its_shape():
     for row, y in zip(rows, got):
         truth = mpmath.log(mpmath.fsum(mpmath.exp(mpmath.mpf(v)) for v in row))
         assert abs(mpmath.mpf(float(y)) - truth) <= 2 * abs(truth) * 2.0 ** -52
+
+
+def test_extreme_rows_follow_the_truth():
+    # values from the oracle (mpmath), as in the conformance report that found them
+    top = ni.log_softmax(np.array([3.4e38, 0.0], dtype=np.float32))[0]
+    assert top == 0.0 and math.copysign(1.0, top) == -1.0  # -log1p(e**-3.4e38) < 0
+    assert ni.cross_entropy([[1.7976931348623157e308, 0.0]], [1]).tolist() == [1.7976931348623157e308]
+    assert ni.distillation_loss([[0.0, 1.0]], [[1.0, 0.0]], 5e-324).tolist() == [5e-324]
+    assert ni.distillation_loss([[1.7976931348623157e308, 0.0]], [[0.0, 0.0]], 1.0).tolist() == [
+        8.988465674311579e+307]
