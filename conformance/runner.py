@@ -63,21 +63,20 @@ def report_envelope(results, backends, seed=0, **environment):
 
 
 class Progress:
-    """A one-line progress bar on stderr, drawn only on a terminal."""
+    """A one-line progress bar on stderr, drawn only on a terminal (by one thread, which
+    reads the steps the backends' processes send)."""
 
     def __init__(self, total, enabled):
         self.total, self.done = max(total, 1), 0
         self.enabled = enabled
-        self.lock = threading.Lock()
 
     def step(self, label):
-        with self.lock:
-            self.done += 1
-            if self.enabled:
-                filled = int(30 * self.done / self.total)
-                sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] "
-                                 f"{self.done}/{self.total} {label[:48]:48}")
-                sys.stderr.flush()
+        self.done += 1
+        if self.enabled:
+            filled = int(30 * self.done / self.total)
+            sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] "
+                             f"{self.done}/{self.total} {label[:48]:48}")
+            sys.stderr.flush()
 
     def close(self):
         if self.enabled:
