@@ -57,16 +57,12 @@ def describe(backend):
 def execute(backend, job):
     """Run one job in this process; return ``(values, format_of_result)``.
 
-    ``job`` is a dict: ``op`` ("info", "call", "grad", "sweep" or "many"), ``function``,
+    ``job`` is a dict: ``op`` ("info", "call", "grad" or "sweep"), ``function``,
     ``format``, ``arguments`` (list of (kind, value)), ``options`` (keywords for the call)
-    and, for "grad", ``cotangent`` (nested floats shaped like the function's output);
-    "many" carries a list of such jobs in ``jobs`` and answers, for each, ``("ok", result)``
-    or ``("error", message)``: one input a framework refuses does not hide the others.
+    and, for "grad", ``cotangent`` (nested floats shaped like the function's output).
     """
     if job["op"] == "info":
         return describe(backend), None
-    if job["op"] == "many":  # several calls for one answer: one round trip, not one each
-        return [_attempt(backend, one) for one in job["jobs"]], None
     if job["op"] == "sweep":  # every value of a 16-bit format, with this process's backend
         from .sweep import sweep_record
 
@@ -136,7 +132,13 @@ def _serve(connection, backend_name, device):
             # seconds (torch, tensorflow) while the parent waits.
             connection.close()
             os._exit(0)
-        connection.send(_attempt(backend, job))
+        if job["op"] == "many":
+            # several calls sent at once, each answered as soon as it is done: one round
+            # trip for a batch, and still one time limit per call
+            for one in job["jobs"]:
+                connection.send(_attempt(backend, one))
+        else:
+            connection.send(_attempt(backend, job))
 
 
 class Worker:
@@ -174,7 +176,12 @@ class Worker:
             raise JobError(f"backend {self.backend_name!r} crashed while {doing} (exit code {code})") from None
 
     def run(self, job):
-        """Return the job's ``(values, format)``, or raise JobError with the reason."""
+        """Return the job's ``(values, format)``, or raise JobError with the reason.
+
+        A job ``{"op": "many", "jobs": [...]}`` sends several jobs at once and returns
+        ``(answers, None)``, an answer per job: ``("ok", (values, format))`` or
+        ``("error", message)`` where the backend raised, so that one input a framework
+        refuses does not hide the others. A crash or a hang still raises JobError."""
         if self._process is None or not self._process.is_alive():
             self._start()
         try:
@@ -182,10 +189,10 @@ class Worker:
         except (BrokenPipeError, OSError):
             self.close()
             raise JobError(f"backend {self.backend_name!r} worker is gone") from None
-        calls = job["jobs"] if job["op"] == "many" else [job]
-        doing = "computing " + ", ".join(sorted({one.get("function", one["op"]) for one in calls}))
-        # the time limit is per call: a job of n calls has n times as long
-        status, payload = self._receive(self.timeout * len(calls), doing)
+        if job["op"] == "many":
+            return [self._receive(self.timeout, f"computing {one.get('function', one['op'])}")
+                    for one in job["jobs"]], None
+        status, payload = self._receive(self.timeout, f"computing {job.get('function', job['op'])}")
         if status != "ok":
             raise JobError(payload, raised=True)
         return payload

@@ -159,3 +159,23 @@ def test_conform_over_every_builtin_backend_writes_four_valid_reports(tmp_path):
     for name in BUILTIN:
         assert "<testsuite" in out["xml"].read_text() and name in out["md"].read_text()
         assert name in out["html"].read_text()
+
+
+def test_a_batch_of_calls_keeps_one_time_limit_per_call():
+    # six calls sent at once: the hanging one is caught after one limit, not six
+    import time
+
+    from refact.conformance.isolation import JobError, Worker
+
+    call = {"op": "call", "function": "sigmoid", "format": "float64",
+            "arguments": [("array", [0.5])], "options": {}}
+    hang = dict(call, function="softplus")
+    with Worker(f"{MODULE}:HangingBackend", timeout=3) as worker:
+        answers, _ = worker.run({"op": "many", "jobs": [call, call]})
+        assert [status for status, _ in answers] == ["ok", "ok"]
+        start = time.monotonic()
+        with pytest.raises(JobError, match="did not answer within 3 s while computing softplus"):
+            worker.run({"op": "many", "jobs": [call] + [hang] * 5})
+        assert time.monotonic() - start < 3 * 3
+        (values, fmt), = [payload for _, payload in worker.run({"op": "many", "jobs": [call]})[0]]
+        assert fmt == "float64" and len(values) == 1  # a fresh worker answers again
