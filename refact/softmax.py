@@ -188,10 +188,11 @@ def _exps(his, los, shift=0):
         k = math.floor(h * _EXP_INV_STEP + 0.5)
         m = math.expm1((h - k * _EXP_STEP_HI) + (lo - k * _EXP_STEP_LO))  # h - k*HI is exact
         th, tl, _, _ = _EXP_TABLE[k & 255]
-        v = th + (tl + th * m)
+        rest = tl + th * m
+        v = th + rest
         scale = _POWERS_OF_TWO[(k >> 8) + shift]
         heads.append(v * scale)  # exact while normal
-        tails.append(((th - v) + (tl + th * m)) * scale)
+        tails.append(((th - v) + rest) * scale)
     return heads, tails
 
 
