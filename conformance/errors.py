@@ -100,7 +100,9 @@ def float_pair(t):
     if parts is None:  # a non-dyadic rational
         exact = exact_fraction(t)
         hi = float(exact)
-        return _in_range(hi) and (hi, float(exact - Fraction(hi)))
+        if not 2.0 ** -960 <= abs(hi) < 2.0 ** 1000:
+            return None
+        return hi, float(exact - Fraction(hi))
     man, exp = parts
     if not man:
         return 0.0, 0.0
@@ -110,10 +112,6 @@ def float_pair(t):
     hi_man, hi_exp = dyadic_parts(hi)
     e = min(exp, hi_exp)
     return hi, round_dyadic((man << (exp - e)) - (hi_man << (hi_exp - e)), e, "float64")
-
-
-def _in_range(hi):
-    return hi == 0.0 or 2.0 ** -960 <= abs(hi) < 2.0 ** 1000 or None
 
 
 def ulp_errors(ys, his, los, fmt):
