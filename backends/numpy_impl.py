@@ -540,6 +540,11 @@ def probit(p):
 # |d| * 2**-53 of relative error, hundreds of ulp at d ~ -700).
 
 
+# A row's rest below _TINY_REST is summed again, its terms lifted by 2**_LIFT (see _Shifted).
+_TINY_REST = 2.0 ** -900
+_LIFT = 600
+
+
 class _Shifted:
     """``x - max(x)`` along the last axis as a double-double, and what follows from it.
 
@@ -557,6 +562,8 @@ class _Shifted:
         self.posinf_row = self.posinf.any(axis=-1, keepdims=True)
         self.neginf_row = (x_hi == -np.inf).all(axis=-1, keepdims=True)
         finite = np.isfinite(x_hi)
+        # another finite entry besides the maximum: the rest is then > 0, even if it underflows
+        self.several_finite = np.sum(finite, axis=-1, keepdims=True) > 1
         safe_hi = np.where(finite, x_hi, -np.inf)
         top = np.argmax(safe_hi, axis=-1)[..., None]
         m_hi = np.take_along_axis(safe_hi, top, axis=-1)
@@ -575,6 +582,17 @@ class _Shifted:
         np.put_along_axis(is_top, top, True, axis=-1)
         self.is_top = is_top
         rest, rest_lo = _sum_dd(np.where(is_top, 0.0, self.e), np.where(is_top, 0.0, self.e_lo))
+        tiny = rest < _TINY_REST
+        if np.any(tiny):
+            # The terms are near or below the subnormals, each rounded on their coarse
+            # grid: sum them 2**_LIFT times larger, and round the sum once.
+            shift, shift_lo = _ln2_multiple(_LIFT)
+            hi, lo = _two_sum(d_hi, shift)
+            lifted, lifted_lo = _exp_dd_pair(hi, lo + d_lo + shift_lo)
+            keep = np.isfinite(lifted) & np.isfinite(lifted_lo) & ~is_top  # d = -inf: nothing
+            big, big_lo = _sum_dd(np.where(keep, lifted, 0.0), np.where(keep, lifted_lo, 0.0))
+            rest = np.where(tiny, np.ldexp(big + big_lo, -_LIFT), rest)
+            rest_lo = np.where(tiny, 0.0, rest_lo)
         self.rest, self.rest_lo = rest[..., None], rest_lo[..., None]
         self.log_total = np.log1p(self.rest) + self.rest_lo / (1.0 + self.rest)
 
@@ -609,9 +627,9 @@ class _Shifted:
         hi, lo = _two_sum(self.d_hi, -self.log_total)
         finite = np.isfinite(self.d_hi)
         # -log1p(rest) at the maximum is negative as soon as another entry is finite, even
-        # when rest underflowed to 0: its rounding is then -0.0
-        # (both parts -0.0: their sum stays -0.0)
-        negative_zero = (hi == 0.0) & (lo + self.d_lo == 0.0) & (np.sum(finite, axis=-1, keepdims=True) > 1)
+        # when rest underflowed to 0: its rounding is then -0.0 (in both parts, so that
+        # their sum stays -0.0)
+        negative_zero = (hi == 0.0) & (lo + self.d_lo == 0.0) & self.several_finite
         hi = self._special(np.where(finite, np.where(negative_zero, -0.0, hi), -np.inf),
                            on_posinf=np.where(self.posinf, 0.0, -np.inf))
         keep = finite & ~self.posinf_row & ~self.undefined & ~negative_zero

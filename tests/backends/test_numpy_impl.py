@@ -266,3 +266,9 @@ def test_extreme_rows_follow_the_truth():
     assert ni.distillation_loss([[0.0, 1.0]], [[1.0, 0.0]], 5e-324).tolist() == [5e-324]
     assert ni.distillation_loss([[1.7976931348623157e308, 0.0]], [[0.0, 0.0]], 1.0).tolist() == [
         8.988465674311579e+307]
+    # two terms of e**-745.13, each below half the smallest subnormal, sum to one of it
+    row = [[0.0, -745.1332191019412, -745.1332191019412]]
+    assert ni.logsumexp(row).tolist() == [5e-324] and ni.cross_entropy(row, [0]).tolist() == [5e-324]
+    assert ni.log_softmax(row)[0, 0] == -5e-324
+    wide = ni.log_softmax([1.7976931348623157e308, -1.7976931348623157e308])[0]
+    assert wide == 0.0 and math.copysign(1.0, wide) == -1.0
