@@ -40,13 +40,7 @@ def ulps(mp64, y, truth):
 
 def true_log_softmax(row, temperature=1):
     with mpmath.workprec(PREC):
-        t = mpmath.mpf(temperature)
-        scaled = [mpmath.mpf(v) / t for v in row]
-        top = max(scaled)
-        others = list(scaled)
-        others.remove(top)
-        log_norm = mpmath.log1p(mpmath.fsum(mpmath.exp(v - top) for v in others if v - top > -100000))
-        return [(v - top) - log_norm for v in scaled]
+        return _log_softmax_at(row, mpmath.mpf(temperature))
 
 
 def softplus_mp(z):
@@ -294,6 +288,7 @@ def true_distillation(student, teacher, temperature):
 
 
 def _log_softmax_at(row, t):
+    """log softmax(row / t) at mpmath's working precision, relative to the row maximum."""
     scaled = [mpmath.mpf(v) / t for v in row]
     top = max(scaled)
     others = list(scaled)
