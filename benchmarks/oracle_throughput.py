@@ -31,8 +31,8 @@ def measure(points_per_case):
     """Figures for this process's mpmath backend: {function/format: {mode: points/s}}."""
     import mpmath
 
-    from refact.conformance.cases import case_set
-    from refact.conformance.oracle import truth, truth_many
+    from refact.conformance.cases.sets import case_set
+    from refact.conformance.truth.oracle import truth, truth_many
 
     results = {"backend": mpmath.libmp.BACKEND, "figures": {}}
     with tempfile.TemporaryDirectory() as cache_dir:

@@ -31,7 +31,7 @@ import time
 for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
-from refact.conformance import sweep  # noqa: E402
+from refact.conformance.run import sweep# noqa: E402
 
 SHARD = 1 << 20
 WARM_UP = 0x3E000000  # a shard outside both default layouts, to load backend and oracle

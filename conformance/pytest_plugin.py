@@ -40,7 +40,7 @@ class _Records:
 
     def get(self, backend, function, fmt, check):
         if backend not in self.by_backend:
-            from .runner import run_conformance
+            from refact.conformance.run.runner import run_conformance
 
             report = run_conformance(
                 [backend], _chosen(self.config, "function") or None,
@@ -102,8 +102,8 @@ def pytest_collection_modifyitems(session, config, items):
     backends = _chosen(config, "backend")
     if not backends:
         return
-    from .catalog import NAMES
-    from .checks import CHECKS
+    from refact.conformance.truth.catalog import NAMES
+    from refact.conformance.run.records import CHECKS
 
     functions = _chosen(config, "function") or list(NAMES)
     formats = _chosen(config, "format") or ["float64", "float32", "float16", "bfloat16"]

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from refact.backends import numpy_impl as ni
 from refact.backends.base import numpy_dtype
 
-oracle = pytest.importorskip("refact.conformance.oracle")
-from refact.conformance.catalog import FUNCTIONS, ORACLE, UNDEFINED  # noqa: E402
-from refact.conformance.errors import ulp_error  # noqa: E402
+oracle = pytest.importorskip("refact.conformance.truth.oracle")
+from refact.conformance.truth.catalog import FUNCTIONS, ORACLE, UNDEFINED  # noqa: E402
+from refact.conformance.numbers.ruler import ulp_error  # noqa: E402
 
 FLOAT64_BUDGET = 2.0
 NARROW_BUDGET = 0.5 + 2.0 ** -20      # correctly rounded, up to double rounding

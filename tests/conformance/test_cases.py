@@ -4,12 +4,12 @@ import math
 
 import pytest
 
-from refact.conformance.cases import (
+from refact.conformance.cases.sets import (
     LEVELS, SET_NAMES, THRESHOLDS, case_set, cases_for, locate_threshold, threshold_names,
     threshold_values,
 )
-from refact.conformance.catalog import NAMES, get_function
-from refact.conformance.formats import (
+from refact.conformance.truth.catalog import NAMES, get_function
+from refact.conformance.numbers.formats import (
     FLOAT16, FORMATS, is_representable, next_down, next_up, to_bits,
 )
 

@@ -7,11 +7,11 @@ from fractions import Fraction
 import mpmath
 import pytest
 
-from refact.conformance.catalog import (
+from refact.conformance.truth.catalog import (
     FUNCTIONS, KINDS, NAMES, ORACLE, UNDEFINED, ExactPlus, Function, get_function,
 )
-from refact.conformance.formats import FORMATS, round_to_format, same_value
-from refact.conformance.oracle import mp_context, truth
+from refact.conformance.numbers.formats import FORMATS, round_to_format, same_value
+from refact.conformance.truth.oracle import mp_context, truth
 
 CANONICAL = (
     "sigmoid", "sigmoid_grad", "log_sigmoid", "softplus", "logit", "hard_sigmoid", "ndtr",

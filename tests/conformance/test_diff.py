@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from refact.conformance import diff, reports
+from refact.conformance.report import diff; from refact.conformance.report import writers as reports
 from refact.conformance.cli import main
 
 STATUSES = ("pass", "fail", "convention", "error", "skip")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from refact.conformance.formats import (
+from refact.conformance.numbers.formats import (
     BFLOAT16, FLOAT16, FLOAT32, FLOAT64, FORMATS, all_values, bits_hex, exact_fraction, exact_hex,
     from_bits, from_bits_hex, get_format, is_representable, next_down, next_up, ordinal,
     parse_exact_hex, parse_exact_hex_dyadic, random_finite, round_dyadic, round_to_format,

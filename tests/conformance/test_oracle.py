@@ -8,19 +8,21 @@ from fractions import Fraction
 import mpmath
 import pytest
 
-from refact.conformance import golden
+from refact.conformance.cli import golden
+from refact.conformance.truth import store
 from refact.conformance.cli import main as cli_main
 from hypothesis import given, settings, strategies as st
 
-from refact.conformance.errors import (
-    ALL_CLASSES, FAILURE_CLASSES, classify, condition_number, float_pair, step_distance,
+from refact.conformance.numbers.ruler import (
+    ALL_CLASSES, FAILURE_CLASSES, classify, float_pair, step_distance,
     ulp_error, ulp_errors,
 )
-from refact.conformance.formats import (
+from refact.conformance.numbers.formats import (
     FLOAT16, FLOAT32, FLOAT64, BFLOAT16, FORMATS, next_down, next_up, round_to_format,
 )
-from refact.conformance.oracle import (
-    DEFAULT_MAX_PRECISION, evaluate, point_key, precision_ladder, truth, truth_many,
+from refact.conformance.truth.oracle import (
+    DEFAULT_MAX_PRECISION, ORACLE_VERSION, condition_number, evaluate, point_key, precision_ladder,
+    truth, truth_many,
 )
 
 SEED_VECTOR = (1.0, 2.0, 3.0, 4.0, -3.0, -4.0, -2.0, -10000.0)
@@ -263,14 +265,14 @@ def test_inputs_must_be_format_values():
 
 
 def test_golden_vectors_exist_and_are_used():
-    assert golden.records("sigmoid", "float64"), "run: python -m refact.conformance.golden --write"
+    assert store.golden_records("sigmoid", "float64", ORACLE_VERSION), "run: refact golden --write"
     t = truth("sigmoid", (-10000.0,), "float64", cache=False)
     assert t.source == "golden" and t.rounded == 0.0
     assert mpmath.nstr(t.exact, 5) == "1.1355e-4343"
 
 
 def test_golden_vectors_agree_with_fresh_mpmath():
-    assert golden.check(sample=25, seed=3) == []
+    assert golden.check(sample=25, seed=3) == []  # refact golden --check
 
 
 # --- the ruler -------------------------------------------------------------------------

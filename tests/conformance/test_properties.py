@@ -9,12 +9,12 @@ import pytest
 pytest.importorskip("mpmath")
 
 from refact.backends import Convention, Point, Unsupported  # noqa: E402
-from refact.conformance import properties, reports  # noqa: E402
-from refact.conformance.cases import cases_for  # noqa: E402
-from refact.conformance.catalog import NAMES, get_function  # noqa: E402
-from refact.conformance.formats import next_up, round_to_format, ulp  # noqa: E402
-from refact.conformance.isolation import JobError  # noqa: E402
-from refact.conformance.oracle import truth_many  # noqa: E402
+from refact.conformance.run import properties; from refact.conformance.report import writers as reports# noqa: E402
+from refact.conformance.cases.sets import cases_for  # noqa: E402
+from refact.conformance.truth.catalog import NAMES, get_function  # noqa: E402
+from refact.conformance.numbers.formats import next_up, round_to_format, ulp  # noqa: E402
+from refact.conformance.run.isolation import JobError  # noqa: E402
+from refact.conformance.truth.oracle import truth_many  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -338,8 +338,8 @@ def test_failing_own_calls_make_the_record_an_error():
 
 def test_numpy_backend_through_a_worker():
     pytest.importorskip("numpy")
-    from refact.conformance.checks import Evaluator
-    from refact.conformance.isolation import Worker
+    from refact.conformance.run.checks import Evaluator
+    from refact.conformance.run.isolation import Worker
 
     with Worker("numpy", timeout=60) as worker:
         evaluator = Evaluator(worker)

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from refact.conformance import reports
+from refact.conformance.report import writers as reports
 
 HOSTILE = "a | b <tag> & \"quoted\" 'single' *star* _under_ [link](x) `tick`"
 ANSI_MESSAGE = "RuntimeError: \x1b[31mboom\x1b[0m <tag> & | done"

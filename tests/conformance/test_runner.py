@@ -5,8 +5,8 @@ import pathlib
 
 import pytest
 
-from refact.conformance import cli, reports
-from refact.conformance.runner import run_conformance
+from refact.conformance import cli; from refact.conformance.report import writers as reports
+from refact.conformance.run.runner import run_conformance
 
 FAKES = pathlib.Path(__file__).parent / "fakes"
 MODULE = "refact_test_backends"
@@ -129,8 +129,8 @@ def test_batched_calls_keep_each_points_own_scalar_parameter():
     # distillation points with the same row lengths but different temperatures must not
     # share one call (one temperature per call); refusals come back per point
     from refact import distillation_loss
-    from refact.conformance.checks import Evaluator
-    from refact.conformance.isolation import Worker
+    from refact.conformance.run.checks import Evaluator
+    from refact.conformance.run.isolation import Worker
 
     student, teacher = (0.5, -1.0, 2.0), (1.0, 0.25, -3.0)
     points = [(student, teacher, t) for t in (1.0, 4.0, 0.5, 4.0)] + [(student, teacher, 0.0)]
@@ -165,7 +165,7 @@ def test_a_batch_of_calls_keeps_one_time_limit_per_call():
     # six calls sent at once: the hanging one is caught after one limit, not six
     import time
 
-    from refact.conformance.isolation import JobError, Worker
+    from refact.conformance.run.isolation import JobError, Worker
 
     call = {"op": "call", "function": "sigmoid", "format": "float64",
             "arguments": [("array", [0.5])], "options": {}}

@@ -13,10 +13,10 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from refact.conformance import errors, fastpath, formats, sweep
-from refact.conformance.catalog import get_function
+from refact.conformance.numbers import ruler as errors; from refact.conformance.truth import fast as fastpath; from refact.conformance.numbers import formats; from refact.conformance.run import sweep
+from refact.conformance.truth.catalog import get_function
 from refact.conformance.cli import main as cli_main
-from refact.conformance.oracle import evaluate, truth_many
+from refact.conformance.truth.oracle import evaluate, truth_many
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -377,7 +377,7 @@ def test_exhaustive_records_for_the_runner():
     assert [(r["function"], r["format"]) for r in records] == [
         ("sigmoid", "float16"), ("sigmoid", "bfloat16"), ("probit", "float16"), ("probit", "bfloat16")]
     assert all(r["status"] == "pass" and r["points"] == 65536 for r in records)
-    from refact.conformance.reports import validate
+    from refact.conformance.report.writers import validate
 
     validate(sweep.sweep_report(records, [sweep.describe_backend("numpy")]))
 
@@ -388,7 +388,7 @@ def test_command_writes_a_valid_report(tmp_path, capsys):
                        "--range", "0x3800:0x3bff", "--workers", "1", "--json", str(out)])
     assert status == 0
     assert "logit on numpy in float16: pass" in capsys.readouterr().out
-    from refact.conformance.reports import load_report, validate
+    from refact.conformance.report.writers import load_report, validate
 
     report = load_report(out)
     validate(report)

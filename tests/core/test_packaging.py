@@ -70,7 +70,8 @@ def test_wheel_has_one_namespace_and_no_required_dependencies(wheel):
     assert top_level == {"refact"}
     assert "refact/backends/__init__.py" in names
     assert "refact/conformance/__init__.py" in names
-    assert "refact/conformance/cli.py" in names
+    assert "refact/conformance/cli/__init__.py" in names
+    assert "refact/conformance/run/runner.py" in names
     # every requirement belongs to an extra: a plain `pip install refact` installs nothing else
     assert requires and all("extra ==" in line for line in requires)
 

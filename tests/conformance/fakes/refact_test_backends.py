@@ -11,10 +11,10 @@ import time
 
 from refact.backends import Backend, Binding
 from refact.backends.base import FUNCTIONS
-from refact.conformance.catalog import get_function
-from refact.conformance.checks import derivative_truth
-from refact.conformance.formats import get_format, next_up
-from refact.conformance.oracle import truth_many
+from refact.conformance.truth.catalog import get_function
+from refact.conformance.run.checks import derivative_truth
+from refact.conformance.numbers.formats import get_format, next_up
+from refact.conformance.truth.oracle import truth_many
 
 
 class Array:

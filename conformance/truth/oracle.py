@@ -13,7 +13,7 @@ inputs, ``sigmoid(0) = 1/2``, ``logit(1/2) = 0``, softmax of a constant row,
 directly; this is why an exact zero never sends the escalation to the cap. An mpmath
 evaluation that is exactly 0 is never trusted, since mpmath does not underflow: a 0
 can only come from cancellation. A definition may return a value as ``exact + rest``
-(:class:`refact.conformance.catalog.ExactPlus`); then the error estimate applies to
+(:class:`refact.conformance.truth.catalog.ExactPlus`); then the error estimate applies to
 ``rest`` alone, which settles a rounding midpoint plus 1e-4343 at the first rung.
 
 Row results (softmax, log_softmax) are decided value by value; a point is undecided
@@ -21,8 +21,8 @@ if any of its values is.
 
 Where answers come from, first hit wins:
 
-1. the golden vectors shipped in ``data/golden.json.gz`` (``python -m
-   refact.conformance.golden --write``), for the default case set;
+1. the golden vectors shipped in ``data/golden.json.gz`` (````refact golden
+   --write````), for the default case set;
 2. the disk cache: sqlite3 at ``$REFACT_CACHE_DIR/oracle.sqlite3`` (default
    ``~/.cache/refact``; set ``REFACT_CACHE_DIR`` to an empty string to disable it),
    keyed by oracle version, function, format and the inputs' bit patterns, safe to
@@ -44,14 +44,13 @@ True
 import functools
 import json
 import math
-import os
-import sqlite3
-import sys
 import threading
 from dataclasses import dataclass
+from fractions import Fraction
 
-from .catalog import NAMES, get_function
-from .formats import (
+from refact.conformance.truth import store
+from refact.conformance.truth.catalog import NAMES, ExactPlus, get_function
+from refact.conformance.numbers.formats import (
     bits_hex, exact_hex, from_bits_hex, get_format, is_representable, parse_exact_hex_dyadic,
     round_to_format, same_value, ulp_exponent,
 )
@@ -59,8 +58,7 @@ from .formats import (
 __all__ = [
     "ORACLE_VERSION", "DEFAULT_MAX_PRECISION", "Truth", "truth", "truth_many", "evaluate",
     "normalize_point", "point_key", "truth_record", "exact_digits", "precision_ladder", "mp_context",
-    "cache_path",
-    "add_arguments", "run",
+    "condition_number",
 ]
 
 #: Bump when a definition or the decision rule changes: it keys the cache and golden data.
@@ -116,7 +114,7 @@ class Truth:
         """Per value, the exact truth as two float64 (:func:`errors.float_pair`, None where
         it cannot be), for judging many results at once; kept with the truth, which
         every backend of a run shares."""
-        from .errors import float_pair
+        from refact.conformance.numbers.ruler import float_pair
 
         return tuple(None if i in self.undecided else float_pair(e)
                      for i, e in enumerate(self.exacts))
@@ -124,7 +122,7 @@ class Truth:
     @property
     def elements(self):
         """``(rounded, exact)`` per output value, ``(None, None)`` where undecided:
-        what :func:`refact.conformance.errors.classify` and ``ulp_error`` take."""
+        what :func:`refact.conformance.numbers.ruler.classify` and ``ulp_error`` take."""
         return tuple(
             (None, None) if i in self.undecided else (r, e)
             for i, (r, e) in enumerate(zip(self.values, self.exacts))
@@ -264,8 +262,6 @@ _STORAGE_GAP = 64
 
 
 def _split(value):
-    from .catalog import ExactPlus
-
     if isinstance(value, ExactPlus):
         return (value.exact if value.exact else None), value.rest
     return None, value
@@ -480,69 +476,6 @@ def truth_record(t):
 
 # --- the disk cache -------------------------------------------------------------------
 
-_TABLE = f"truth_v{ORACLE_VERSION}"
-
-
-def cache_path():
-    """The sqlite3 file of the disk cache, or None when caching is disabled."""
-    directory = os.environ.get("REFACT_CACHE_DIR")
-    if directory is None:
-        directory = os.path.join(os.path.expanduser("~"), ".cache", "refact")
-    if not directory:
-        return None
-    return os.path.join(directory, "oracle.sqlite3")
-
-
-def _connection():
-    path = cache_path()
-    if path is None:
-        return None
-    connections = getattr(_local, "connections", None)
-    if connections is None:
-        connections = _local.connections = {}
-    key = (os.getpid(), path)
-    if key not in connections:
-        try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            conn = sqlite3.connect(path, timeout=60)
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-            except sqlite3.OperationalError:
-                pass  # some file systems refuse WAL; the default journal still works
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {_TABLE} (key TEXT PRIMARY KEY, record TEXT NOT NULL)")
-            conn.commit()
-        except (OSError, sqlite3.Error) as error:
-            print(f"refact: oracle cache disabled ({path}: {error})", file=sys.stderr)
-            conn = None
-        connections[key] = conn
-    return connections[key]
-
-
-def _cache_get(keys):
-    conn = _connection()
-    found = {}
-    if conn is None or not keys:
-        return found
-    unique = list(dict.fromkeys(keys))
-    for start in range(0, len(unique), 500):
-        chunk = unique[start:start + 500]
-        marks = ",".join("?" * len(chunk))
-        rows = conn.execute(f"SELECT key, record FROM {_TABLE} WHERE key IN ({marks})", chunk)
-        found.update(rows)
-    return found
-
-
-def _cache_put(items):
-    conn = _connection()
-    if conn is None or not items:
-        return
-    try:
-        with conn:
-            conn.executemany(f"INSERT OR REPLACE INTO {_TABLE} (key, record) VALUES (?, ?)", items)
-    except sqlite3.Error as error:  # a full disk or a lock held too long: lose the cache, not the run
-        print(f"refact: could not write the oracle cache: {error}", file=sys.stderr)
-
-
 # --- public entry points ----------------------------------------------------------------
 
 
@@ -569,16 +502,14 @@ def truth_many(function, points, fmt, *, max_precision=DEFAULT_MAX_PRECISION, ca
     keys = [_key(a, fmt) for a in argss]
     stored = {}
     if golden:
-        from . import golden as golden_data
-
-        section = golden_data.records(spec.name, fmt.name)
+        section = store.golden_records(spec.name, fmt.name, ORACLE_VERSION)
         for k in keys:
             obj = section.get(k)
             if obj is not None and _usable(obj, max_precision):
                 stored[k] = (obj, "golden")
     db_key = {k: f"{spec.name}|{fmt.name}|{k}" for k in keys if k not in stored}
     if cache and db_key:
-        hits = _cache_get(list(db_key.values()))
+        hits = store.cache_get(list(db_key.values()), ORACLE_VERSION)
         for k, dk in db_key.items():
             text = hits.get(dk)
             if text is not None:
@@ -599,7 +530,7 @@ def truth_many(function, points, fmt, *, max_precision=DEFAULT_MAX_PRECISION, ca
             texts = [_compute_encoded(*job) for job in jobs]
         computed = dict(zip(missing, texts))
         if cache:
-            _cache_put([(f"{spec.name}|{fmt.name}|{k}", t) for k, t in computed.items()])
+            store.cache_put([(f"{spec.name}|{fmt.name}|{k}", t) for k, t in computed.items()], ORACLE_VERSION)
     out = []
     for args, k in zip(argss, keys):
         if k in computed:
@@ -614,113 +545,6 @@ def truth_many(function, points, fmt, *, max_precision=DEFAULT_MAX_PRECISION, ca
 def _compute_encoded(function, args, format_name, max_precision):
     fmt = get_format(format_name)
     return _encode(_compute(get_function(function), args, fmt, max_precision), fmt)
-
-
-# --- the `refact truth` command -----------------------------------------------------------
-
-
-def add_arguments(parser):
-    parser.add_argument("function", help="a canonical name: " + ", ".join(NAMES))
-    parser.add_argument("args", nargs="+", metavar="ARG",
-                        help="the point: numbers (1e-300, -inf, nan, 0x1p-53) or rows like [1,2,3]")
-    parser.add_argument("--format", default="float64", help="float64 (default), float32, float16, bfloat16")
-    parser.add_argument("--digits", type=int, default=30, help="significant digits of the exact value")
-    parser.add_argument("--max-precision", type=int, default=DEFAULT_MAX_PRECISION,
-                        help=f"working precision cap in bits (default {DEFAULT_MAX_PRECISION})")
-    parser.add_argument("--no-cache", action="store_true", help="neither read nor write the disk cache")
-
-
-def _parse_number(text, integer=False):
-    from .cli import UsageError
-
-    s = text.strip()
-    try:
-        if integer:
-            return int(s)
-        if s.lower().lstrip("+-").startswith("0x"):
-            return float.fromhex(s)
-        return float(s)
-    except ValueError:
-        kind = "an integer" if integer else "a number"
-        raise UsageError(f"{text!r} is not {kind}") from None
-
-
-def _parse_argument(text, parameter):
-    from .cli import UsageError
-
-    s = text.strip()
-    if parameter.role == "row":
-        if not (s.startswith("[") and s.endswith("]")):
-            raise UsageError(f"{parameter.name} must be a row like [1,2,3], got {text!r}")
-        inner = s[1:-1].strip()
-        if not inner:
-            raise UsageError(f"{parameter.name} must not be empty")
-        return tuple(_parse_number(part) for part in inner.split(","))
-    return _parse_number(s, integer=parameter.role == "class_index")
-
-
-def _to_format(value, fmt, notes):
-    if isinstance(value, tuple):
-        return tuple(_to_format(v, fmt, notes) for v in value)
-    if isinstance(value, int):
-        return value
-    rounded = round_to_format(value, fmt)
-    if not same_value(rounded, value):
-        notes.append(f"note: {value!r} is not a {fmt.name} value; using {rounded!r} ({rounded.hex()})")
-    return rounded
-
-
-def run(args):
-    from .cli import UsageError
-    from . import errors
-
-    try:
-        spec = get_function(args.function)
-        fmt = get_format(args.format)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    if len(args.args) != spec.arity:
-        names = " ".join(p.name.upper() for p in spec.parameters)
-        raise UsageError(f"{spec.name} takes {spec.arity} argument(s): {names}")
-    if args.digits < 1 or args.max_precision < 2:
-        raise UsageError("--digits and --max-precision must be positive")
-    notes = []
-    point = tuple(_to_format(_parse_argument(text, p), fmt, notes)
-                  for text, p in zip(args.args, spec.parameters))
-    try:
-        result = truth(spec, point, fmt, max_precision=args.max_precision, cache=not args.no_cache)
-    except (ValueError, TypeError) as error:
-        raise UsageError(str(error)) from None
-    for note in notes:
-        print(note, file=sys.stderr)
-    import mpmath
-
-    shown = ", ".join(_show_arg(a) for a in point)
-    print(f"{spec.name}({shown}) in {fmt.name}")
-    digits = exact_digits(spec, point, args.digits, args.max_precision)
-    labels = [f"[{i}]" for i in range(len(result.values))] if spec.vector_output else [""]
-    width = max(len(s) for s in labels)
-    for index, (label, value, text) in enumerate(zip(labels, result.values, digits)):
-        if index in result.undecided:
-            print(f"  exact{label:<{width}}    ~{text}")
-            print(f"  rounded{label:<{width}}  undecided: not settled within {result.max_precision} bits")
-        else:
-            print(f"  exact{label:<{width}}    {text}")
-            print(f"  rounded{label:<{width}}  {value!r}  {value.hex()}  bits {bits_hex(value, fmt)}")
-    if not spec.vector_output and spec.parameters[0].role != "row":
-        try:
-            cond = errors.condition_number(spec, point)
-            print(f"  condition  {cond:.6g}  (|x f'(x) / f(x)| in the first argument)")
-        except (ValueError, ArithmeticError):
-            pass
-    if result.status == "ok":
-        how = "known exactly" if result.precision == 0 else f"decided at {result.precision} bits"
-        if result.source in ("cache", "golden"):
-            how += f" ({'disk cache' if result.source == 'cache' else 'golden vectors'})"
-    else:
-        how = f"the precision cap of {result.max_precision} bits was reached"
-    print(f"  status     {result.status}: {how}; mpmath backend {mpmath.libmp.BACKEND}")
-    return 0
 
 
 def exact_digits(function, point, digits, max_precision=DEFAULT_MAX_PRECISION):
@@ -757,7 +581,36 @@ def exact_digits(function, point, digits, max_precision=DEFAULT_MAX_PRECISION):
         prec = min(2 * prec, cap)
 
 
-def _show_arg(a):
-    if isinstance(a, tuple):
-        return "[" + ", ".join(repr(x) for x in a) + "]"
-    return repr(a)
+def condition_number(function, point, precision=128):
+    """``|x f'(x) / f(x)|`` in the first argument, from the catalog's definition and
+    derivative at ``precision`` bits, for functions with a scalar first argument and a
+    scalar output (the elementwise functions and the binary cross-entropies).
+
+    It tells an error an implementation could avoid from one inherent in the input:
+    relative error in x is amplified by this factor (logit and probit near 1 reach
+    ~1e15 in float64), so a large ULP error there is no proof of a bad implementation.
+    inf where f(x) = 0 and x f'(x) != 0; NaN where f is not finite.
+    """
+    spec = get_function(function)
+    if spec.vector_output or spec.parameters[0].role not in ("real", "probability"):
+        raise ValueError(f"condition_number: {spec.name} does not take a scalar first argument")
+    args = normalize_point(spec, point, None)
+    x = args[0]
+    known = spec.exact_values(args)
+    value = None if known is None else known[0]
+    if value is not None and (value != value or math.isinf(value)):
+        return math.nan
+    ctx = mp_context()
+    ctx.prec = precision
+    if value is None:
+        value = spec.definition(ctx, *args)
+        if isinstance(value, ExactPlus):
+            value = ctx.fadd(value.exact, value.rest)
+    if x == 0:
+        return 0.0
+    slope = spec.derivative(ctx, *args)
+    if value == 0:
+        return 0.0 if slope == 0 else math.inf
+    if isinstance(value, Fraction):
+        value = ctx.mpf(value.numerator) / value.denominator
+    return float(abs(ctx.convert(x) * slope / value))

@@ -7,7 +7,7 @@ into *shards* of contiguous patterns and runs one function, :func:`run_shard`, o
 1. the shard's inputs are its bit patterns viewed as the format, passed to the backend
    as one native array, and the results read back as one float64 numpy array;
 2. a fast candidate truth is computed for the whole shard in float64 with a stated
-   error bound (:mod:`refact.conformance.fastpath`); it decides the correctly rounded
+   error bound (:mod:`refact.conformance.truth.fast`); it decides the correctly rounded
    truth of almost every point;
 3. the mpmath oracle decides the rest: every point the bound leaves undecided, every
    special input (±0, ±inf, a NaN), every point whose ulp the bound leaves ambiguous
@@ -16,7 +16,7 @@ into *shards* of contiguous patterns and runs one function, :func:`run_shard`, o
    a bug of refact and makes the record an ``error`` naming the inputs (the oracle's
    value is used, the disagreement is never silently patched);
 4. every point gets a failure class or a ULP error, by the definitions of
-   :mod:`refact.conformance.errors` (array forms here, tested against the scalar ones),
+   :mod:`refact.conformance.numbers.ruler` (array forms here, tested against the scalar ones),
    and the shard is summarised: counts, ULP histogram, largest errors, class examples.
 
 Summaries merge associatively (:func:`merge_summaries`) into one ``accuracy`` record of
@@ -51,10 +51,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import errors, fastpath
-from .catalog import get_function
-from .cli import UsageError
-from .formats import get_format, same_value
+from refact.conformance.numbers import ruler as errors; from refact.conformance.truth import fast as fastpath
+from refact.conformance.run.records import convention_field, record, report_envelope
+from refact.conformance.truth.catalog import get_function
+from refact.conformance.cli import UsageError
+from refact.conformance.numbers.formats import get_format, same_value
 
 __all__ = [
     "SWEEP_FORMATS", "DEFAULT_SHARD_SIZE", "DEFAULT_SAMPLE", "HISTOGRAM_EDGES", "CLASS_NAMES",
@@ -346,7 +347,7 @@ class ShardTask:
 def _oracle_verdicts(task, fmt, inputs, outputs):
     """Oracle answers for the points ``inputs`` (floats) with backend results ``outputs``:
     lists of (rounded or None, exact, class or None, ulp or None)."""
-    from .oracle import truth_many
+    from refact.conformance.truth.oracle import truth_many
 
     verdicts = []
     for begin in range(0, len(inputs), _ORACLE_BATCH):
@@ -879,7 +880,7 @@ class CheckpointStore:
 
 
 def _atomic_write(path, text):
-    from .reports import atomic_write_text
+    from refact.conformance.report.writers import atomic_write_text
 
     atomic_write_text(path, text)
 
@@ -951,7 +952,7 @@ def plan_shards(fmt, lo, hi, shard_size):
 def _checkpoint_key(function, info, fmt, lo, hi, shard_size, seed, sample):
     from refact import __version__ as refact_version
 
-    from .oracle import ORACLE_VERSION
+    from refact.conformance.truth.oracle import ORACLE_VERSION
 
     return {
         "kind": CHECKPOINT_KIND, "function": function, "backend": info["name"],
@@ -1087,32 +1088,14 @@ def _empty_classes():
 
 
 def _skip_record(info, spec, fmt, reason):
-    return {
-        "backend": info["name"], "function": spec.name, "format": fmt.name, "check": "accuracy",
-        "status": "skip", "points": 0, "max_ulp": None, "p99_ulp": None, "mean_ulp": None,
-        "correctly_rounded": None, "within_1ulp": None, "budget_ulp": spec.budgets.get(fmt.name),
-        "convention": None, "message": reason, "classes": _empty_classes(), "worst": [],
-    }
+    return record(info["name"], spec.name, fmt.name, "accuracy", status="skip", message=reason,
+                  budget=spec.budgets.get(fmt.name))
 
 
 def _worst_entry(fmt, worst):
     ulp, bits, x, y, expected = worst
     return {"input": [x], "input_hex": [x.hex()], "input_bits": [_bits_text(bits, fmt)],
             "output": y, "expected": expected, "ulp": ulp}
-
-
-def _convention_field(conventions):
-    """The record's ``convention``: the convention covering the most points, with every
-    one of them under ``all`` (the shape ``checks.record`` gives)."""
-    if not conventions:
-        return None
-    name = max(conventions, key=lambda n: conventions[n]["points"])
-    main = conventions[name]
-    return {"name": name, "summary": main["summary"], "reference": main["reference"],
-            "points": sum(entry["points"] for entry in conventions.values()),
-            "max_ulp": main["max_ulp"],
-            "all": [{"name": n, "points": e["points"], "max_ulp": e["max_ulp"]}
-                    for n, e in sorted(conventions.items())]}
 
 
 def _accuracy_record(info, spec, fmt, merged, sweep):
@@ -1160,26 +1143,21 @@ def _accuracy_record(info, spec, fmt, merged, sweep):
         fast_truth={"relative_bound": fastpath.RELATIVE_BOUND, "absolute_bound": fastpath.ABSOLUTE_BOUND,
                     "why": fastpath.fast_truth_of(spec.name).why},
     )
-    return {
-        "backend": info["name"], "function": spec.name, "format": fmt.name, "check": "accuracy",
-        "status": status, "points": points,
-        "max_ulp": merged["max_ulp"],
-        "p99_ulp": _p99_from_histogram(merged["histogram"], measured),
-        "mean_ulp": merged["ulp_sum"] / measured if measured else None,
-        "correctly_rounded": merged["correctly_rounded"] / points if points else None,
-        "within_1ulp": merged["within_1ulp"] / points if points else None,
-        "budget_ulp": budget, "convention": _convention_field(merged["conventions"]),
-        "message": message, "classes": dict(merged["classes"]), "worst": worst,
-        "case_sets": {"exhaustive" if sweep["exhaustive"] else "sweep_range": points},
-        "sweep": sweep,
-    }
+    return record(
+        info["name"], spec.name, fmt.name, "accuracy", status=status, message=message, budget=budget,
+        classes_counted=merged["classes"], points=points, max_ulp=merged["max_ulp"],
+        p99_ulp=_p99_from_histogram(merged["histogram"], measured),
+        mean_ulp=merged["ulp_sum"] / measured if measured else None,
+        correctly_rounded=merged["correctly_rounded"] / points if points else None,
+        within_1ulp=merged["within_1ulp"] / points if points else None,
+        convention=convention_field([{"name": name, **entry} for name, entry in sorted(merged["conventions"].items())]),
+        worst=worst, case_sets={"exhaustive" if sweep["exhaustive"] else "sweep_range": points}, sweep=sweep,
+    )
 
 
 def sweep_report(records, backends, seed=0):
     """A whole refact.report/1 report around sweep records; ``backends`` are the dicts of
     :func:`describe_backend`."""
-    from .runner import report_envelope
-
     return report_envelope(records, [{key: info[key] for key in ("name", "version", "device", "available", "error")}
                                      for info in backends], seed)
 
@@ -1270,7 +1248,7 @@ def run(args):
             executor.close()
     _print_record(record)
     if args.json:
-        from .reports import validate, write_json
+        from refact.conformance.report.writers import validate, write_json
 
         report = sweep_report([record], [info], seed=args.seed)
         try:

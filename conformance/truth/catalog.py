@@ -39,7 +39,7 @@ import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from .formats import exact_fraction
+from refact.conformance.numbers.formats import exact_fraction
 
 __all__ = [
     "Function", "Parameter", "SpecialValue", "Property", "ExactPlus", "UNDEFINED", "ORACLE",
@@ -194,7 +194,7 @@ class ExactPlus:
     rest: object
 
 
-def _mp(ctx, value):
+def exact_mpf(ctx, value):
     """The exact mpf of a float, int, dyadic Fraction or mpf (no rounding); a
     non-dyadic Fraction is rounded at the working precision."""
     if isinstance(value, float) or hasattr(value, "_mpf_"):
@@ -216,7 +216,7 @@ def _is_finite(x):
 
 
 def _sigmoid(ctx, x):
-    x = _mp(ctx, x)
+    x = exact_mpf(ctx, x)
     if x >= 0:
         return 1 / (1 + ctx.exp(-x))
     e = ctx.exp(x)  # e/(1+e) keeps full relative accuracy when sigmoid(x) is tiny
@@ -224,32 +224,32 @@ def _sigmoid(ctx, x):
 
 
 def _sigmoid_grad(ctx, x):
-    e = ctx.exp(-abs(_mp(ctx, x)))  # sigma(x)(1 - sigma(x)) = e^-|x| / (1 + e^-|x|)^2
+    e = ctx.exp(-abs(exact_mpf(ctx, x)))  # sigma(x)(1 - sigma(x)) = e^-|x| / (1 + e^-|x|)^2
     return e / (1 + e) ** 2
 
 
 def _log_sigmoid(ctx, x):
-    x = _mp(ctx, x)
+    x = exact_mpf(ctx, x)
     if x >= 0:
         return -ctx.log1p(ctx.exp(-x))
     return ExactPlus(x, -ctx.log1p(ctx.exp(x)))
 
 
 def _softplus(ctx, x):
-    x = _mp(ctx, x)
+    x = exact_mpf(ctx, x)
     if x <= 0:
         return ctx.log1p(ctx.exp(x))
     return ExactPlus(x, ctx.log1p(ctx.exp(-x)))
 
 
-def _logit(ctx, p):
+def mp_logit(ctx, p):
     q = exact_fraction(p)
     if q < Fraction(1, 4):
-        return ctx.log(_mp(ctx, q)) - ctx.log1p(-_mp(ctx, q))
+        return ctx.log(exact_mpf(ctx, q)) - ctx.log1p(-exact_mpf(ctx, q))
     if q > Fraction(3, 4):
-        return ctx.log(_mp(ctx, q)) - ctx.log(_mp(ctx, 1 - q))  # 1 - p is exact
+        return ctx.log(exact_mpf(ctx, q)) - ctx.log(exact_mpf(ctx, 1 - q))  # 1 - p is exact
     # Near 1/2, log(p) - log(1-p) cancels; log1p of the exact (2p-1)/(1-p) does not.
-    return ctx.log1p(_mp(ctx, 2 * q - 1) / _mp(ctx, 1 - q))
+    return ctx.log1p(exact_mpf(ctx, 2 * q - 1) / exact_mpf(ctx, 1 - q))
 
 
 def _hard_sigmoid_exact(x):
@@ -261,11 +261,11 @@ def _hard_sigmoid_exact(x):
 
 
 def _hard_sigmoid(ctx, x):
-    return _mp(ctx, _hard_sigmoid_exact(x))
+    return exact_mpf(ctx, _hard_sigmoid_exact(x))
 
 
 def _ndtr(ctx, x):
-    x = _mp(ctx, x)
+    x = exact_mpf(ctx, x)
     # erfc(-x/sqrt2)/2 has no cancellation on either side; the rounding of x/sqrt2 is
     # amplified by about x^2 in the left tail, so carry that many extra bits there.
     extra = int(x * x).bit_length() if x < 0 else 0
@@ -297,9 +297,9 @@ def _lower_quantile(ctx, q):
     x0 = NormalDist().inv_cdf(float(q))
     extra = 24 + int(x0 * x0).bit_length() + max(0, -math.frexp(x0)[1])
     with ctx.extraprec(extra):
-        Q = _mp(ctx, q)
+        Q = exact_mpf(ctx, q)
         centre = q >= Fraction(1, 8)
-        two_q_minus_1 = _mp(ctx, 2 * q - 1)
+        two_q_minus_1 = exact_mpf(ctx, 2 * q - 1)
         sqrt2 = ctx.sqrt(2)
         inv_sqrt_2pi = 1 / ctx.sqrt(2 * ctx.pi)
         # The oracle asks again at twice the precision: start from the last answer.
@@ -340,15 +340,15 @@ def _row_log_probabilities(ctx, row, temperature=None):
     need 14,000 bits to see).
     """
     k = max(range(len(row)), key=lambda j: row[j])
-    xk = _mp(ctx, row[k])
-    scale = None if temperature is None else _mp(ctx, temperature)
+    xk = exact_mpf(ctx, row[k])
+    scale = None if temperature is None else exact_mpf(ctx, temperature)
     d = []
     r = ctx.zero
     for j, x in enumerate(row):
         if x == -INF:
             d.append(None)
             continue
-        dj = ctx.fsub(_mp(ctx, x), xk, exact=True)
+        dj = ctx.fsub(exact_mpf(ctx, x), xk, exact=True)
         if scale is not None:
             dj = dj / scale
         d.append(dj)
@@ -380,7 +380,7 @@ def _log_softmax(ctx, row):
 
 def _logsumexp(ctx, row):
     k, _, r = _row_log_probabilities(ctx, row)
-    return ExactPlus(_mp(ctx, row[k]), ctx.log1p(r))
+    return ExactPlus(exact_mpf(ctx, row[k]), ctx.log1p(r))
 
 
 def _cross_entropy(ctx, logits, target):
@@ -405,10 +405,10 @@ def _distillation_loss(ctx, student, teacher, temperature):
     Quotients by T feed exp(), so they are formed with absolute accuracy: the whole
     evaluation carries as many extra bits as the largest |row spread / T| has.
     """
-    t = _mp(ctx, temperature)
+    t = exact_mpf(ctx, temperature)
     spread = 0
     for row in (student, teacher):
-        finite = [_mp(ctx, x) for x in row if _is_finite(x)]
+        finite = [exact_mpf(ctx, x) for x in row if _is_finite(x)]
         if len(finite) > 1:
             span = ctx.fsub(max(finite), min(finite), exact=True)
             if span:
@@ -425,7 +425,7 @@ def _distillation_terms(ctx, student, teacher, t, temperature):
     if len(support) == 1:  # one-hot teacher (a single +inf, or one finite entry)
         top = support[0]
         m, _, r_s = _row_log_probabilities(ctx, student, temperature)
-        gap = ctx.fsub(_mp(ctx, student[m]), _mp(ctx, student[top]), exact=True)
+        gap = ctx.fsub(exact_mpf(ctx, student[m]), exact_mpf(ctx, student[top]), exact=True)
         return ExactPlus(ctx.fmul(t, gap, exact=True), t * t * ctx.log1p(r_s))
     # No +inf remains: any +inf makes a one-hot teacher or an exact case.
     top, d_t, r_t = _row_log_probabilities(ctx, teacher, temperature)
@@ -434,14 +434,14 @@ def _distillation_terms(ctx, student, teacher, t, temperature):
 
     def offset(j):
         """((s_j - s_top) - (t_j - t_top)) / T: u_j measured from the teacher's top."""
-        diff = ctx.fsub(ctx.fsub(_mp(ctx, student[j]), _mp(ctx, student[top]), exact=True),
-                        ctx.fsub(_mp(ctx, teacher[j]), _mp(ctx, teacher[top]), exact=True),
+        diff = ctx.fsub(ctx.fsub(exact_mpf(ctx, student[j]), exact_mpf(ctx, student[top]), exact=True),
+                        ctx.fsub(exact_mpf(ctx, teacher[j]), exact_mpf(ctx, teacher[top]), exact=True),
                         exact=True)
         return diff / t
 
     v = {j: offset(j) for j in support}
     m = max((j for j, x in enumerate(student) if x != -INF), key=lambda j: student[j])
-    gap = ctx.fsub(_mp(ctx, student[m]), _mp(ctx, student[top]), exact=True)
+    gap = ctx.fsub(exact_mpf(ctx, student[m]), exact_mpf(ctx, student[top]), exact=True)
     if gap and ctx.mag(r_t) < -ctx.prec:
         _, _, r_s = _row_log_probabilities(ctx, student, temperature)
         mean_delta = -ctx.fsum(weights[j] * v[j] for j in support)
@@ -451,7 +451,7 @@ def _distillation_terms(ctx, student, teacher, t, temperature):
     total = ctx.fsum(weights[j] * _exp_minus_one_minus(ctx, v[j] - mean) for j in support)
     for j, x in enumerate(student):  # student mass where the teacher has none
         if x != -INF and j not in weights:
-            a = ctx.fsub(_mp(ctx, x), _mp(ctx, student[top]), exact=True)
+            a = ctx.fsub(exact_mpf(ctx, x), exact_mpf(ctx, student[top]), exact=True)
             total += ctx.exp(a / t - mean - log_z)
     return t * t * ctx.log1p(total)
 
@@ -474,30 +474,30 @@ def _exp_minus_one_minus(ctx, w):
         return ctx.expm1(w) - w
 
 
-def _binary_cross_entropy(ctx, p, y):
+def mp_binary_cross_entropy(ctx, p, y):
     q = exact_fraction(p)
     # log(1 - p): log1p(-p) below 1/2, log of the exact 1 - p above.
-    log_1mp = ctx.log1p(-_mp(ctx, q)) if q <= Fraction(1, 2) else ctx.log(_mp(ctx, 1 - q))
+    log_1mp = ctx.log1p(-exact_mpf(ctx, q)) if q <= Fraction(1, 2) else ctx.log(exact_mpf(ctx, 1 - q))
     if not 0 <= y <= 1:
         # -(log(1-p) + y logit(p)): a soft label outside [0, 1] would make the usual
         # two terms huge and of opposite signs (they cancel to log 2 at p = 1/2).
-        return -(log_1mp + _mp(ctx, y) * _logit(ctx, p))
+        return -(log_1mp + exact_mpf(ctx, y) * mp_logit(ctx, p))
     loss = ctx.zero  # two non-negative terms; a zero weight drops its log
     if y != 0:
-        loss -= _mp(ctx, y) * ctx.log(_mp(ctx, q))
+        loss -= exact_mpf(ctx, y) * ctx.log(exact_mpf(ctx, q))
     if y != 1:
-        loss -= _mp(ctx, 1 - exact_fraction(y)) * log_1mp
+        loss -= exact_mpf(ctx, 1 - exact_fraction(y)) * log_1mp
     return loss
 
 
 def _binary_cross_entropy_with_logits(ctx, x, y):
-    x_mp = _mp(ctx, x)
+    x_mp = exact_mpf(ctx, x)
     # softplus(x) - x*y as an exact product plus a log1p >= 0 (both terms >= 0 for y in
     # [0, 1]); the exact product may be a rounding midpoint, hence ExactPlus.
     if x >= 0:
-        exact = ctx.fmul(_mp(ctx, 1 - exact_fraction(y)), x_mp, exact=True)
+        exact = ctx.fmul(exact_mpf(ctx, 1 - exact_fraction(y)), x_mp, exact=True)
         return ExactPlus(exact, ctx.log1p(ctx.exp(-x_mp)))
-    return ExactPlus(ctx.fmul(_mp(ctx, -exact_fraction(y)), x_mp, exact=True), ctx.log1p(ctx.exp(x_mp)))
+    return ExactPlus(ctx.fmul(exact_mpf(ctx, -exact_fraction(y)), x_mp, exact=True), ctx.log1p(ctx.exp(x_mp)))
 
 
 # --- exact hooks ----------------------------------------------------------------------
@@ -649,13 +649,13 @@ def _bce_with_logits_exact(x, y):
 
 
 def _d_sigmoid_grad(ctx, x):
-    x = _mp(ctx, x)
+    x = exact_mpf(ctx, x)
     return -_sigmoid_grad(ctx, x) * ctx.tanh(x / 2)  # sigma'(1 - 2 sigma)
 
 
 def _d_logit(ctx, p):
     q = exact_fraction(p)
-    return 1 / (_mp(ctx, q) * _mp(ctx, 1 - q))
+    return 1 / (exact_mpf(ctx, q) * exact_mpf(ctx, 1 - q))
 
 
 def _d_hard_sigmoid(ctx, x):
@@ -663,7 +663,7 @@ def _d_hard_sigmoid(ctx, x):
 
 
 def _d_ndtr(ctx, x):
-    x = _mp(ctx, x)
+    x = exact_mpf(ctx, x)
     return ctx.exp(-x * x / 2) / ctx.sqrt(2 * ctx.pi)
 
 
@@ -690,11 +690,11 @@ def _vjp_logsumexp(ctx, row, v):
 
 def _d_binary_cross_entropy(ctx, p, y):
     q = exact_fraction(p)
-    return (_mp(ctx, q) - _mp(ctx, y)) / (_mp(ctx, q) * _mp(ctx, 1 - q))
+    return (exact_mpf(ctx, q) - exact_mpf(ctx, y)) / (exact_mpf(ctx, q) * exact_mpf(ctx, 1 - q))
 
 
 def _d_bce_with_logits(ctx, x, y):
-    return _sigmoid(ctx, x) - _mp(ctx, y)
+    return _sigmoid(ctx, x) - exact_mpf(ctx, y)
 
 
 def _d_cross_entropy(ctx, logits, target):
@@ -703,7 +703,7 @@ def _d_cross_entropy(ctx, logits, target):
 
 
 def _d_distillation(ctx, student, teacher, temperature):
-    t = _mp(ctx, temperature)
+    t = exact_mpf(ctx, temperature)
     p_s = [ctx.exp(v) for v in _log_softmax_list(ctx, student, temperature)]
     p_t = [ctx.exp(v) for v in _log_softmax_list(ctx, teacher, temperature)]
     return tuple(t * (a - b) for a, b in zip(p_s, p_t))
@@ -796,7 +796,7 @@ _FUNCTIONS = [
         description="log(sigmoid(x)) = -log1p(exp(-x)), computed without forming sigmoid(x).",
         domain="all reals",
         definition=_log_sigmoid, exact=_limits(None, Fraction(0), -INF),
-        derivative=lambda ctx, x: _sigmoid(ctx, -_mp(ctx, x)), derivative_doc="sigma(-x)",
+        derivative=lambda ctx, x: _sigmoid(ctx, -exact_mpf(ctx, x)), derivative_doc="sigma(-x)",
         specials=_elementwise_specials(ORACLE, Fraction(0), -INF),
         properties=(
             Property("softplus_link", "log_sigmoid(x) == -softplus(-x)", 0.0),
@@ -825,7 +825,7 @@ _FUNCTIONS = [
         parameters=_P, vector_output=False,
         description="The inverse of the sigmoid, log(p / (1 - p)).",
         domain="p in [0, 1]; -inf at 0, +inf at 1, NaN outside",
-        definition=_logit, exact=_probability_to_quantile_exact(Fraction(0)),
+        definition=mp_logit, exact=_probability_to_quantile_exact(Fraction(0)),
         derivative=_d_logit, derivative_doc="1 / (p (1 - p))",
         specials=_quantile_specials(),
         properties=(
@@ -971,7 +971,7 @@ _FUNCTIONS = [
         vector_output=False,
         description="-(y log p + (1 - y) log(1 - p)), with 0 log 0 = 0 for a zero weight.",
         domain="p in [0, 1], y finite (NaN otherwise); infinite where a positive weight meets log 0",
-        definition=_binary_cross_entropy, exact=_binary_cross_entropy_exact,
+        definition=mp_binary_cross_entropy, exact=_binary_cross_entropy_exact,
         derivative=_d_binary_cross_entropy, derivative_doc="d/dp: (p - y) / (p (1 - p))",
         specials=(
             SpecialValue((0.0, 0.0), Fraction(0)),

@@ -10,56 +10,24 @@ one process would measure one backend at a time.
 did, 2 on a usage or configuration error.
 """
 
-import datetime
 import multiprocessing
 import os
-import platform
 import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor
 
-from . import checks
-from .cases import LEVELS, cases_for
-from .catalog import NAMES
-from .isolation import JobError, Worker
+from refact.conformance.run import checks
+from refact.conformance.cases.sets import LEVELS, cases_for
+from refact.conformance.truth.catalog import NAMES
+from refact.conformance.run.isolation import JobError, Worker
+from refact.conformance.run.sweep import sweep_record
+from refact.conformance.run.records import CHECKS, STATUSES, record, report_envelope
 
 __all__ = ["run_conformance", "add_arguments", "run", "STATUSES"]
 
-STATUSES = ("pass", "fail", "convention", "error", "skip")
 FORMAT_NAMES = ("float64", "float32", "float16", "bfloat16")
 #: Formats whose every value `--cases full` checks (65,536 bit patterns each).
 EXHAUSTIVE_FORMATS = ("float16", "bfloat16")
-
-
-def _cpu():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def report_envelope(results, backends, seed=0, **environment):
-    """A ``refact.report/1`` report around result records: versions, environment, the
-    summary counted from the records. ``environment`` adds fields (cases, device ...)."""
-    import refact
-
-    summary = dict.fromkeys(STATUSES, 0)
-    for r in results:
-        summary[r["status"]] += 1
-    return {
-        "schema": "refact.report/1",
-        "refact_version": refact.__version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "environment": {"python": platform.python_version(), "platform": platform.platform(),
-                        "cpu": _cpu(), "seed": int(seed), **environment},
-        "backends": list(backends),
-        "results": list(results),
-        "summary": summary,
-    }
 
 
 class Progress:
@@ -102,7 +70,7 @@ def _conventions(name):
 
 def _truth_table(functions, formats, level, seed, workers):
     """``{(function, format): (cases, truths)}``, computed once for all backends."""
-    from .oracle import truth_many
+    from refact.conformance.truth.oracle import truth_many
 
     table = {}
     for function in functions:
@@ -175,7 +143,7 @@ def _slowest_first(name):
 
 
 def _sweepable():
-    from .fastpath import FAST_TRUTHS
+    from refact.conformance.truth.fast import FAST_TRUTHS
 
     return FAST_TRUTHS
 
@@ -183,7 +151,7 @@ def _sweepable():
 def _checks_of(evaluator, name, info, function, fmt, wanted, table, conventions, series,
                level="default", seed=0):
     def skip(check, why):
-        return checks.record(name, function, fmt, check, status="skip", message=why)
+        return record(name, function, fmt, check, status="skip", message=why)
 
     if function not in info["functions"]:
         return [skip(c, f"{name} does not provide {function}") for c in wanted]
@@ -200,18 +168,19 @@ def _checks_of(evaluator, name, info, function, fmt, wanted, table, conventions,
             if "accuracy" in wanted:
                 if level == "full" and fmt in EXHAUSTIVE_FORMATS and function in _sweepable():
                     # the sampled record gave the dtype and the plot; the verdict is exhaustive
-                    accuracy = evaluator.worker.run({"op": "sweep", "backend": name, "function": function,
-                                                     "format": fmt, "seed": seed})[0]
+                    accuracy = evaluator.worker.run({"op": "task", "task": sweep_record,
+                                                     "args": (function, name, fmt), "kwargs": {"seed": seed},
+                                                     "format": fmt})[0]
                 out.append(accuracy)
                 if xs:
                     series.append({"backend": name, "function": function, "format": fmt,
                                    "x": [x for x, _ in xs], "ulp": [u for _, u in xs],
                                    "budget_ulp": accuracy["budget_ulp"]})
         except JobError as error:
-            out.append(checks.record(name, function, fmt, "accuracy", status="error",
+            out.append(record(name, function, fmt, "accuracy", status="error",
                                      message=str(error)))
         except Exception as error:  # a bug of refact or of a plugin's convention: loud, not fatal
-            out.append(checks.record(name, function, fmt, "accuracy", status="error",
+            out.append(record(name, function, fmt, "accuracy", status="error",
                                      message=f"internal error of the check: {type(error).__name__}: {error}"))
     for check in wanted:
         if check == "accuracy":
@@ -221,7 +190,7 @@ def _checks_of(evaluator, name, info, function, fmt, wanted, table, conventions,
                 out.append(checks.special_values(evaluator, name, function, fmt, conventions))
             elif check == "dtype":
                 if result_format is None:
-                    out.append(checks.record(name, function, fmt, "dtype", status="error",
+                    out.append(record(name, function, fmt, "dtype", status="error",
                                              message="no result to inspect: the call failed"))
                 else:
                     out.append(checks.dtype(name, function, fmt, result_format))
@@ -231,21 +200,21 @@ def _checks_of(evaluator, name, info, function, fmt, wanted, table, conventions,
                 else:
                     out.append(checks.gradient(evaluator, name, function, fmt, cases))
             elif check == "properties":
-                from .properties import properties_record
+                from refact.conformance.run.properties import properties_record
 
                 out.append(properties_record(evaluator, name, function, fmt, cases, conventions))
         except JobError as error:
-            out.append(checks.record(name, function, fmt, check, status="error", message=str(error)))
+            out.append(record(name, function, fmt, check, status="error", message=str(error)))
         except Exception as error:  # a bug of refact or of a plugin's convention: loud, not fatal
-            out.append(checks.record(name, function, fmt, check, status="error",
+            out.append(record(name, function, fmt, check, status="error",
                                      message=f"internal error of the check: {type(error).__name__}: {error}"))
     return out
 
 
 def _curves(functions, samples=121):
     """The true function and derivative of each scalar elementwise function, for plots."""
-    from .catalog import get_function as spec_of
-    from .oracle import evaluate, mp_context
+    from refact.conformance.truth.catalog import get_function as spec_of
+    from refact.conformance.truth.oracle import evaluate, mp_context
 
     curves = {}
     for function in functions:
@@ -273,7 +242,7 @@ def run_conformance(backends=None, functions=None, formats=None, check_names=Non
     """Run the checks and return the ``refact.report/1`` report as a dict."""
     functions = list(functions or NAMES)
     formats = list(formats or FORMAT_NAMES)
-    wanted = list(check_names or checks.CHECKS)
+    wanted = list(check_names or CHECKS)
     names = _backend_names(backends)
     workers = jobs or os.cpu_count() or 1
     table = _truth_table(functions, formats, level, seed, workers)
@@ -320,7 +289,7 @@ def add_arguments(parser):
     parser.add_argument("--format", action="append", default=[], metavar="FMT",
                         help="float64, float32, float16, bfloat16 (default: all)")
     parser.add_argument("--check", action="append", default=[], metavar="CHECK",
-                        help=", ".join(checks.CHECKS) + " (default: all)")
+                        help=", ".join(CHECKS) + " (default: all)")
     parser.add_argument("--cases", choices=LEVELS, default="default",
                         help="size of the case sets; 'full' adds every 16-bit input")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, mps, gpu ...")
@@ -340,7 +309,7 @@ def add_arguments(parser):
 
 
 def _selection(values, allowed, what):
-    from .cli import UsageError
+    from refact.conformance.cli import UsageError
 
     chosen = [v for text in values for v in _csv(text)]
     unknown = [v for v in chosen if allowed is not None and v not in allowed]
@@ -376,12 +345,12 @@ def summary_table(report):
 
 
 def run(args):
-    from .cli import UsageError
-    from .reports import write_reports
+    from refact.conformance.cli import UsageError
+    from refact.conformance.report.writers import write_reports
 
     functions = _selection(args.function, NAMES, "function")
     formats = _selection(args.format, FORMAT_NAMES, "format")
-    check_names = _selection(args.check, checks.CHECKS, "check")
+    check_names = _selection(args.check, CHECKS, "check")
     fail_on = set(_selection([args.fail_on], STATUSES, "status") or ())
     backends = _selection(args.backend, None, "backend")
     if backends:
@@ -394,7 +363,7 @@ def run(args):
                 raise UsageError(str(error)) from None
     baseline = None
     if args.baseline:
-        from .reports import load_report
+        from refact.conformance.report.writers import load_report
 
         try:
             baseline = load_report(args.baseline)
@@ -411,7 +380,7 @@ def run(args):
                       file=sys.stderr)
     regressions = []
     if baseline is not None:
-        from .diff import compare
+        from refact.conformance.report.diff import compare
 
         regressions = compare(baseline, report).regressions
         report["baseline"] = {"path": os.path.basename(args.baseline), "regressions": len(regressions)}

@@ -15,6 +15,8 @@ import multiprocessing
 import os
 import traceback
 
+from refact.conformance.truth import store
+
 # spawn, not fork: frameworks keep threads and device state that a forked child inherits broken.
 _CONTEXT = multiprocessing.get_context("spawn")
 
@@ -57,17 +59,16 @@ def describe(backend):
 def execute(backend, job):
     """Run one job in this process; return ``(values, format_of_result)``.
 
-    ``job`` is a dict: ``op`` ("info", "call", "grad" or "sweep"), ``function``,
+    ``job`` is a dict: ``op`` ("info", "call", "grad" or "task"), ``function``,
     ``format``, ``arguments`` (list of (kind, value)), ``options`` (keywords for the call)
     and, for "grad", ``cotangent`` (nested floats shaped like the function's output).
     """
     if job["op"] == "info":
         return describe(backend), None
-    if job["op"] == "sweep":  # every value of a 16-bit format, with this process's backend
-        from .sweep import sweep_record
-
-        return sweep_record(job["function"], job["backend"], job["format"], backend=backend,
-                            seed=job.get("seed", 0)), job["format"]
+    if job["op"] == "task":
+        # a caller's own function run here with this process's backend (a sweep of every
+        # value of a 16-bit format): the caller names it, so this module imports none of them
+        return job["task"](*job["args"], backend=backend, **job.get("kwargs", {})), job["format"]
     arguments = _build_arguments(backend, job["format"], job["arguments"])
     if job["op"] == "call":
         result = backend.call(job["function"], *arguments, **job.get("options", {}))
@@ -97,9 +98,7 @@ def _use_compilation_caches():
     unless the user chose otherwise. JAX compiles each operation for every new shape (a
     case set has one per row length): two thirds of a default run when done afresh, read
     back from the cache on the next run, as the oracle's truths are."""
-    from .oracle import cache_path
-
-    path = cache_path()
+    path = store.cache_path()
     if path is None:
         return
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(os.path.dirname(path), "jax"))

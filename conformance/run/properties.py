@@ -86,11 +86,11 @@ import weakref
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from .catalog import Property, _binary_cross_entropy, _logit, _mp, get_function
-from .checks import WORST, _hex, _plain, record
-from .errors import classify, ulp_error
-from .formats import exact_fraction, get_format, next_up, round_to_format, ulp_exponent
-from .isolation import JobError
+from refact.conformance.truth.catalog import Property, mp_binary_cross_entropy, mp_logit, exact_mpf, get_function
+from refact.conformance.run.records import WORST, input_hex, plain, record
+from refact.conformance.numbers.ruler import classify, ulp_error
+from refact.conformance.numbers.formats import exact_fraction, get_format, next_up, round_to_format, ulp_exponent
+from refact.conformance.run.isolation import JobError
 
 __all__ = ["LIMIT", "TEMPERATURES", "EXTRA_PROPERTIES", "properties_of", "properties_record"]
 
@@ -286,7 +286,7 @@ class _Session:
         return None
 
     def _within_budget(self, function, point, ys):
-        from .oracle import evaluate
+        from refact.conformance.truth.oracle import evaluate
 
         spec = get_function(function)
         known = spec.exact_values(point) or [None] * len(ys)
@@ -306,7 +306,7 @@ class _Session:
 
     def ctx(self):
         if self.mp is None:
-            from .oracle import mp_context
+            from refact.conformance.truth.oracle import mp_context
 
             self.mp = mp_context()
         self.mp.prec = PRECISION
@@ -352,8 +352,8 @@ class _Tally:
             count, worst, _ = self.conventions.get(convention.name, (0, 0.0, convention))
             self.conventions[convention.name] = (count + 1, max(worst, ulp), convention)
         fmt = self.session.fmt
-        entry = {"property": self.prop.name, "input": _plain(shown), "input_hex": _hex(shown, fmt),
-                 "output": _plain(output), "expected": _plain(expected), "ulp": ulp}
+        entry = {"property": self.prop.name, "input": plain(shown), "input_hex": input_hex(shown, fmt),
+                 "output": plain(output), "expected": plain(expected), "ulp": ulp}
         if convention is not None:
             entry["convention"] = convention.name
         self.worst.append(((convention is None, ulp), entry))
@@ -765,8 +765,8 @@ def _logit_inverse(s, t, base):
         if fq - e <= 0 or fq + e >= 1:
             t.excluded += 1
             continue
-        centre = _logit(ctx, fq)
-        allowance = max(_logit(ctx, fq + e) - centre, centre - _logit(ctx, fq - e))
+        centre = mp_logit(ctx, fq)
+        allowance = max(mp_logit(ctx, fq + e) - centre, centre - mp_logit(ctx, fq - e))
         discrepancy = abs(ctx.convert(y) - ctx.convert(x))
         t.add(_excess(ctx, discrepancy, allowance, max(abs(x), abs(y)), s.fmt), involved, x, y, x)
 
@@ -796,9 +796,9 @@ def _probit_inverse(s, t, base):
         h = _band(z, 0.5, s.fmt) + rounding
         fq = exact_fraction(q)
         nearest = Fraction(0) if fq - h <= 0 <= fq + h else min(abs(fq - h), abs(fq + h))
-        m = _mp(ctx, nearest)
+        m = exact_mpf(ctx, nearest)
         slope = density * ctx.exp(-m * m / 2)
-        allowance = _mp(ctx, _band(n, budget, s.fmt)) + _mp(ctx, h) * slope
+        allowance = exact_mpf(ctx, _band(n, budget, s.fmt)) + exact_mpf(ctx, h) * slope
         discrepancy = abs(ctx.convert(n) - ctx.convert(p))
         t.add(_excess(ctx, discrepancy, allowance, max(abs(n), p), s.fmt), involved, p, n, p)
 
@@ -968,7 +968,7 @@ def _log_softmax_link(s, t, base):
                 continue
             compared += 1
             fp = exact_fraction(p)
-            log_p = ctx.log(_mp(ctx, fp))
+            log_p = ctx.log(exact_mpf(ctx, fp))
             expected.append(float(log_p))
             if not _finite(l):
                 worst = INF
@@ -976,7 +976,7 @@ def _log_softmax_link(s, t, base):
             e = _band(p, budget, s.fmt)
             if fp - e <= 0:
                 continue
-            allowance = log_p - ctx.log(_mp(ctx, fp - e))  # the wider side (log is concave)
+            allowance = log_p - ctx.log(exact_mpf(ctx, fp - e))  # the wider side (log is concave)
             worst = max(worst, _excess(ctx, abs(ctx.convert(l) - log_p), allowance,
                                        max(abs(l), abs(float(log_p))), s.fmt))
         if compared:
@@ -1097,15 +1097,15 @@ def _bce_logits_link(s, t, base):
         fq, fy = exact_fraction(q), exact_fraction(y)
         e = _band(q, sig_budget, s.fmt) + rounding
         lo, hi = max(fq - e, Fraction(0)), min(fq + e, Fraction(1))
-        centre = _binary_cross_entropy(ctx, fq, fy)
-        ends = [_binary_cross_entropy(ctx, lo, fy), _binary_cross_entropy(ctx, hi, fy)]
+        centre = mp_binary_cross_entropy(ctx, fq, fy)
+        ends = [mp_binary_cross_entropy(ctx, lo, fy), mp_binary_cross_entropy(ctx, hi, fy)]
         if any(ctx.isinf(v) for v in ends + [centre]):
             t.excluded += 1
             continue
         change = max(abs(v - centre) for v in ends)
         if lo <= fy <= hi:
-            change = max(change, centre - _binary_cross_entropy(ctx, fy, fy))
-        allowance = change + _mp(ctx, _band(b, link_budget, s.fmt))
+            change = max(change, centre - mp_binary_cross_entropy(ctx, fy, fy))
+        allowance = change + exact_mpf(ctx, _band(b, link_budget, s.fmt))
         discrepancy = abs(ctx.convert(a) - ctx.convert(b))
         t.add(_excess(ctx, discrepancy, allowance, max(abs(a), abs(b)), s.fmt), involved, (x, y), a, b)
 

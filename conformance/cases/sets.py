@@ -38,11 +38,12 @@ import random
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .catalog import get_function
-from .formats import _randbelow  # getrandbits-based: the same stream on every Python
-from .formats import (
-    all_values, from_bits_hex, get_format, is_representable, next_down, next_up,
-    random_finite, round_to_format,
+from refact.conformance.truth import store
+from refact.conformance.truth.catalog import get_function
+from refact.conformance.truth.oracle import mp_context, point_key, truth
+from refact.conformance.numbers.formats import (
+    all_values, from_bits_hex, from_ordinal, get_format, is_representable, next_down, next_up,
+    ordinal, random_finite, randbelow, round_to_format,
 )
 
 __all__ = [
@@ -87,8 +88,6 @@ class Threshold:
 def _rounded(function, x, fmt):
     """The oracle's rounded value at x; for an undecided point its best evaluation
     (threshold search only picks inputs, it never measures with this)."""
-    from .oracle import truth
-
     t = truth(function, (x,), fmt)
     return t.rounded if t.decided else round_to_format(t.exact, fmt)
 
@@ -96,8 +95,6 @@ def _rounded(function, x, fmt):
 def _exp_at_least_overflow(y, fmt):
     """exp(y) >= the overflow threshold of fmt, decided at 256 bits (exp of a nonzero
     rational is transcendental, so it is never equal)."""
-    from .oracle import mp_context
-
     ctx = mp_context()
     ctx.prec = 256
     bound = fmt.overflow_threshold
@@ -226,8 +223,6 @@ def _bisect(predicate, lo, hi, fmt):
     """Smallest value in [lo, hi] where the monotone predicate holds, by bisection
     over ordinals (so every representable value is a candidate); None if it does not
     change within the bracket."""
-    from .formats import from_ordinal, ordinal
-
     if predicate(lo) or not predicate(hi):
         return None
     a, b = ordinal(lo, fmt), ordinal(hi, fmt)
@@ -243,9 +238,7 @@ def _bisect(predicate, lo, hi, fmt):
 @lru_cache(maxsize=None)
 def _threshold_cached(name, format_name, use_golden):
     if use_golden:
-        from . import golden
-
-        stored = golden.thresholds(format_name).get(name)
+        stored = store.golden_thresholds(format_name).get(name)
         if stored is not None:
             return tuple(from_bits_hex(h, format_name) for h in stored)
     return tuple(locate_threshold(name, format_name))
@@ -438,7 +431,7 @@ def _random_point(spec, fmt, rng, real, probability, temperature):
         elif role == "row":
             args.append(tuple(real() for _ in range(ROW_LENGTH)))
         elif role == "class_index":
-            args.append(_randbelow(rng, ROW_LENGTH))
+            args.append(randbelow(rng, ROW_LENGTH))
         elif role == "temperature":
             args.append(temperature())
         else:
@@ -489,8 +482,6 @@ def case_set(set_name, function, fmt, level="default", seed=0, *, use_golden=Tru
 def cases_for(function, fmt, level="default", seed=0, *, use_golden=True):
     """Every set for ``function`` in ``fmt`` at ``level``: ``[(set_name, point), ...]``,
     each point once (in the first set that has it)."""
-    from .oracle import point_key
-
     out = []
     seen = set()
     for set_name in SET_NAMES:

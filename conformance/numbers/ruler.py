@@ -31,14 +31,14 @@ zero, so either zero is right there; a nonzero truth that rounds to zero does.
 import math
 from fractions import Fraction
 
-from .formats import (
+from refact.conformance.numbers.formats import (
     get_format, ordinal, round_to_format, round_dyadic, dyadic_parts, exact_fraction,
     ulp_exponent, same_value,
 )
 
 __all__ = [
     "FAILURE_CLASSES", "UNDECIDED", "MISSING_NAN", "ALL_CLASSES",
-    "ulp_error", "step_distance", "classify", "condition_number", "float_pair", "ulp_errors",
+    "ulp_error", "step_distance", "classify", "float_pair", "ulp_errors",
 ]
 
 FAILURE_CLASSES = (
@@ -66,7 +66,7 @@ def ulp_error(y, t, fmt):
     0.0 when ``y`` is exactly the (rounded) truth, e.g. NaN for NaN or inf for a truth
     that rounds to inf, and inf otherwise.
 
-    >>> from refact.conformance.formats import FLOAT32
+    >>> from refact.conformance.numbers.formats import FLOAT32
     >>> ulp_error(1.0, 1 + 2 ** -25, FLOAT32)
     0.25
     """
@@ -186,41 +186,3 @@ def classify(y, t, fmt):
     return None
 
 
-def condition_number(function, point, precision=128):
-    """``|x f'(x) / f(x)|`` in the first argument, from the catalog's definition and
-    derivative at ``precision`` bits, for functions with a scalar first argument and a
-    scalar output (the elementwise functions and the binary cross-entropies).
-
-    It tells an error an implementation could avoid from one inherent in the input:
-    relative error in x is amplified by this factor (logit and probit near 1 reach
-    ~1e15 in float64), so a large ULP error there is no proof of a bad implementation.
-    inf where f(x) = 0 and x f'(x) != 0; NaN where f is not finite.
-    """
-    from .catalog import get_function
-    from .oracle import mp_context, normalize_point
-
-    spec = get_function(function)
-    if spec.vector_output or spec.parameters[0].role not in ("real", "probability"):
-        raise ValueError(f"condition_number: {spec.name} does not take a scalar first argument")
-    args = normalize_point(spec, point, None)
-    x = args[0]
-    known = spec.exact_values(args)
-    value = None if known is None else known[0]
-    if value is not None and (_is_nan(value) or math.isinf(value)):
-        return math.nan
-    ctx = mp_context()
-    ctx.prec = precision
-    if value is None:
-        from .catalog import ExactPlus
-
-        value = spec.definition(ctx, *args)
-        if isinstance(value, ExactPlus):
-            value = ctx.fadd(value.exact, value.rest)
-    if x == 0:
-        return 0.0
-    slope = spec.derivative(ctx, *args)
-    if _is_zero(value):
-        return 0.0 if _is_zero(slope) else math.inf
-    if isinstance(value, Fraction):
-        value = ctx.mpf(value.numerator) / value.denominator
-    return float(abs(ctx.convert(x) * slope / value))

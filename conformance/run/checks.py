@@ -19,21 +19,14 @@ import functools
 import math
 from dataclasses import dataclass, field
 
-from .catalog import get_function
-from .errors import FAILURE_CLASSES, UNDECIDED, classify, ulp_error, ulp_errors
-from .formats import bits_hex, get_format, round_to_format
-from .isolation import JobError
-from .oracle import mp_context, truth_many
+from refact.conformance.truth.catalog import ORACLE, get_function
+from refact.conformance.numbers.formats import get_format, round_to_format
+from refact.conformance.run.records import CHECKS, Judgement, record
+from refact.conformance.run.isolation import JobError
+from refact.conformance.truth.oracle import mp_context, truth_many
 
-__all__ = ["CHECKS", "Evaluator", "Judgement", "record", "accuracy", "special_values", "dtype",
+__all__ = ["CHECKS", "Evaluator", "accuracy", "special_values", "dtype",
            "gradient", "derivative_truth"]
-
-CHECKS = ("accuracy", "special_values", "properties", "dtype", "gradient")
-#: Worst points kept in a record.
-WORST = 5
-#: Classes a record counts: DESIGN.md's, the oracle's "undecided", and NaN not returned.
-COUNTED_CLASSES = FAILURE_CLASSES + (UNDECIDED, "missing_nan")
-
 
 def _argument_kind(role):
     return {"class_index": "index", "temperature": "scalar"}.get(role, "array")
@@ -130,197 +123,6 @@ def _as_list(value):
     return list(value) if isinstance(value, tuple) else value
 
 
-def _hex(value, fmt):
-    if isinstance(value, (tuple, list)):
-        return [_hex(v, fmt) for v in value]
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    try:
-        return bits_hex(value, fmt)
-    except Exception:
-        return float(value).hex()
-
-
-def _plain(value):
-    if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
-    return value
-
-
-@dataclass
-class Judgement:
-    """Running tally of one check: ULP errors of ordinary points, class counts, the
-    worst points, and the points a convention covers."""
-
-    fmt: object
-    budget: float
-    conventions: tuple = ()
-    ulps: list = field(default_factory=list)
-    classes: dict = field(default_factory=lambda: dict.fromkeys(COUNTED_CLASSES, 0))
-    failing: int = 0
-    convention_points: dict = field(default_factory=dict)
-    convention_ulp: dict = field(default_factory=dict)
-    worst: list = field(default_factory=list)
-    points: int = 0
-    refused: int = 0
-    xs: list = field(default_factory=list)
-
-    def add(self, point, y, rounded, exact, budget=None, options=None, x=None, error=None):
-        """Judge one output value ``y`` of ``point`` against the truth (``exact`` None
-        when undecided); return the ULP error or the class name. ``error``: the ULP
-        error when the caller measured it (then the point is an ordinary one)."""
-        budget = self.budget if budget is None else budget
-        self.points += 1
-        kind = None if error is not None else classify(y, exact, self.fmt)
-        if kind == UNDECIDED:
-            self.classes[UNDECIDED] += 1
-            return kind
-        if error is None:
-            error = ulp_error(y, exact, self.fmt) if kind is None else math.inf
-        if kind is None:
-            self.ulps.append(error)
-            if x is not None:
-                self.xs.append((x, error))
-        if kind is None and error <= budget:
-            return error
-        convention = next((c for c in self.conventions
-                           if c.applies(point, exact, self.fmt.name, options)), None)
-        if convention is not None:
-            key = convention.name
-            self.convention_points[key] = self.convention_points.get(key, 0) + 1
-            self.convention_ulp[key] = max(self.convention_ulp.get(key, 0.0), error)
-            if kind is None:
-                self.ulps.pop()  # shown with the convention, not in the backend's own error
-                if x is not None:
-                    self.xs.pop()
-        else:
-            self.failing += 1
-            if kind is not None:
-                self.classes[kind] += 1
-        self._keep_worst(point, y, rounded, error, kind, convention)
-        return kind or error
-
-    def add_many(self, values):
-        """Judge many ``(point, y, rounded, exact, pair, x)`` at once, ``pair`` the truth
-        as two floats (:func:`errors.float_pair`) or None. The ordinary values (finite,
-        nonzero, with a finite rounded truth) inside the budget are measured in numpy;
-        a figure within 2**-40 of a threshold (the budget, 1/2, 1) is recomputed
-        exactly, and every other value goes through :meth:`add`, one at a time."""
-        import numpy as np
-
-        fast, slow = [], []
-        for value in values:
-            _, y, rounded, _, pair, _ = value
-            ordinary = pair is not None and 0.0 < abs(y) < math.inf and abs(rounded) < math.inf
-            (fast if ordinary else slow).append(value)
-        if fast:
-            errors = ulp_errors(np.array([v[1] for v in fast], dtype=np.float64),
-                                np.array([v[4][0] for v in fast]), np.array([v[4][1] for v in fast]),
-                                self.fmt)
-            near = np.zeros(len(fast), dtype=bool)
-            for threshold in {0.5, 1.0, self.budget}:
-                near |= np.abs(errors - threshold) <= threshold * 2.0 ** -40
-            for i in np.flatnonzero(near).tolist():
-                errors[i] = ulp_error(fast[i][1], fast[i][3], self.fmt)
-            inside = errors <= self.budget
-            self.points += int(inside.sum())
-            self.ulps.extend(errors[inside].tolist())
-            self.xs.extend((v[5], e) for v, e, ok in zip(fast, errors.tolist(), inside.tolist())
-                           if ok and v[5] is not None)
-            for i in np.flatnonzero(~inside).tolist():
-                point, y, rounded, exact, _, x = fast[i]
-                self.add(point, y, rounded, exact, x=x, error=float(errors[i]))
-        for point, y, rounded, exact, _, x in slow:
-            self.add(point, y, rounded, exact, x=x)
-
-    def refuse(self, point, truth, message):
-        """The backend raised at ``point``: fine where the value is undefined (NaN due,
-        as for a NaN input), a failure where a number was due."""
-        self.points += 1
-        self.refused += 1
-        if all(v != v for v in truth.values if v is not None):
-            return
-        self.failing += 1
-        self.worst.append(((True, math.inf), {
-            "input": _plain(point), "input_hex": _hex(point, self.fmt), "output": None,
-            "expected": _plain(truth.rounded), "ulp": None, "error": message}))
-        self.worst.sort(key=lambda item: item[0], reverse=True)
-        del self.worst[WORST:]
-
-    def _keep_worst(self, point, y, rounded, error, kind, convention):
-        rank = (convention is None, error)
-        if len(self.worst) == WORST and rank <= self.worst[-1][0]:
-            return  # would not make the list: its entry (hex of the whole point) is not built
-        entry = {"input": _plain(point), "input_hex": _hex(point, self.fmt),
-                 "output": y, "expected": rounded, "ulp": error}
-        if kind:
-            entry["class"] = kind
-        if convention is not None:
-            entry["convention"] = convention.name
-        self.worst.append((rank, entry))
-        self.worst.sort(key=lambda item: item[0], reverse=True)
-        del self.worst[WORST:]
-
-
-def _percentile(sorted_values, q):
-    if not sorted_values:
-        return None
-    index = min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))
-    return sorted_values[index]
-
-
-def record(backend, function, fmt, check, judgement=None, status=None, message="",
-           budget=None, **extra):
-    """A result record of the report contract; status derived from the judgement
-    unless given (``error``/``skip`` and checks that decide it themselves)."""
-    classes = dict.fromkeys(COUNTED_CLASSES, 0)
-    fields = {"points": 0, "max_ulp": None, "p99_ulp": None, "mean_ulp": None,
-              "correctly_rounded": None, "within_1ulp": None, "worst": [], "convention": None}
-    if judgement is not None:
-        ulps = sorted(judgement.ulps)
-        classes = judgement.classes
-        fields.update(
-            points=judgement.points,
-            max_ulp=ulps[-1] if ulps else None,
-            p99_ulp=_percentile(ulps, 0.99),
-            mean_ulp=(math.fsum(ulps) / len(ulps)) if ulps else None,
-            correctly_rounded=(sum(u <= 0.5 for u in ulps) / judgement.points) if judgement.points else None,
-            within_1ulp=(sum(u <= 1.0 for u in ulps) / judgement.points) if judgement.points else None,
-            worst=[entry for _, entry in judgement.worst],
-        )
-        if judgement.convention_points:
-            by_name = {c.name: c for c in judgement.conventions}
-            name = max(judgement.convention_points, key=judgement.convention_points.get)
-            c = by_name[name]
-            fields["convention"] = {
-                "name": c.name, "summary": c.summary, "reference": c.reference,
-                "points": sum(judgement.convention_points.values()),
-                "max_ulp": judgement.convention_ulp[name],
-                "all": [{"name": n, "points": k, "max_ulp": judgement.convention_ulp[n]}
-                        for n, k in judgement.convention_points.items()],
-            }
-        if status is None:
-            status = "fail" if judgement.failing else ("convention" if judgement.convention_points else "pass")
-            if status == "fail" and not message:
-                message = _failure_message(judgement)
-            if judgement.refused:
-                refused = f"raised on {judgement.refused} input(s)"
-                message = f"{message}; {refused}" if message else refused
-    fields.update(extra)
-    return {"backend": backend, "function": function, "format": fmt, "check": check,
-            "status": status, "budget_ulp": budget, "message": message, "classes": classes,
-            **fields}
-
-
-def _failure_message(judgement):
-    parts = [f"{judgement.failing} of {judgement.points} values outside the budget of "
-             f"{judgement.budget:g} ULP"]
-    named = [f"{n} {k}" for n, k in judgement.classes.items() if k and n != UNDECIDED]
-    if named:
-        parts.append("failure classes: " + ", ".join(named))
-    return "; ".join(parts)
-
-
 # -- the checks ---------------------------------------------------------------------------
 
 
@@ -384,8 +186,6 @@ def special_values(evaluator, backend, function, fmt, conventions):
     """The catalog's special-value table, exactly: a value known exactly must come
     back exactly (either sign of a zero whose sign the mathematics leaves open);
     one the table leaves to the oracle must be within the budget."""
-    from .catalog import ORACLE
-
     spec = get_function(function)
     budget = spec.budgets[fmt]
     fmt_obj = get_format(fmt)

@@ -18,8 +18,8 @@ on a regression and 0 otherwise (2 for unreadable or invalid files).
 import math
 from dataclasses import dataclass, field
 
-from .cli import UsageError
-from .reports import (
+from refact.conformance.cli import UsageError
+from refact.conformance.report.writers import (
     FAILURE_CLASSES, STATUS_SEVERITY, InvalidReport, atomic_write_text, escape_markdown,
     format_number, load_report, markdown_table, to_json_text, validate,
 )

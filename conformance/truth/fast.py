@@ -39,15 +39,15 @@ probabilities outside [0, 1]) is evaluated by numpy_impl to the catalog's value,
 each sweep confirms with the oracle on the special inputs of its range.
 
 Nothing here rounds or measures in a second way: :func:`round_to_format_array` and
-:func:`ulp_array` are the array forms of :func:`refact.conformance.formats.round_to_format`
-and :func:`~refact.conformance.formats.ulp`, and the tests compare them on samples.
+:func:`ulp_array` are the array forms of :func:`refact.conformance.numbers.formats.round_to_format`
+and :func:`~refact.conformance.numbers.formats.ulp`, and the tests compare them on samples.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from .formats import FLOAT64, get_format
+from refact.conformance.numbers.formats import FLOAT64, get_format
 
 __all__ = [
     "RELATIVE_BOUND", "ABSOLUTE_BOUND", "FastTruth", "FAST_TRUTHS", "fast_truth_of",

@@ -530,10 +530,10 @@ def random_finite(rng, fmt, low=None, high=None):
     hi = ordinal(largest if high is None else high, fmt)
     if not isinstance(rng, random.Random):
         raise TypeError("rng must be a random.Random")
-    return from_ordinal(lo + _randbelow(rng, hi - lo + 1), fmt)
+    return from_ordinal(lo + randbelow(rng, hi - lo + 1), fmt)
 
 
-def _randbelow(rng, n):
+def randbelow(rng, n):
     """``rng.randrange(n)`` built on getrandbits only, whose output is the same on
     every Python version (so seeded case sets are reproducible everywhere)."""
     k = n.bit_length()

@@ -11,11 +11,12 @@ import sys
 
 # name -> (module, one-line help)
 COMMANDS = {
-    "conform": ("refact.conformance.runner", "run the conformance checks and write reports"),
-    "truth": ("refact.conformance.oracle", "print the oracle's value of a function at a point"),
+    "conform": ("refact.conformance.run.runner", "run the conformance checks and write reports"),
+    "truth": ("refact.conformance.cli.truth", "print the oracle's value of a function at a point"),
     "backends": ("refact.backends.listing", "list built-in and plugin backends"),
-    "diff": ("refact.conformance.diff", "compare two JSON reports: regressions and improvements"),
-    "sweep": ("refact.conformance.sweep", "exhaustive or ranged sweep of one function over a format"),
+    "diff": ("refact.conformance.report.diff", "compare two JSON reports: regressions and improvements"),
+    "sweep": ("refact.conformance.run.sweep", "exhaustive or ranged sweep of one function over a format"),
+    "golden": ("refact.conformance.cli.golden", "rebuild or re-check the shipped golden vectors (maintainers)"),
 }
 
 

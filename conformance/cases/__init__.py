@@ -1,0 +1,1 @@
+"""Stage 3: the case sets: the points each function is judged at."""

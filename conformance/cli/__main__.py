@@ -1,0 +1,5 @@
+import sys
+
+from refact.conformance.cli import main
+
+sys.exit(main())
