@@ -19,8 +19,9 @@ import math
 from dataclasses import dataclass, field
 
 from refact.conformance.cli import UsageError
+from refact.conformance.numbers.ruler import ALL_CLASSES, UNDECIDED
 from refact.conformance.report.writers import (
-    FAILURE_CLASSES, STATUS_SEVERITY, InvalidReport, atomic_write_text, escape_markdown,
+    STATUS_SEVERITY, InvalidReport, atomic_write_text, escape_markdown,
     format_number, load_report, markdown_table, to_json_text, validate,
 )
 
@@ -29,7 +30,8 @@ __all__ = ["compare", "Change", "ReportDiff", "render_text", "render_markdown", 
 KEY_FIELDS = ("backend", "function", "format", "check")
 ULP_ABSOLUTE_TOLERANCE = 0.5
 ULP_RELATIVE_TOLERANCE = 0.10
-COMPARED_CLASSES = tuple(name for name in FAILURE_CLASSES if name != "undecided")
+# every class a record counts but "undecided", which is the oracle's, not the backend's
+COMPARED_CLASSES = tuple(name for name in ALL_CLASSES if name != UNDECIDED)
 DIFF_HEADER = ("backend", "function", "format", "check", "status", "max ULP", "why")
 
 

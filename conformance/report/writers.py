@@ -33,15 +33,16 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import NamedTuple
 
+from refact.conformance.run.records import SCHEMA
+
 __all__ = [
-    "SCHEMA", "STATUS_SEVERITY", "FAILURE_CLASSES", "InvalidReport",
+    "SCHEMA", "STATUS_SEVERITY", "InvalidReport",
     "to_plain_json", "from_plain_json", "to_json_text", "load_report", "load_schema", "validate",
     "render_markdown", "render_junit", "render_html", "markdown_table", "format_number",
     "write_json", "write_markdown", "write_junit", "write_html", "write_reports",
     "atomic_write_text", "escape_markdown",
 ]
 
-SCHEMA = "refact.report/1"
 
 # Worse statuses rank higher. skip ranks above pass because a skip is never a pass (the function
 # or format is missing), and error above fail because a crash tells nothing about the numbers.
@@ -49,10 +50,6 @@ STATUS_SEVERITY = {"pass": 0, "convention": 1, "skip": 2, "fail": 3, "error": 4}
 # Plain words, no emoji: a bad status is in capitals so it stands out in any viewer.
 STATUS_LABEL = {"pass": "pass", "convention": "convention", "skip": "skip", "fail": "FAIL", "error": "ERROR"}
 
-FAILURE_CLASSES = (
-    "spurious_nan", "spurious_inf", "missing_inf", "wrong_sign_zero", "flush_to_zero",
-    "premature_underflow", "premature_overflow", "undecided",
-)
 
 NONFINITE_TEXT = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 

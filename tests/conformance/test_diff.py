@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from refact.conformance.numbers.ruler import ALL_CLASSES
 from refact.conformance.report import diff; from refact.conformance.report import writers as reports
 from refact.conformance.cli import main
 
@@ -19,7 +20,7 @@ def record(function, fmt, check, status="pass", max_ulp=1.0, backend="torch", **
         "points": 100 if measured else 0, "max_ulp": max_ulp if measured else None,
         "p99_ulp": None, "mean_ulp": None, "correctly_rounded": None, "budget_ulp": 4.0,
         "convention": None, "message": "",
-        "classes": {name: classes.get(name, 0) for name in reports.FAILURE_CLASSES},
+        "classes": {name: classes.get(name, 0) for name in ALL_CLASSES},
         "worst": [],
     }
 
@@ -47,7 +48,7 @@ def changed(**edits):
     report = copy.deepcopy(BASELINE)
     for result in report["results"]:
         for field, value in edits.get(result["function"], {}).items():
-            if field in reports.FAILURE_CLASSES:
+            if field in result["classes"]:
                 result["classes"][field] = value
             else:
                 result[field] = value
@@ -72,6 +73,7 @@ def test_identical_reports_have_no_changes():
     ({"max_ulp": 2.9}, "max ULP 1.8 -> 2.9"),
     ({"max_ulp": math.inf}, "max ULP 1.8 -> inf"),
     ({"spurious_nan": 3}, "spurious_nan 0 -> 3"),
+    ({"missing_nan": 2}, "missing_nan 0 -> 2"),  # a class missing from diff's own copy once
 ])
 def test_regressions(edit, reason):
     result = diff.compare(BASELINE, changed(sigmoid=edit))
@@ -165,3 +167,9 @@ def test_the_command_exits_2_when_a_record_appears_twice(write, capsys):
     twice["results"].append(copy.deepcopy(twice["results"][0]))
     assert main(["diff", write("old.json", BASELINE), write("new.json", twice)]) == 2
     assert "two records for torch / sigmoid / float32 / accuracy" in capsys.readouterr().err
+
+
+def test_every_counted_class_but_undecided_is_compared():
+    from refact.conformance.numbers.ruler import ALL_CLASSES, UNDECIDED
+
+    assert set(diff.COMPARED_CLASSES) == set(ALL_CLASSES) - {UNDECIDED}

@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from refact.conformance.numbers.ruler import ALL_CLASSES
 from refact.conformance.report import writers as reports
 
 HOSTILE = "a | b <tag> & \"quoted\" 'single' *star* _under_ [link](x) `tick`"
@@ -17,7 +18,7 @@ LOGIT_TINY = math.log(1e-300)  # logit(1e-300) to double precision
 
 
 def classes(**counts):
-    return {name: counts.get(name, 0) for name in reports.FAILURE_CLASSES}
+    return {name: counts.get(name, 0) for name in ALL_CLASSES}
 
 
 def record(backend, function, fmt, check, status, **fields):
