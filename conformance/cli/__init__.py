@@ -11,11 +11,11 @@ import sys
 
 # name -> (module, one-line help)
 COMMANDS = {
-    "conform": ("refact.conformance.run.runner", "run the conformance checks and write reports"),
+    "conform": ("refact.conformance.cli.conform", "run the conformance checks and write reports"),
     "truth": ("refact.conformance.cli.truth", "print the oracle's value of a function at a point"),
     "backends": ("refact.backends.listing", "list built-in and plugin backends"),
-    "diff": ("refact.conformance.report.diff", "compare two JSON reports: regressions and improvements"),
-    "sweep": ("refact.conformance.run.sweep", "exhaustive or ranged sweep of one function over a format"),
+    "diff": ("refact.conformance.cli.diff", "compare two JSON reports: regressions and improvements"),
+    "sweep": ("refact.conformance.cli.sweep", "exhaustive or ranged sweep of one function over a format"),
     "golden": ("refact.conformance.cli.golden", "rebuild or re-check the shipped golden vectors (maintainers)"),
 }
 

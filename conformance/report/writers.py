@@ -21,19 +21,16 @@ Every write is atomic (a temporary file in the same directory, fsync, ``os.repla
 crash the previous report is still whole, never half-written.
 """
 
-import contextlib
 import html as _html
 import importlib.resources
 import json as _json
 import math
-import os
 import re
-import tempfile
 import xml.etree.ElementTree as ET
-from pathlib import Path
 from typing import NamedTuple
 
 from refact.conformance.run.records import SCHEMA
+from refact.conformance.truth.store import atomic_write_text
 
 __all__ = [
     "SCHEMA", "STATUS_SEVERITY", "InvalidReport",
@@ -200,44 +197,6 @@ def validate(report):
 
 # --------------------------------------------------------------------------- atomic writing
 
-def _fsync_directory(directory):
-    # Makes the rename itself durable on POSIX; Windows cannot open a directory, and some
-    # filesystems refuse, neither of which makes the file less whole.
-    if os.name == "nt":
-        return
-    with contextlib.suppress(OSError):
-        descriptor = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-
-
-def atomic_write_text(path, text):
-    """Replace the file at ``path`` with ``text`` (UTF-8) all at once.
-
-    The text goes to a temporary file in the same directory (``os.replace`` is atomic only
-    within one filesystem), is flushed and fsynced, then renamed over ``path``: a reader, or
-    whoever looks after a crash, sees the old file or the new one, never part of one.
-    """
-    path = Path(path)
-    directory = path.parent
-    directory.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644  # mkstemp would leave 0o600
-    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    _fsync_directory(directory)
-    return path
 
 
 # --------------------------------------------------------------------------- shared model

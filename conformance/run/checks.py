@@ -17,7 +17,6 @@ The record follows the ``refact.report/1`` contract of DESIGN.md.
 
 import functools
 import math
-from dataclasses import dataclass, field
 
 from refact.conformance.truth.catalog import ORACLE, get_function
 from refact.conformance.numbers.formats import get_format, round_to_format

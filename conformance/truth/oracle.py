@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from refact.conformance.truth import store
-from refact.conformance.truth.catalog import NAMES, ExactPlus, get_function
+from refact.conformance.truth.catalog import ExactPlus, get_function
 from refact.conformance.numbers.formats import (
     bits_hex, exact_hex, from_bits_hex, get_format, is_representable, parse_exact_hex_dyadic,
     round_to_format, same_value, ulp_exponent,

@@ -14,17 +14,19 @@ The same module keeps the disk cache of every other answer: one sqlite3 file, a
 table per oracle version.
 """
 
+import contextlib
 import gzip
 import json
 import os
 import sqlite3
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
 __all__ = [
     "GOLDEN_FILE", "SCHEMA", "golden_records", "golden_thresholds", "golden_data", "forget_golden",
-    "cache_path", "cache_get", "cache_put",
+    "cache_path", "cache_get", "cache_put", "atomic_write_text",
 ]
 
 GOLDEN_FILE = Path(__file__).parent.parent / "data" / "golden.json.gz"
@@ -153,3 +155,46 @@ def cache_put(items, version):
             conn.executemany(f"INSERT OR REPLACE INTO {_table(version)} (key, record) VALUES (?, ?)", items)
     except sqlite3.Error as error:  # a full disk or a lock held too long: lose the cache, not the run
         print(f"refact: could not write the oracle cache: {error}", file=sys.stderr)
+
+
+# --- files written whole: reports, sweep checkpoints ------------------------------------
+
+
+def _fsync_directory(directory):
+    # Makes the rename itself durable on POSIX; Windows cannot open a directory, and some
+    # filesystems refuse, neither of which makes the file less whole.
+    if os.name == "nt":
+        return
+    with contextlib.suppress(OSError):
+        descriptor = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def atomic_write_text(path, text):
+    """Replace the file at ``path`` with ``text`` (UTF-8) all at once.
+
+    The text goes to a temporary file in the same directory (``os.replace`` is atomic only
+    within one filesystem), is flushed and fsynced, then renamed over ``path``: a reader, or
+    whoever looks after a crash, sees the old file or the new one, never part of one.
+    """
+    path = Path(path)
+    directory = path.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644  # mkstemp would leave 0o600
+    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    _fsync_directory(directory)
+    return path

@@ -11,6 +11,7 @@ import pytest
 
 from refact.conformance.numbers.ruler import ALL_CLASSES
 from refact.conformance.report import writers as reports
+from refact.conformance.truth import store
 
 HOSTILE = "a | b <tag> & \"quoted\" 'single' *star* _under_ [link](x) `tick`"
 ANSI_MESSAGE = "RuntimeError: \x1b[31mboom\x1b[0m <tag> & | done"
@@ -350,7 +351,7 @@ def test_a_failure_in_the_middle_of_writing_leaves_the_previous_file_intact(repo
     def disk_full(descriptor):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(reports.os, "fsync", disk_full)
+    monkeypatch.setattr(store.os, "fsync", disk_full)  # the store writes every file whole
     with pytest.raises(OSError):
         reports.write_markdown(report, path)
     assert path.read_bytes() == before and leftovers(tmp_path, "report.json") == []
