@@ -6,7 +6,8 @@ import sys
 from refact.conformance.cli import UsageError
 from refact.conformance.cases.sets import LEVELS
 from refact.conformance.run.records import CHECKS, STATUSES
-from refact.conformance.run.runner import FORMAT_NAMES, run_conformance
+from refact.conformance.numbers.formats import FORMATS
+from refact.conformance.run.runner import run_conformance
 from refact.conformance.truth.catalog import NAMES
 
 
@@ -42,7 +43,6 @@ def add_arguments(parser):
 
 
 def _selection(values, allowed, what):
-
     chosen = [v for text in values for v in _csv(text)]
     unknown = [v for v in chosen if allowed is not None and v not in allowed]
     if unknown:
@@ -80,7 +80,7 @@ def run(args):
     from refact.conformance.report.writers import write_reports
 
     functions = _selection(args.function, NAMES, "function")
-    formats = _selection(args.format, FORMAT_NAMES, "format")
+    formats = _selection(args.format, tuple(FORMATS), "format")
     check_names = _selection(args.check, CHECKS, "check")
     fail_on = set(_selection([args.fail_on], STATUSES, "status") or ())
     backends = _selection(args.backend, None, "backend")

@@ -19,13 +19,13 @@ from concurrent.futures import ProcessPoolExecutor
 from refact.conformance.run import checks
 from refact.conformance.cases.sets import cases_for
 from refact.conformance.truth.catalog import NAMES
+from refact.conformance.numbers.formats import FORMATS
 from refact.conformance.run.isolation import JobError, Worker
 from refact.conformance.run.sweep import sweep_record
 from refact.conformance.run.records import CHECKS, STATUSES, record, report_envelope
 
 __all__ = ["run_conformance", "STATUSES"]
 
-FORMAT_NAMES = ("float64", "float32", "float16", "bfloat16")
 #: Formats whose every value `--cases full` checks (65,536 bit patterns each).
 EXHAUSTIVE_FORMATS = ("float16", "bfloat16")
 
@@ -241,7 +241,7 @@ def run_conformance(backends=None, functions=None, formats=None, check_names=Non
                     progress=False):
     """Run the checks and return the ``refact.report/1`` report as a dict."""
     functions = list(functions or NAMES)
-    formats = list(formats or FORMAT_NAMES)
+    formats = list(formats or FORMATS)
     wanted = list(check_names or CHECKS)
     names = _backend_names(backends)
     workers = jobs or os.cpu_count() or 1
