@@ -9,7 +9,7 @@ import math
 import numbers
 
 __all__ = [
-    "to_float", "elementwise", "to_array", "from_array", "normalize_axis", "lanes",
+    "to_float", "as_sequence", "elementwise", "to_array", "from_array", "normalize_axis", "lanes",
     "check_temperature", "probability_limit",
 ]
 
@@ -35,7 +35,7 @@ def to_float(value, function, argument="x", position=()):
         ) from None
 
 
-def _as_sequence(value):
+def as_sequence(value):
     """A list for anything sequence-like (list, tuple, numpy array via tolist), else None."""
     if isinstance(value, list):
         return value
@@ -57,7 +57,7 @@ def to_array(x, function, argument="x"):
     A scalar gives shape ``()``. Raises TypeError for a non-number (with its index)
     and ValueError for a ragged nesting.
     """
-    rows = _as_sequence(x)
+    rows = as_sequence(x)
     if rows is None:
         return (), [to_float(x, function, argument)]
     shape = []
@@ -66,7 +66,7 @@ def to_array(x, function, argument="x"):
         shape.append(len(level))
         if not level:
             break
-        inner = _as_sequence(level[0])
+        inner = as_sequence(level[0])
         if inner is None:
             break
         level = inner
@@ -86,7 +86,7 @@ def _flatten(rows, shape, depth, position, out, function, argument):
             out.extend(rows)  # the common case: a row of floats, checked in one pass
             return
         for i, value in enumerate(rows):
-            if _as_sequence(value) is not None:
+            if as_sequence(value) is not None:
                 raise ValueError(
                     f"{function}(): {argument} is ragged: {argument}{_where(position + (i,))} "
                     f"is a sequence where a number was expected"
@@ -94,7 +94,7 @@ def _flatten(rows, shape, depth, position, out, function, argument):
             out.append(to_float(value, function, argument, position + (i,)))
         return
     for i, value in enumerate(rows):
-        inner = _as_sequence(value)
+        inner = as_sequence(value)
         if inner is None:
             raise ValueError(
                 f"{function}(): {argument} is ragged: {argument}{_where(position + (i,))} "

@@ -3,234 +3,19 @@ softplus, logit and hard_sigmoid, each within 1 ULP of the truth over all floats
 
 Two tools, built at import from exact integer arithmetic, carry the accuracy: a table of
 sigmoid in double-double at steps of 1/64 (sigmoid becomes one expm1 and a small
-correction), and double-double exp and log kernels with errors near 2**-70.
+correction), and the double-double exp and log kernels of ``_dd`` with errors near 2**-70.
 """
 
 import math
 from math import exp, expm1, floor, frexp, ldexp, log1p
 
+from ._dd import EXP_UNDERFLOW, FX, FX_ONE, dd_div, dd_mul, exp_dd, fx_exp, fx_to_dd, ldexp_dd, log_dd, two_sum
 from ._inputs import elementwise, probability_limit, to_float
 
 __all__ = [
     "sigmoid", "expit", "logistic", "sigmoid_grad", "log_sigmoid", "softplus", "logit",
     "hard_sigmoid",
 ]
-
-
-# --- exact integer arithmetic, used only to build tables at import -------------------------
-# A fixed-point number v stands for v / 2**_FX: 192 bits, far more than the 106 of a
-# double-double, so the tables below are exact to their last bit.
-
-_FX = 192
-_FX_ONE = 1 << _FX
-
-
-def _fx_exp(y):
-    """exp(y) for a fixed-point 0 <= y <= 1, by its Taylor series."""
-    total = term = _FX_ONE
-    k = 0
-    while term:
-        k += 1
-        term = (term * y >> _FX) // k
-        total += term
-    return total
-
-
-def _fx_log_ratio(num, den):
-    """log(num/den) for positive integers with num/den near 1: 2 atanh((num-den)/(num+den))."""
-    if num < den:
-        return -_fx_log_ratio(den, num)
-    z_num, z_den = num - den, num + den
-    term = (z_num << _FX) // z_den
-    z2_num, z2_den = z_num * z_num, z_den * z_den
-    total, k = 0, 1
-    while term:
-        total += term // k
-        term = term * z2_num // z2_den
-        k += 2
-    return 2 * total
-
-
-_FX_LN2 = _fx_log_ratio(2, 1)
-
-
-def _fx_to_dd(v, bits=_FX):
-    """The value v / 2**bits as a double-double (hi, lo), both correctly rounded."""
-    hi = float(v)
-    m, k = frexp(hi)
-    # v - hi in integers; int(hi) would be exact too, but it is slow for large floats
-    lo = float(v - (int(m * 9007199254740992.0) << (k - 53))) if k > 53 else 0.0
-    return ldexp(hi, -bits), ldexp(lo, -bits)
-
-
-def _fx_to_float(v, bits=_FX):
-    return ldexp(float(v), -bits)
-
-
-# --- double-double helpers ------------------------------------------------------------------
-# Dekker's splitting and exact product: no fused multiply-add before Python 3.13.
-
-_SPLIT = 134217729.0  # 2**27 + 1
-
-
-def _two_sum(a, b):
-    s = a + b
-    t = s - a
-    return s, (a - (s - t)) + (b - t)
-
-
-def _two_prod(a, b):
-    p = a * b
-    t = _SPLIT * a
-    ah = t - (t - a)
-    al = a - ah
-    t = _SPLIT * b
-    bh = t - (t - b)
-    bl = b - bh
-    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
-
-
-def _dd_mul(ah, al, bh, bl):
-    p, e = _two_prod(ah, bh)
-    e += ah * bl + al * bh
-    hi = p + e
-    return hi, (p - hi) + e
-
-
-def _dd_div(ah, al, bh, bl):
-    """(ah + al) / (bh + bl) in double-double, relative error about 2**-104."""
-    q = ah / bh
-    p, e = _two_prod(q, bh)
-    r = (((ah - p) - e) + al - q * bl) / bh
-    hi = q + r
-    return hi, (q - hi) + r
-
-
-def _ldexp_dd(hi, lo, k):
-    """(hi + lo) * 2**k rounded once, also when the result is subnormal.
-
-    ldexp(hi + lo, k) alone would round twice there (first to 53 bits); the residual of
-    that rounding, measured against hi + lo, tells whether to step once.
-    """
-    y = ldexp(hi + lo, k)
-    if -2.2250738585072014e-308 < y < 2.2250738585072014e-308:
-        r = (hi - ldexp(y, -k)) + lo  # hi - y/2**k is exact: both are within 2**-1074 * 2**-k
-        half = ldexp(0.5, -1074 - k)  # half a subnormal step, in the scale of hi
-        if r > half:
-            y += 5e-324
-        elif r < -half:
-            y -= 5e-324
-    return y
-
-
-# --- exp in double-double -------------------------------------------------------------------
-# exp(x) = 2**m * 2**(j/256) * exp(r) with |r| <= ln2/512; the table holds 2**(j/256) in
-# double-double (and its high part split for an exact product), exp(r) - 1 is a degree-6
-# polynomial whose truncation error is below 2**-70.
-
-_EXP_N = 256
-_EXP_INV_STEP = _EXP_N / math.log(2.0)
-_fx_step = _FX_LN2 // _EXP_N
-# ln2/256 in two pieces: the first has 34 significant bits, so k * _EXP_STEP_HI is exact
-# for every |k| < 2**19, which covers |x| < 1400.
-_EXP_STEP_HI = ldexp(float((_fx_step + (1 << (_FX - 43))) >> (_FX - 42)), -42)
-_EXP_STEP_LO = _fx_to_float(_fx_step - (int(_EXP_STEP_HI * 2.0**42) << (_FX - 42)))
-
-
-def _build_exp_table():
-    root = _fx_exp(_fx_step)  # 2**(1/256)
-    table, power = [], _FX_ONE
-    for _ in range(_EXP_N):
-        hi, lo = _fx_to_dd(power)
-        t = _SPLIT * hi
-        head = t - (t - hi)
-        table.append((hi, lo, head, hi - head))
-        power = power * root >> _FX
-    return table
-
-
-_EXP_TABLE = _build_exp_table()
-
-
-def _exp_dd(x):
-    """exp(x) as (hi, lo, m): exp(x) = (hi + lo) * 2**m, hi in [1, 2), relative error < 2**-66.
-
-    x must be finite with |x| < 746 (no overflow handling: the callers bound x).
-    """
-    k = floor(x * _EXP_INV_STEP + 0.5)
-    r = x - k * _EXP_STEP_HI  # exact: Sterbenz, and k * _EXP_STEP_HI is exact
-    c = -(k * _EXP_STEP_LO)
-    s = r + c
-    c = (r - s) + c
-    r = s  # the reduced argument is r + c, |r| <= ln2/512
-    poly = r * r * (0.5 + r * (1 / 6 + r * (1 / 24 + r * (1 / 120 + r * (1 / 720)))))
-    th, tl, ta, tb = _EXP_TABLE[k & (_EXP_N - 1)]
-    # th * r exactly (Dekker), since it is the first-order term and carries 2**-9.5 weight.
-    t = _SPLIT * r
-    ra = t - (t - r)
-    rb = r - ra
-    p = th * r
-    pe = ((ta * ra - p) + ta * rb + tb * ra) + tb * rb
-    hi = th + p
-    lo = (th - hi) + p + (pe + (tl + th * (c + poly) + tl * r))
-    s = hi + lo
-    return s, (hi - s) + lo, k >> 8
-
-
-# --- log in double-double -------------------------------------------------------------------
-# log(x) = e*ln2 - log(r_j) + log1p(u): x = m * 2**e with m in [sqrt(1/2), sqrt(2)), r_j an
-# 11-bit approximation of 1/m read from a table (with -log(r_j) in double-double), so that
-# u = m*r_j - 1 is exact (m split in a 42-bit head and a short tail) and |u| < 2**-8.9;
-# log1p(u) is u plus a degree-8 polynomial, truncated below 2**-80.
-
-_LN2_HI = ldexp(float(_FX_LN2 >> (_FX - 42)), -42)  # 42 bits: e * _LN2_HI is exact
-_LN2_LO = _fx_to_float(_FX_LN2 - (int(_LN2_HI * 2.0**42) << (_FX - 42)))
-
-
-def _build_log_table():
-    # Row j serves m*512 rounded to j; r_j = round(1024/(j/512))/1024 has 11 bits. The logs
-    # go from one r to the next by log(r'/r), a series that gains 20 bits a term.
-    table = [None] * 725
-    previous, acc = 1024, 0
-    for j in list(range(512, 725)) + list(range(511, 361, -1)):
-        r_int = (1048576 + j) // (2 * j)
-        acc += _fx_log_ratio(r_int, previous)
-        previous = r_int
-        table[j] = (r_int / 1024, *_fx_to_dd(-acc))
-        if j == 724:
-            previous, acc = 1024, 0
-    return table
-
-
-_LOG_TABLE = _build_log_table()
-
-
-def _log_dd(x):
-    """log(x) as (hi, lo) for a positive finite float x; absolute error below 2**-70."""
-    m, e = frexp(x)
-    if m < 0.7071067811865476:
-        m *= 2.0
-        e -= 1
-    r, lh, ll = _LOG_TABLE[floor(m * 512.0 + 0.5)]
-    t = 2049.0 * m  # Veltkamp split: a 42-bit head, so that head * r is exact
-    head = t - (t - m)
-    u = head * r - 1.0  # exact: head * r is within 2**-8.9 of 1
-    v = (m - head) * r  # exact: a short tail times an 11-bit r
-    uh = u + v
-    t = uh - u
-    ul = (u - (uh - t)) + (v - t)
-    tail = uh * uh * (-0.5 + uh * (1 / 3 + uh * (-0.25 + uh * (0.2 + uh * (
-        -1 / 6 + uh * (1 / 7 + uh * -0.125))))))
-    big = e * _LN2_HI
-    s1 = big + lh
-    t = s1 - big
-    err1 = (big - (s1 - t)) + (lh - t)
-    s2 = s1 + uh
-    t = s2 - s1
-    err2 = (s1 - (s2 - t)) + (uh - t)
-    lo = err1 + err2 + (e * _LN2_LO + ll + (ul * (1.0 - uh) + tail))
-    hi = s2 + lo
-    return hi, (s2 - hi) + lo
 
 
 # --- the sigmoid table ----------------------------------------------------------------------
@@ -244,19 +29,20 @@ def _log_dd(x):
 
 _GRID = 64
 _GRID_LOW, _GRID_HIGH = -2560, 576  # rows n with _GRID_LOW <= n < _GRID_HIGH
+_TABLE_LOW, _TABLE_HIGH = _GRID_LOW / _GRID, _GRID_HIGH / _GRID  # the x it serves: [-40, 9)
 
 
 def _build_sigmoid_table():
     # 136 bits are enough here (sigma(-40) ~ 2**-58 keeps 78 good bits), and quicker.
     bits = 136
     one = 1 << bits
-    e = _fx_exp(_FX_ONE // (2 * _GRID)) >> (_FX - bits)  # exp(a) at a = (n + 1/2)/64
-    step = _fx_exp(_FX_ONE // _GRID) >> (_FX - bits)  # exp(1/64)
+    e = fx_exp(FX_ONE // (2 * _GRID)) >> (FX - bits)  # exp(a) at a = (n + 1/2)/64
+    step = fx_exp(FX_ONE // _GRID) >> (FX - bits)  # exp(1/64)
     ahead, behind = [], []
     for n in range(-_GRID_LOW):
         c = (e << bits) // (one + e)  # sigma(a) = e/(1+e); sigma(-a) = 1 - c
-        c_hi, c_lo = _fx_to_dd(c, bits)
-        s_hi, s_lo = _fx_to_dd(one - c, bits)
+        c_hi, c_lo = fx_to_dd(c, bits)
+        s_hi, s_lo = fx_to_dd(one - c, bits)
         p = 1.0 / (c_hi * s_hi)  # 1/(S*C), the same for a and -a; 2**-52 is enough here
         a = (n + 0.5) / _GRID
         if n < _GRID_HIGH:
@@ -292,14 +78,14 @@ def sigmoid(x):
     """
     if type(x) is not float:
         return elementwise(sigmoid, x, "sigmoid")
-    if -40.0 <= x < 9.0:
-        a, s_hi, s_lo, p, q = _SIGMOID_TABLE[floor(x * 64.0)]
+    if _TABLE_LOW <= x < _TABLE_HIGH:
+        a, s_hi, s_lo, p, q = _SIGMOID_TABLE[floor(x * _GRID)]
         m = expm1(a - x)
         return s_hi + (s_lo - m / (p + q * m))
-    if x >= 9.0:
+    if x >= _TABLE_HIGH:
         e = exp(-x)
         return 1.0 - e / (1.0 + e)
-    if x < -40.0:
+    if x < _TABLE_LOW:
         return exp(x)
     return x  # NaN
 
@@ -325,14 +111,14 @@ def sigmoid_grad(x):
     if type(x) is not float:
         return elementwise(sigmoid_grad, x, "sigmoid_grad")
     t = x if x < 0.0 else -x
-    if t > -746.0:
-        e_hi, e_lo, k = _exp_dd(t)  # e = (e_hi + e_lo) * 2**k
+    if t > EXP_UNDERFLOW:
+        e_hi, e_lo, k = exp_dd(t)  # e = (e_hi + e_lo) * 2**k
         e = ldexp(e_hi, k)
-        d_hi, d_lo = _two_sum(1.0, e)
+        d_hi, d_lo = two_sum(1.0, e)
         d_lo += ldexp(e_lo, k)
-        d_hi, d_lo = _dd_mul(d_hi, d_lo, d_hi, d_lo)
-        q_hi, q_lo = _dd_div(e_hi, e_lo, d_hi, d_lo)
-        return _ldexp_dd(q_hi, q_lo, k)
+        d_hi, d_lo = dd_mul(d_hi, d_lo, d_hi, d_lo)
+        q_hi, q_lo = dd_div(e_hi, e_lo, d_hi, d_lo)
+        return ldexp_dd(q_hi, q_lo, k)
     return 0.0 if t == t else t  # |x| > 746 underflows; NaN stays NaN
 
 
@@ -355,18 +141,18 @@ def softplus(x):
     if type(x) is not float:
         return elementwise(softplus, x, "softplus")
     if x < 12.0:
-        if x > -746.0:
-            e_hi, e_lo, k = _exp_dd(x)
+        if x > EXP_UNDERFLOW:
+            e_hi, e_lo, k = exp_dd(x)
             if k < -16:
                 # e < 2**-15: log1p(e) = e (1 - e/2 + e**2/3 - e**3/4 + e**4/5), all in the
                 # scale of e, so that 1 + e is never formed (it would lose e's low bits).
                 e = ldexp(e_hi, k)
                 tail = e_hi * e * (0.5 - e * (1 / 3 - e * (0.25 - 0.2 * e)))
-                return _ldexp_dd(e_hi, e_lo - tail, k)
+                return ldexp_dd(e_hi, e_lo - tail, k)
             e_hi = ldexp(e_hi, k)
-            s, t = _two_sum(1.0, e_hi)
+            s, t = two_sum(1.0, e_hi)
             t += ldexp(e_lo, k)  # 1 + e = s + t exactly, to 2**-106
-            l_hi, l_lo = _log_dd(s)
+            l_hi, l_lo = log_dd(s)
             w = t / s
             return l_hi + (l_lo + (w - 0.5 * w * w))
         return 0.0 if x == x else x  # underflow, or NaN
@@ -402,14 +188,14 @@ def _logit_exact(p):
         u = d + d
         v = u * u
         return (u + u) + u * v * (2 / 3 + v * (2 / 5 + v * (2 / 7 + v * (2 / 9 + v * (2 / 11)))))
-    p_hi, p_lo = _log_dd(p)
+    p_hi, p_lo = log_dd(p)
     if d > 0.0:
-        q_hi, q_lo = _log_dd(1.0 - p)  # 1 - p is exact for p >= 1/2
+        q_hi, q_lo = log_dd(1.0 - p)  # 1 - p is exact for p >= 1/2
     else:
-        s, t = _two_sum(1.0, -p)  # 1 - p = s + t exactly
-        q_hi, q_lo = _log_dd(s)
+        s, t = two_sum(1.0, -p)  # 1 - p = s + t exactly
+        q_hi, q_lo = log_dd(s)
         q_lo += t / s
-    hi, lo = _two_sum(p_hi, -q_hi)
+    hi, lo = two_sum(p_hi, -q_hi)
     return hi + (lo + (p_lo - q_lo))
 
 

@@ -26,9 +26,10 @@ import decimal
 import fractions
 import math
 
-from ._inputs import _as_sequence, check_temperature, from_array, to_array, to_float
+from ._dd import two_sum
+from ._inputs import as_sequence, check_temperature, from_array, to_array, to_float
 from .elementwise import softplus
-from .softmax import _decimal_value, _log_softmax_lane, _parts, _softmax_lane, _two_sum
+from .softmax import decimal_value, lane_parts, log_softmax_lane, softmax_lane
 
 __all__ = [
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "distillation_loss",
@@ -201,7 +202,7 @@ def binary_cross_entropy_with_logits(x, y, weight=None, pos_weight=None, reducti
 
 def _class_indices(target, count, function):
     """The raw class indices of ``target`` (a scalar, or a sequence of ``count``), as ints."""
-    items = [target] if count is None else _as_sequence(target)
+    items = [target] if count is None else as_sequence(target)
     indices = []
     for n, item in enumerate(items):
         if isinstance(item, bool) or not hasattr(type(item), "__index__"):
@@ -280,7 +281,7 @@ def cross_entropy(logits, target, weight=None, ignore_index=-100, label_smoothin
 
 
 def _index_target_loss(row, k, weights, smoothing):
-    log_q = _log_softmax_lane(row, 1.0)
+    log_q = log_softmax_lane(row, 1.0)
     w = 1.0 if weights is None else weights[k]
     terms = []
     if smoothing < 1.0:
@@ -295,7 +296,7 @@ def _index_target_loss(row, k, weights, smoothing):
 
 
 def _soft_target_loss(row, target, weights, smoothing):
-    log_q = _log_softmax_lane(row, 1.0)
+    log_q = log_softmax_lane(row, 1.0)
     uniform = smoothing / len(row)
     terms = []
     for c, (y, lq) in enumerate(zip(target, log_q)):
@@ -342,12 +343,12 @@ def _distillation_row(teacher, student, t):
     rows = teacher + student
     if any(v != v or v == math.inf for v in rows) or max(teacher) == -math.inf or max(student) == -math.inf:
         # NaN, +inf or an all -inf row: the lane conventions decide, the plain formula applies them.
-        p = _softmax_lane(teacher, t)
-        log_p, log_q = _log_softmax_lane(teacher, t), _log_softmax_lane(student, t)
+        p = softmax_lane(teacher, t)
+        log_p, log_q = log_softmax_lane(teacher, t), log_softmax_lane(student, t)
         return _total([p_i * (lp - lq) for p_i, lp, lq in zip(p, log_p, log_q) if p_i != 0.0]) * (t * t)
-    p, q = _softmax_lane(teacher, t), _softmax_lane(student, t)
-    _, hi_p, lo_p, _, _, r_p, r_p_lo = _parts(teacher, t)
-    _, hi_q, lo_q, _, _, r_q, r_q_lo = _parts(student, t)
+    p, q = softmax_lane(teacher, t), softmax_lane(student, t)
+    _, hi_p, lo_p, _, _, r_p, r_p_lo = lane_parts(teacher, t)
+    _, hi_q, lo_q, _, _, r_q, r_q_lo = lane_parts(student, t)
     log_norm_p = math.log1p(r_p) + r_p_lo / (1.0 + r_p)
     log_norm_q = math.log1p(r_q) + r_q_lo / (1.0 + r_q)
     log_ratio = log_norm_p - log_norm_q  # y_i = (hi_p - hi_q) + (lo_p - lo_q) - log_ratio
@@ -366,8 +367,8 @@ def _distillation_row(teacher, student, t):
         if b == -math.inf:  # q_i = 0 where p_i > 0, or (s_i - max s)/t beyond the floats
             return math.inf if math.inf in (-v for v in student) else _decimal_distillation_row(
                 teacher, student, t)
-        d, d_lo = _two_sum(a, -b)
-        y, y_lo = _two_sum(d - log_ratio, d_lo + (a_lo - b_lo))
+        d, d_lo = two_sum(a, -b)
+        y, y_lo = two_sum(d - log_ratio, d_lo + (a_lo - b_lo))
         identical = identical and y == 0.0
         spread += p_i * abs(y)
         largest = max(largest, -a, -b)
@@ -412,7 +413,7 @@ def _decimal_distillation_row(teacher, student, t):
         square = temperature * temperature
         return kl * square, scale * square * (len(a) + 1)
 
-    loss = _decimal_value(evaluate)
+    loss = decimal_value(evaluate)
     return loss if loss > 0.0 else 0.0  # a KL is >= 0: a negative residue is rounding, not a sign
 
 

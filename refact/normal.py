@@ -11,11 +11,10 @@ R(t) = Phi(-t)/phi(t), a smooth function of order 1/t, from a table and its Tayl
 
 from math import floor, isqrt, ldexp, log, sqrt
 
-from ._inputs import elementwise, probability_limit
-from .elementwise import (
-    _FX, _FX_ONE, _dd_div, _dd_mul, _exp_dd, _fx_exp, _fx_to_dd, _fx_to_float, _ldexp_dd,
-    _two_prod, _two_sum,
+from ._dd import (
+    FX, FX_ONE, dd_div, dd_mul, exp_dd, fx_exp, fx_to_dd, fx_to_float, ldexp_dd, two_prod, two_sum,
 )
+from ._inputs import elementwise, probability_limit
 
 __all__ = ["ndtr", "probit", "ndtri"]
 
@@ -24,7 +23,7 @@ __all__ = ["ndtr", "probit", "ndtri"]
 
 def _fx_atan_inverse(n):
     """atan(1/n) in fixed point, for an integer n >= 2."""
-    total, term, k, sign, n2 = 0, _FX_ONE // n, 1, 1, n * n
+    total, term, k, sign, n2 = 0, FX_ONE // n, 1, 1, n * n
     while term:
         total += sign * (term // k)
         term //= n2
@@ -34,31 +33,38 @@ def _fx_atan_inverse(n):
 
 
 _FX_PI = 16 * _fx_atan_inverse(5) - 4 * _fx_atan_inverse(239)  # Machin
-_INV_SQRT_2PI = _fx_to_dd(isqrt((1 << 3 * _FX) // (2 * _FX_PI)))  # 1/sqrt(2 pi)
-_SQRT_2PI = _fx_to_dd(isqrt(2 * _FX_PI << _FX))
+_INV_SQRT_2PI = fx_to_dd(isqrt((1 << 3 * FX) // (2 * _FX_PI)))  # 1/sqrt(2 pi)
+_SQRT_2PI = fx_to_dd(isqrt(2 * _FX_PI << FX))
 
 _STEPS = 16  # the table holds R at t = j/16, j = 0..64
+_MILLS_T_MAX = 4
+# floor(16 t + 1/2) stays in the table for t below 4 + 1/32; beyond, the continued fraction.
+_MILLS_TABLE_END = (_MILLS_T_MAX * _STEPS + 0.5) / _STEPS
+# Phi(x) < 2**-1075 below _NDTR_ZERO_BELOW (it rounds to 0), and Phi(-x) < 2**-54 from
+# _NDTR_ONE_FROM on (1 - Phi(-x) rounds to 1).
+_NDTR_ZERO_BELOW = -38.5
+_NDTR_ONE_FROM = 8.3
 
 
 def _build_mills_table():
     """(R(t), R'(t)) at t = j/16 for t <= 4, with R(t) = sqrt(pi/2) e**(t**2/2) - S(t) and
     S(t) = sum t**(2n+1) / (1*3*...*(2n+1)): both terms exact to 2**-192 (the cancellation
     costs at most 14 bits at t = 4), R in double-double and R' = t R - 1 rounded once."""
-    root = isqrt(_FX_PI << (_FX - 1))  # sqrt(pi/2)
-    growth = _FX_ONE  # e**(t**2/2), times e**((2j+1)/512) at each step
-    factor = _fx_exp(_FX_ONE // 512)  # e**((2j+1)/512)
-    factor_step = factor * factor >> _FX
+    root = isqrt(_FX_PI << (FX - 1))  # sqrt(pi/2)
+    growth = FX_ONE  # e**(t**2/2), times e**((2j+1)/512) at each step
+    factor = fx_exp(FX_ONE // 512)  # e**((2j+1)/512)
+    factor_step = factor * factor >> FX
     table = []
-    for j in range(4 * _STEPS + 1):
-        series, term, n = 0, (j << _FX) // _STEPS, 0
+    for j in range(_MILLS_T_MAX * _STEPS + 1):
+        series, term, n = 0, (j << FX) // _STEPS, 0
         while term:
             series += term
             term = term * j * j // (_STEPS * _STEPS * (2 * n + 3))
             n += 1
-        mills = (root * growth >> _FX) - series
-        table.append((*_fx_to_dd(mills), _fx_to_float(j * mills // _STEPS - _FX_ONE)))
-        growth = growth * factor >> _FX
-        factor = factor * factor_step >> _FX
+        mills = (root * growth >> FX) - series
+        table.append((*fx_to_dd(mills), fx_to_float(j * mills // _STEPS - FX_ONE)))
+        growth = growth * factor >> FX
+        factor = factor * factor_step >> FX
     return table
 
 
@@ -67,10 +73,10 @@ _MILLS_TABLE = _build_mills_table()
 
 def _mills(t):
     """R(t) = Phi(-t)/phi(t) for 0 <= t < 38.5, as a double-double, relative error < 2**-55."""
-    if t < 4.03125:
-        j = floor(t * 16.0 + 0.5)
+    if t < _MILLS_TABLE_END:
+        j = floor(t * _STEPS + 0.5)
         r_hi, r_lo, d = _MILLS_TABLE[j]
-        t0 = j / 16.0
+        t0 = j / _STEPS
         h = t - t0  # exact (Sterbenz)
         # Taylor series from the ODE R' = t R - 1: R^(n+1) = t R^(n) + n R^(n-1).
         prev, total, power = r_hi, d * h, h
@@ -87,23 +93,23 @@ def _mills(t):
     for k in range(40 if t < 8.0 else 20 if t < 15.0 else 12, 2, -1):
         y = t + k / y
     q = 2.0 / y
-    p, e = _two_prod(q, y)
-    y_hi, y_lo = _two_sum(t, q)
+    p, e = two_prod(q, y)
+    y_hi, y_lo = two_sum(t, q)
     y_lo += ((2.0 - p) - e) / y
-    q_hi, q_lo = _dd_div(1.0, 0.0, y_hi, y_lo)
-    y_hi, y_lo = _two_sum(t, q_hi)
-    return _dd_div(1.0, 0.0, y_hi, y_lo + q_lo)
+    q_hi, q_lo = dd_div(1.0, 0.0, y_hi, y_lo)
+    y_hi, y_lo = two_sum(t, q_hi)
+    return dd_div(1.0, 0.0, y_hi, y_lo + q_lo)
 
 
 def _lower_tail(t):
     """Phi(-t) = (hi + lo) * 2**k for 0 <= t < 38.6, as (hi, lo, k, R(t)); probit's Newton
     step needs the Mills ratio R(t) too."""
-    q_hi, q_lo = _two_prod(t, t)
-    e_hi, e_lo, k = _exp_dd(-0.5 * q_hi)  # e**(-t**2/2) = e**(-q_hi/2) (1 - q_lo/2)
+    q_hi, q_lo = two_prod(t, t)
+    e_hi, e_lo, k = exp_dd(-0.5 * q_hi)  # e**(-t**2/2) = e**(-q_hi/2) (1 - q_lo/2)
     e_lo -= 0.5 * q_lo * e_hi
-    phi_hi, phi_lo = _dd_mul(e_hi, e_lo, *_INV_SQRT_2PI)
+    phi_hi, phi_lo = dd_mul(e_hi, e_lo, *_INV_SQRT_2PI)
     r_hi, r_lo = _mills(t)
-    v_hi, v_lo = _dd_mul(phi_hi, phi_lo, r_hi, r_lo)
+    v_hi, v_lo = dd_mul(phi_hi, phi_lo, r_hi, r_lo)
     return v_hi, v_lo, k, r_hi
 
 
@@ -127,21 +133,27 @@ def ndtr(x):
     if type(x) is not float:
         return elementwise(ndtr, x, "ndtr")
     if x <= 0.0:
-        if x > -38.5:
+        if x > _NDTR_ZERO_BELOW:
             v_hi, v_lo, k, _ = _lower_tail(-x)
-            return _ldexp_dd(v_hi, v_lo, k)
-        return 0.0  # below 2**-1075
-    if x < 8.3:  # beyond, Phi(-x) < 2**-54 and 1 - Phi(-x) rounds to 1
+            return ldexp_dd(v_hi, v_lo, k)
+        return 0.0
+    if x < _NDTR_ONE_FROM:
         v_hi, v_lo, k, _ = _lower_tail(x)
-        s, e = _two_sum(1.0, -ldexp(v_hi, k))
+        s, e = two_sum(1.0, -ldexp(v_hi, k))
         return s + (e - ldexp(v_lo, k))
     return 1.0 if x == x else x  # NaN
 
 
 # --- the inverse --------------------------------------------------------------------------
-# A starting value from Wichura's rational approximations (Algorithm AS 241, Applied
-# Statistics 37 (1988) 477-484, accurate to about 1e-16), then one Newton step against the
-# accurate ndtr above, which makes the result accurate to the last bit.
+# A starting value from Wichura's rational approximations (M. J. Wichura, "Algorithm AS 241:
+# The percentage points of the normal distribution", Applied Statistics 37 (1988) 477-484;
+# PPND16, accurate to about 1e-16), then one Newton step against the accurate ndtr above,
+# which makes the result accurate to the last bit. The split points and shifts keep the
+# paper's names: |p - 1/2| <= SPLIT1 is the centre, r = sqrt(-log p) <= SPLIT2 near, beyond far.
+
+_AS241_SPLIT1, _AS241_SPLIT2 = 0.425, 5.0
+# CONST1 is SPLIT1**2 typed as a decimal, as in the paper (the float 0.425 * 0.425 is 1 ULP off).
+_AS241_CONST1, _AS241_CONST2 = 0.180625, 1.6
 
 _AS241_CENTRE = (
     (3.3871328727963666080, 133.14166789178437745, 1971.5909503065514427, 13731.693765509461125,
@@ -179,32 +191,33 @@ def _rational(coefficients, r):
 def _probit_lower(p):
     """probit(p) for 0 < p <= 1/2 (a result <= 0)."""
     d = p - 0.5  # exact for p >= 1/4
-    if d >= -0.425:
-        x = d * _rational(_AS241_CENTRE, 0.180625 - d * d)
+    if d >= -_AS241_SPLIT1:
+        x = d * _rational(_AS241_CENTRE, _AS241_CONST1 - d * d)
     else:
         r = sqrt(-log(p))
-        x = -(_rational(_AS241_NEAR, r - 1.6) if r <= 5.0 else _rational(_AS241_FAR, r - 5.0))
+        x = -(_rational(_AS241_NEAR, r - _AS241_CONST2) if r <= _AS241_SPLIT2
+              else _rational(_AS241_FAR, r - _AS241_SPLIT2))
     t = -x
     if t < 0.5:
         # Newton on Phi(x) - 1/2 = -phi(t) S(t), S(t) = t + t**3/3 + t**5/15 + ... (no
         # cancellation, unlike Phi - 1/2 near 0): x <- x + S(t) + d/phi(t), and with
         # x = -t, x + S(t) is the small tail of the series.
-        q_hi, q_lo = _two_prod(t, t)
-        c_hi, c_lo = _two_prod(t, q_hi)  # t**3, then t**3/3 in double-double
+        q_hi, q_lo = two_prod(t, t)
+        c_hi, c_lo = two_prod(t, q_hi)  # t**3, then t**3/3 in double-double
         c_lo += t * q_lo
         third = c_hi / 3.0
-        p_hi, p_lo = _two_prod(third, 3.0)
+        p_hi, p_lo = two_prod(third, 3.0)
         third_lo = (((c_hi - p_hi) - p_lo) + c_lo) / 3.0
         rest, term, odd = 0.0, c_hi * q_hi / 15.0, 5.0
         while term > 1e-20 * t:  # t**(2n+1) / (1*3*...*(2n+1)) for n >= 2
             rest += term
             odd += 2.0
             term = term * q_hi / odd
-        e_hi, e_lo, k = _exp_dd(0.5 * q_hi)  # 1/phi = sqrt(2 pi) e**(t**2/2); k = 0 here
+        e_hi, e_lo, k = exp_dd(0.5 * q_hi)  # 1/phi = sqrt(2 pi) e**(t**2/2); k = 0 here
         e_lo += 0.5 * q_lo * e_hi
-        g_hi, g_lo = _dd_mul(e_hi, e_lo, *_SQRT_2PI)
-        step, step_lo = _two_prod(d, g_hi)
-        hi, lo = _two_sum(step, third)
+        g_hi, g_lo = dd_mul(e_hi, e_lo, *_SQRT_2PI)
+        step, step_lo = two_prod(d, g_hi)
+        hi, lo = two_sum(step, third)
         return hi + (lo + (step_lo + d * g_lo + third_lo + rest))
     # Newton on Phi(x) = p, written without underflow: with v = Phi(x),
     # x <- x - (v - p)/phi(x) = x - R(t) (v - p)/v.
@@ -223,6 +236,9 @@ def probit(p):
     the series of Phi - 1/2 and p - 1/2, which is exact there. Above 1/2, probit(p) =
     -probit(1 - p), 1 - p being exact: p near 1 is ill-conditioned, and the result is the
     correctly computed quantile of the p given, not of the p meant. ``ndtri`` is this function.
+
+    The starting value is PPND16 of M. J. Wichura, "Algorithm AS 241: The percentage points
+    of the normal distribution", Applied Statistics 37 (1988) 477-484.
 
     >>> probit(1e-300)
     -37.0470962993612

@@ -54,46 +54,56 @@ Temperature
 differences (x_i - m)/T are formed as double-doubles, so the rounding of x/T never
 enters the result. A larger T gives a smoother distribution (its entropy grows with T
 towards log n); T -> 0 approaches the one-hot argmax.
+
+References
+----------
+* P. Blanchard, D. J. Higham and N. J. Higham, "Accurately computing the log-sum-exp and
+  softmax functions", IMA Journal of Numerical Analysis 41 (2021) 2311-2330: the shift by
+  the maximum, the log1p form of logsumexp used here, and the rounding error analysis of
+  both; what this module adds is the removal of the roundings their bounds still count.
+* N. J. Higham, Accuracy and Stability of Numerical Algorithms, 2nd ed., SIAM (2002),
+  chapter 4: summation, and the error-free transformation of a sum that TwoSum is.
+* J. R. Shewchuk, "Adaptive precision floating-point arithmetic and fast robust geometric
+  predicates", Discrete & Computational Geometry 18 (1997) 305-363: the exact summation
+  behind ``math.fsum``.
 """
 
 import decimal
 import fractions
 import math
 
-from ._inputs import check_temperature, from_array, lanes, normalize_axis, to_array
-from .elementwise import (
-    _EXP_INV_STEP, _EXP_STEP_HI, _EXP_STEP_LO, _EXP_TABLE, _ldexp_dd, _two_prod, sigmoid,
+from ._dd import (
+    EXP_INV_STEP, EXP_STEP_HI, EXP_STEP_LO, EXP_TABLE, EXP_TABLE_BITS, EXP_TABLE_SIZE, ldexp_dd,
+    two_prod, two_sum,
 )
+from ._inputs import check_temperature, from_array, lanes, normalize_axis, to_array
+from .elementwise import sigmoid
 
 __all__ = ["softmax", "log_softmax", "logsumexp", "softmax_jacobian", "softmax_vjp", "probabilities"]
+# softmax_lane, log_softmax_lane, lane_parts and decimal_value are shared with losses.py: public
+# names for the core's own modules, not part of the package's API (hence not in __all__).
 
 # exp(x) is a normal float (full precision) for x >= _EXP_NORMAL_MIN; exp(-709) < 2**-1022.
 _EXP_NORMAL_MIN = -708.0
 # Below this, e^(x - m) / (1 + R) < e^-747 is under half the smallest subnormal: exactly 0.0.
 _EXP_ZERO_BELOW = -747.0
-# Veltkamp's splitter, and the magnitudes inside which TwoSum and Dekker's product are exact.
+# The magnitudes inside which TwoSum and Dekker's product (its splitting included) are exact.
 _BIG = 2.0 ** 990
 _TINY = 2.0 ** -900
 # 2.0**j at index j, for j in [-1100, 200] (negative indices count from the end).
 _RESCALE = 200
 _POWERS_OF_TWO = [math.ldexp(1.0, j) for j in range(_RESCALE + 1)] + [
     math.ldexp(1.0, j) for j in range(-1100, 0)]
-# R below this is summed again, lifted by 2**_RESCALE (see _parts).
+# R below this is summed again, lifted by 2**_RESCALE (see lane_parts).
 _RESCALE_BELOW = 2.0 ** -900
 _LN2 = math.log(2.0)
-# The decimal fallbacks (see _decimal_value) try these precisions, in digits, in turn.
+_EXP_INDEX_MASK = EXP_TABLE_SIZE - 1  # k & mask: the row of 2**(j/256) in the exp table
+# The decimal fallbacks (see decimal_value) try these precisions, in digits, in turn.
 _DECIMAL_PRECISIONS = (40, 80, 160, 320, 640, 1280)
 _FAR_BELOW_FLOATS = decimal.Decimal("1e-340")
 
 
-# -- error-free building blocks -------------------------------------------------------------
-
-def _two_sum(a, b):
-    """(s, e) with s = fl(a + b) and s + e = a + b exactly (Knuth's TwoSum)."""
-    s = a + b
-    z = s - a
-    return s, (a - (s - z)) + (b - z)
-
+# -- the differences (x_i - m)/t as double-doubles -----------------------------------------
 
 def _exact_scaled_difference(x, y, t):
     """(x - y)/t as a double-double, with fractions: the rare magnitudes where floats overflow."""
@@ -111,7 +121,7 @@ def _scaled_difference(x, y, t):
     """(hi, lo) with hi + lo = (x - y)/t to a relative error of about 2**-100."""
     if not (abs(x) < _BIG and abs(y) < _BIG and _TINY <= t < _BIG):
         return _exact_scaled_difference(x, y, t)
-    d, c = _two_sum(x, -y)
+    d, c = two_sum(x, -y)
     if t == 1.0:
         return d, c
     q = d / t
@@ -120,7 +130,7 @@ def _scaled_difference(x, y, t):
     if not (_TINY <= abs(d) and abs(q) < _BIG):
         return _exact_scaled_difference(x, y, t)
     # Dekker: q*t = p + p_err exactly, so (d + c)/t = q + (d - p - p_err + c)/t.
-    p, p_err = _two_prod(q, t)
+    p, p_err = two_prod(q, t)
     return q, ((d - p) - p_err + c) / t
 
 
@@ -172,7 +182,7 @@ def _exps(his, los, shift=0):
     heads[i] is the value rounded, and heads[i] + tails[i] is it to a relative error
     below 2**-60 wherever it is a normal float: with h + l = k ln2/256 + r, |r| <= ln2/512,
     the exponential is 2**(k >> 8) 2**((k & 255)/256) (1 + expm1(r)), the middle factor a
-    double-double from the table of the elementwise module, and expm1(r) < 2**-9.5 rounds
+    double-double from the exp table of ``_dd``, and expm1(r) < 2**-9.5 rounds
     2**9.5 times finer than a float does. A rounded math.exp per element would not do:
     its errors reach the sum, and rows built so that they all fall the same way (many
     equal elements) put a softmax 2.9 ULP off. Below the normal floats the values lose
@@ -185,18 +195,18 @@ def _exps(his, los, shift=0):
             heads.append(0.0)
             tails.append(0.0)
             continue
-        k = math.floor(h * _EXP_INV_STEP + 0.5)
-        m = math.expm1((h - k * _EXP_STEP_HI) + (lo - k * _EXP_STEP_LO))  # h - k*HI is exact
-        th, tl, _, _ = _EXP_TABLE[k & 255]
+        k = math.floor(h * EXP_INV_STEP + 0.5)
+        m = math.expm1((h - k * EXP_STEP_HI) + (lo - k * EXP_STEP_LO))  # h - k*HI is exact
+        th, tl, _, _ = EXP_TABLE[k & _EXP_INDEX_MASK]
         rest = tl + th * m
         v = th + rest
-        scale = _POWERS_OF_TWO[(k >> 8) + shift]
+        scale = _POWERS_OF_TWO[(k >> EXP_TABLE_BITS) + shift]
         heads.append(v * scale)  # exact while normal
         tails.append(((th - v) + rest) * scale)
     return heads, tails
 
 
-def _parts(row, t):
+def lane_parts(row, t):
     """For an ordinary lane: m, his, los, the exponentials as heads + tails (see _exps),
     and R = R_hi + R_lo (see the module doc)."""
     m = max(row)
@@ -207,7 +217,7 @@ def _parts(row, t):
     if r_hi < _RESCALE_BELOW:
         # R is near or below the subnormals, where each term would be rounded on their
         # coarse grid: sum the terms 2**_RESCALE times larger and round R once.
-        r_hi = _ldexp_dd(*_sum_without(*_exps(his, los, _RESCALE), top), -_RESCALE)
+        r_hi = ldexp_dd(*_sum_without(*_exps(his, los, _RESCALE), top), -_RESCALE)
         r_lo = 0.0
     return m, his, los, heads, tails, r_hi, r_lo
 
@@ -230,14 +240,15 @@ def _log1p_dd(r_hi, r_lo):
     return math.log1p(r_hi), r_lo / (1.0 + r_hi)
 
 
-def _softmax_lane(row, t):
+def softmax_lane(row, t):
+    """softmax(row / t) of one lane (a list of floats), as a list; see the module doc."""
     if not row:
         return []
     special = _special(row)
     if special is not None:
         return special[0]
-    _, his, los, heads, tails, r_hi, r_lo = _parts(row, t)
-    s_hi, s_lo = _two_sum(1.0, r_hi)  # S = 1 + R as a double-double
+    _, his, los, heads, tails, r_hi, r_lo = lane_parts(row, t)
+    s_hi, s_lo = two_sum(1.0, r_hi)  # S = 1 + R as a double-double
     s_lo += r_lo
     sigma = s_lo / s_hi
     # (head + tail)/(s_hi (1 + sigma)) to first order; head / s_hi is the one rounding
@@ -255,13 +266,14 @@ def _softmax_lane(row, t):
     return out
 
 
-def _log_softmax_lane(row, t):
+def log_softmax_lane(row, t):
+    """log_softmax(row / t) of one lane (a list of floats), as a list; see the module doc."""
     if not row:
         return []
     special = _special(row)
     if special is not None:
         return special[1]
-    _, his, los, _, _, r_hi, r_lo = _parts(row, t)
+    _, his, los, _, _, r_hi, r_lo = lane_parts(row, t)
     big, small = _log1p_dd(r_hi, r_lo)
     # (h - big) + (lo - small) with h - big by TwoSum, inlined: h <= 0 and -big <= 0, so
     # nothing cancels and the double-double is rounded once.
@@ -282,9 +294,9 @@ def _logsumexp_lane(row):
     special = _special(row)
     if special is not None:
         return special[2]
-    m, _, _, _, _, r_hi, r_lo = _parts(row, 1.0)
+    m, _, _, _, _, r_hi, r_lo = lane_parts(row, 1.0)
     big, small = _log1p_dd(r_hi, r_lo)
-    s, err = _two_sum(m, big)
+    s, err = two_sum(m, big)
     if m < 0.0 and math.ulp(s) < math.ulp(big):
         # m + log1p(R) fell below the binade of log1p(R): its error (from the rounded
         # exponentials in R) would count double or more in the result's ULPs.
@@ -294,7 +306,7 @@ def _logsumexp_lane(row):
 
 # -- the decimal fallback -------------------------------------------------------------------
 
-def _decimal_value(evaluate):
+def decimal_value(evaluate):
     """float(value) of ``value, scale = evaluate()`` run under growing decimal precisions.
 
     ``scale`` bounds the absolute error of the evaluation at p digits by 10**-p * scale
@@ -320,7 +332,7 @@ def _decimal_logsumexp(row, m):
     def evaluate():
         return top + sum((v - top).exp() for v in values).ln(), abs(top) + len(values) + 1
 
-    return _decimal_value(evaluate)
+    return decimal_value(evaluate)
 
 
 # -- along an axis --------------------------------------------------------------------------
@@ -371,7 +383,7 @@ def softmax(x, axis=-1, temperature=1.0):
     that is not finite and > 0; TypeError for a non-number.
     """
     t = check_temperature(temperature, "softmax")
-    return _along_axis(x, axis, "softmax", lambda row: _softmax_lane(row, t))
+    return _along_axis(x, axis, "softmax", lambda row: softmax_lane(row, t))
 
 
 def log_softmax(x, axis=-1, temperature=1.0):
@@ -388,7 +400,7 @@ def log_softmax(x, axis=-1, temperature=1.0):
     elsewhere; several, or an all -inf lane: NaN). Same arguments and errors as softmax.
     """
     t = check_temperature(temperature, "log_softmax")
-    return _along_axis(x, axis, "log_softmax", lambda row: _log_softmax_lane(row, t))
+    return _along_axis(x, axis, "log_softmax", lambda row: log_softmax_lane(row, t))
 
 
 def logsumexp(x, axis=-1):
@@ -398,7 +410,8 @@ def logsumexp(x, axis=-1):
     exact (math.fsum) to double-double precision, so nothing overflows and the terms
     far below the maximum still count. When m < 0 and the two terms cancel (the sum
     falls below the binade of log1p), the lane is evaluated in decimal arithmetic
-    instead, so even a result near 0 is within 2 ULP:
+    instead, so even a result near 0 is within 2 ULP. (The log1p form is the one analysed
+    by Blanchard, Higham and Higham, 2021; see the module documentation.)
 
     >>> logsumexp([1e308, 1e308]) == 1e308
     True
@@ -432,7 +445,7 @@ def softmax_jacobian(x):
     >>> softmax_jacobian([0.0, -800.0])[1][1]  # s_1 ~ e^-800 underflows, and so does J_11
     0.0
     """
-    s = _softmax_lane(_vector(x, "softmax_jacobian", "x"), 1.0)
+    s = softmax_lane(_vector(x, "softmax_jacobian", "x"), 1.0)
     jacobian = []
     for i, s_i in enumerate(s):
         rest = math.fsum(s[:i] + s[i + 1:]) if s_i > 0.5 else 1.0 - s_i
@@ -451,7 +464,7 @@ def softmax_vjp(x, v):
     >>> softmax_vjp([0.0, 0.0], [1.0, -1.0])
     [0.5, -0.5]
     """
-    s = _softmax_lane(_vector(x, "softmax_vjp", "x"), 1.0)
+    s = softmax_lane(_vector(x, "softmax_vjp", "x"), 1.0)
     w = _vector(v, "softmax_vjp", "v")
     if len(w) != len(s):
         raise ValueError(f"softmax_vjp(): x and v must have the same length, got {len(s)} and {len(w)}")
@@ -481,4 +494,4 @@ def probabilities(logits, multi_label=False):
         raise TypeError(f"probabilities(): multi_label must be True or False, not {multi_label!r}")
     if multi_label:
         return sigmoid(logits)
-    return _along_axis(logits, -1, "probabilities", lambda row: _softmax_lane(row, 1.0))
+    return _along_axis(logits, -1, "probabilities", lambda row: softmax_lane(row, 1.0))
