@@ -7,7 +7,7 @@ correction), and the double-double exp and log kernels of ``_dd`` with errors ne
 """
 
 import math
-from math import exp, expm1, floor, frexp, ldexp, log1p
+from math import exp, expm1, floor, ldexp, log1p
 
 from ._dd import EXP_UNDERFLOW, FX, FX_ONE, dd_div, dd_mul, exp_dd, fx_exp, fx_to_dd, ldexp_dd, log_dd, two_sum
 from ._inputs import elementwise, probability_limit, to_float

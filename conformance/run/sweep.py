@@ -465,7 +465,7 @@ def _failing(points, budget):
 
 def _apply_conventions(points, fmt, exacts):
     """Mark the failing points a documented convention of the backend covers, as
-    ``checks.Judgement`` does for sampled points: the first convention whose predicate
+    ``records.Judgement`` does for sampled points: the first convention whose predicate
     accepts the point (its input, its truth: mpmath's where asked, else the candidate).
 
     Predicates are Python, one call per failing point, so a function failing on most of a
@@ -581,7 +581,7 @@ def _empty_summary(task):
 def summarise_shard(points):
     """The mergeable summary (plain JSON data) of a judged shard.
 
-    Counted as in ``checks.Judgement``: a point a convention covers leaves the class
+    Counted as in ``records.Judgement``: a point a convention covers leaves the class
     counts and the ULP statistics and is counted with its convention instead (its
     distance kept: inf for a class point); ``failing`` counts the points outside the
     budget that nothing covers; ``correctly_rounded`` and ``within_1ulp`` are the
