@@ -25,7 +25,7 @@ Why the bound holds. Each function below is evaluated from exactly represented i
 two-sums and two-products, and one corrected division (about half an ulp). The chain of
 each function costs at most a few ulp of float64, i.e. at most ``2**-51`` relative;
 measured against mpmath on random float32 inputs and on every float16 value the largest
-relative error is ``2**-52.1`` (tests/conformance/test_sweep.py keeps measuring it).
+relative error is ``2**-52.1`` (tests/conformance/run/test_sweep.py keeps measuring it).
 The stated ``RELATIVE_BOUND = 2**-48`` leaves a factor of 8 above the analysis and 16
 above the measurement. ``ABSOLUTE_BOUND`` covers results in float64's subnormal range,
 where relative accuracy is lost; such values round to zero in every narrow format anyway.

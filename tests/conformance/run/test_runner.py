@@ -8,7 +8,7 @@ import pytest
 from refact.conformance import cli; from refact.conformance.report import writers as reports
 from refact.conformance.run.runner import run_conformance
 
-FAKES = pathlib.Path(__file__).parent / "fakes"
+FAKES = pathlib.Path(__file__).parent.parent / "fakes"
 MODULE = "refact_test_backends"
 
 
