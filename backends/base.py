@@ -2,9 +2,10 @@
 
 A backend is a small class: it imports its framework in :meth:`Backend.load` (never at
 module import), maps the canonical function names to the framework's own public
-callables, says which devices and formats it has, converts between exact Python floats
-and native arrays, and (where the framework has autograd) computes vector-Jacobian
-products. Everything else here is shared, so every adapter looks like its siblings.
+callables, says which devices and formats it has, converts its native arrays to and
+from numpy exactly (as einops' ``to_numpy`` and Keras 3's ``convert_to_numpy`` do: the
+bfloat16 and device cases live with their framework), and (where the framework has
+autograd) computes vector-Jacobian products. Everything else here is shared, so every adapter looks like its siblings.
 
 The canonical call convention (what :meth:`Backend.call` receives, and what the
 conformance catalog sends):
@@ -239,8 +240,8 @@ class BackendInfo:
 
 class Backend:
     """Base class of every adapter. Subclasses set the class attributes and implement
-    :meth:`load`, :meth:`devices`, :meth:`formats_on`, :meth:`asarray`,
-    :meth:`asindex`, :meth:`tolist` and, with autograd, :meth:`vjp`.
+    :meth:`load`, :meth:`formats_on`, :meth:`from_numpy`, :meth:`to_numpy` and, where
+    they differ from the defaults, :meth:`devices` and (with autograd) :meth:`vjp`.
 
     Constructing a backend imports its framework; if that fails the constructor raises
     :class:`BackendUnavailable` with the reason (e.g. ``torch is not installed: pip
@@ -258,6 +259,9 @@ class Backend:
     install = None
     #: documented departures from the mathematics
     conventions = ()
+    #: typical seconds to import the framework and compile its first calls; a runner
+    #: starts the slowest backends first, so that the run ends when its last one does
+    startup_seconds = 0.0
 
     def __init__(self, device="cpu"):
         self.device = device
@@ -278,6 +282,13 @@ class Backend:
 
     # -- to implement ------------------------------------------------------------------
 
+    @classmethod
+    def environment(cls, cache_directory):
+        """Environment variables a worker sets, where the user has not, before it
+        constructs this backend (a framework reads them at import): e.g. where to keep
+        a persistent compilation cache under ``cache_directory`` (None: no cache)."""
+        return {}
+
     def load(self):
         """Import what is needed and return ``{canonical name: Binding}``; a function
         the framework does not provide is simply absent."""
@@ -291,19 +302,16 @@ class Backend:
         """The formats the framework supports on ``device``."""
         raise NotImplementedError
 
-    def asarray(self, values, fmt):
-        """A native array of format ``fmt`` on the selected device holding ``values``
-        (a float or nested lists of floats, each exactly representable in ``fmt``).
-        The conversion is exact; raises :class:`Unsupported` for a format not offered."""
+    def from_numpy(self, array):
+        """A native array on the selected device holding the numpy array ``array``
+        exactly: floats in a format's own dtype (:func:`numpy_dtype`: bfloat16 is
+        ml_dtypes' ``bfloat16``) or int64 class indices. The caller has checked that the
+        format is offered."""
         raise NotImplementedError
 
-    def asindex(self, values):
-        """A native integer array (class indices) from an int or nested lists of ints."""
-        raise NotImplementedError
-
-    def tolist(self, native):
-        """``(values, format)``: the native result as nested Python floats exactly equal
-        to its values, and the name of its dtype (``"float32"``, ...)."""
+    def to_numpy(self, native):
+        """A native result as a numpy array on the host, in its own dtype (bfloat16 as
+        ml_dtypes' ``bfloat16``), detached from any autograd graph; exact."""
         raise NotImplementedError
 
     def vjp(self, call, args, cotangent, options):
@@ -316,6 +324,25 @@ class Backend:
         return call(*args, **options)
 
     # -- provided ----------------------------------------------------------------------
+
+    def asarray(self, values, fmt):
+        """A native array of format ``fmt`` holding ``values`` (a float or nested lists
+        of floats, each exactly representable in ``fmt``: an inexact one raises
+        ValueError); :class:`Unsupported` for a format not offered here."""
+        if fmt not in self.formats:
+            raise Unsupported(f"{self.name} on {self.device} does not offer {fmt}")
+        return self.from_numpy(exact_numpy(values, fmt))
+
+    def asindex(self, values):
+        """A native integer array (class indices) from an int or nested lists of ints."""
+        import numpy as np
+
+        return self.from_numpy(np.asarray(values, dtype=np.int64))
+
+    def tolist(self, native):
+        """``(values, format)``: the native result as nested Python floats exactly equal
+        to its values (ints for an integer result), and the name of its dtype."""
+        return numpy_tolist(self.to_numpy(native))
 
     @property
     def framework_version(self):

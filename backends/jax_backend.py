@@ -19,10 +19,11 @@ Declared convention: XLA on CPU flushes subnormal inputs and results to zero, wh
 JAX documentation states ("Sharp bits", miscellaneous divergences from NumPy).
 """
 
+import os
 from functools import partial
 
 from . import base
-from .base import Backend, Binding, Convention, Point, Unsupported, is_subnormal
+from .base import Backend, Binding, Convention, Point, is_subnormal
 
 
 def _involves_subnormal(point):
@@ -58,6 +59,18 @@ class JaxBackend(Backend):
         _flush_to_zero(f, Point((-740.0,)) if f == "sigmoid" else None)  # 4.2e-322 is due
         for f in _ELEMENTWISE_AND_ROWS
     )
+    startup_seconds = 20.0  # compiles every operation for each new shape
+
+    @classmethod
+    def environment(cls, cache_directory):
+        # JAX compiles each operation for every new shape (a case set has one per row
+        # length): two thirds of a default run when done afresh, read back from a
+        # persistent cache on the next run.
+        if cache_directory is None:
+            return {}
+        return {"JAX_COMPILATION_CACHE_DIR": os.path.join(cache_directory, "jax"),
+                "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+                "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"}
 
     def load(self):
         jax = self.framework
@@ -101,20 +114,13 @@ class JaxBackend(Backend):
     def _device(self):
         return self.framework.devices(self.device)[0]
 
-    def asarray(self, values, fmt):
-        if fmt not in self.formats:
-            raise Unsupported(f"{self.name} does not offer {fmt}")
-        return self.framework.device_put(base.exact_numpy(values, fmt), self._device())
+    def from_numpy(self, array):
+        return self.framework.device_put(array, self._device())
 
-    def asindex(self, values):
+    def to_numpy(self, native):
         import numpy as np
 
-        return self.framework.device_put(np.asarray(values, dtype=np.int64), self._device())
-
-    def tolist(self, native):
-        import numpy as np
-
-        return base.numpy_tolist(np.asarray(native))
+        return np.asarray(native)  # jax's bfloat16 is ml_dtypes' own
 
     def vjp(self, call, args, cotangent, options):
         # One compiled computation per function (and shape and dtype), reused across

@@ -89,6 +89,7 @@ class KerasBackend(TensorflowBackend):
     module = "keras"
     extra = "tensorflow"
     conventions = CONVENTIONS
+    startup_seconds = 12.0
 
     def __init__(self, device="cpu"):
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")

@@ -10,20 +10,15 @@ from .base import Backend, Binding
 
 
 class NumpyArrays:
-    """asarray/tolist/asindex for backends whose native arrays are numpy arrays."""
+    """The conversions of backends whose native arrays are numpy arrays."""
 
-    def asarray(self, values, fmt):
-        if fmt not in self.formats:
-            raise base.Unsupported(f"{self.name} does not offer {fmt}")
-        return base.exact_numpy(values, fmt)
+    def from_numpy(self, array):
+        return array
 
-    def asindex(self, values):
+    def to_numpy(self, native):
         import numpy as np
 
-        return np.asarray(values, dtype=np.int64)
-
-    def tolist(self, native):
-        return base.numpy_tolist(native)
+        return np.asarray(native)
 
 
 class NumpyBackend(NumpyArrays, Backend):

@@ -1,6 +1,6 @@
 """The ``reference`` backend: refact's pure-Python core, in float64.
 
-Arrays are nested lists of Python floats, so ``asarray``/``tolist`` are copies; there is
+Arrays are nested lists of Python floats, so the numpy conversions are copies; there is
 no autograd (the core computes values, not derivatives of its own code). The core's
 losses reduce by default, so they are bound with ``reduction="none"``; its
 ``distillation_loss`` averages over rows and is applied row by row. Keyword options are
@@ -10,15 +10,9 @@ whatever the core's functions accept, read from their signatures.
 import inspect
 from functools import partial
 
-from .base import FUNCTIONS, Backend, Binding, Unsupported
+from .base import FUNCTIONS, Backend, Binding
 
 _OPTIONS = ("label_smoothing", "pos_weight", "eps")
-
-
-def _copy(values, convert):
-    if isinstance(values, (list, tuple)):
-        return [_copy(v, convert) for v in values]
-    return convert(values)
 
 
 class ReferenceBackend(Backend):
@@ -50,13 +44,11 @@ class ReferenceBackend(Backend):
     def formats_on(self, device):
         return ("float64",)
 
-    def asarray(self, values, fmt):
-        if fmt != "float64":
-            raise Unsupported(f"the reference core computes in float64 only, not {fmt}")
-        return _copy(values, float)
+    def from_numpy(self, array):
+        return array.tolist()  # nested Python floats (ints for class indices): exact
 
-    def asindex(self, values):
-        return _copy(values, int)
+    def to_numpy(self, native):
+        import numpy as np
 
-    def tolist(self, native):
-        return _copy(native, float), "float64"
+        return np.asarray(native, dtype=np.float64)
+

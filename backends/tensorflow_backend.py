@@ -28,13 +28,14 @@ import os
 from functools import partial
 
 from . import base
-from .base import Backend, Binding, Unsupported
+from .base import Backend, Binding
 
 
 class TensorflowBackend(Backend):
     name = "tensorflow"
     module = "tensorflow"
     extra = "tensorflow"
+    startup_seconds = 10.0
 
     def __init__(self, device="cpu"):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -100,21 +101,12 @@ class TensorflowBackend(Backend):
     def _scope(self):
         return self.tf.device("/GPU:0" if self.device == "gpu" else "/CPU:0")
 
-    def asarray(self, values, fmt):
-        if fmt not in self.formats:
-            raise Unsupported(f"{self.name} does not offer {fmt}")
-        array = base.exact_numpy(values, fmt)
-        with self._scope():
+    def from_numpy(self, array):
+        with self._scope():  # identity places the constant on the scope's device
             return self.tf.identity(self.tf.constant(array))
 
-    def asindex(self, values):
-        import numpy as np
-
-        with self._scope():
-            return self.tf.constant(np.asarray(values, dtype=np.int64))
-
-    def tolist(self, native):
-        return base.numpy_tolist(native.numpy())
+    def to_numpy(self, native):
+        return native.numpy()  # tensorflow's bfloat16 is ml_dtypes' own
 
     def run(self, call, args, options):
         with self._scope():

@@ -20,7 +20,8 @@ Recipes (the rest are torch's callables themselves, with ``dim=-1`` or
 
 from functools import partial
 
-from .base import Backend, Binding, Convention, Point, Unsupported
+from . import base
+from .base import Backend, Binding, Convention, Point
 
 _DOCS = "https://docs.pytorch.org/docs/stable/generated/"
 _BCE_LOG_FLOOR = -100.0
@@ -80,9 +81,6 @@ class TorchBackend(Backend):
     def load(self):
         torch = self.framework
         F = torch.nn.functional
-        self._dtypes = {"float64": torch.float64, "float32": torch.float32,
-                        "float16": torch.float16, "bfloat16": torch.bfloat16}
-
         def sigmoid_grad(x):
             return self.vjp(torch.sigmoid, (x,), torch.ones_like(x), {})
 
@@ -141,28 +139,20 @@ class TorchBackend(Backend):
             return ("float32", "float16", "bfloat16")
         return ("float64", "float32", "float16", "bfloat16")
 
-    def asarray(self, values, fmt):
-        if fmt not in self.formats:
-            raise Unsupported(f"torch on {self.device} does not offer {fmt}")
+    def from_numpy(self, array):
         torch = self.framework
-        wide = torch.tensor(values, dtype=torch.float64)
-        narrow = wide.to(dtype=self._dtypes[fmt])
-        back = narrow.to(torch.float64)
-        if not bool(((back == wide) | (back.isnan() & wide.isnan())).all()):
-            raise ValueError(f"{values!r} holds values not exactly representable in {fmt}")
-        return narrow.to(self.device)
+        if array.dtype.name == "bfloat16":  # torch.from_numpy knows no bfloat16: move the bits
+            tensor = torch.from_numpy(array.view("int16").copy()).view(torch.bfloat16)
+        else:
+            tensor = torch.from_numpy(array.copy())
+        return tensor.to(self.device)
 
-    def asindex(self, values):
+    def to_numpy(self, native):
         torch = self.framework
-        return torch.tensor(values, dtype=torch.int64, device=self.device)
-
-    def tolist(self, native):
-        torch = self.framework
-        native = native.detach().cpu()
-        name = str(native.dtype).replace("torch.", "")
-        if native.is_floating_point():
-            return native.to(torch.float64).tolist(), name
-        return native.tolist(), name
+        tensor = native.detach().cpu()
+        if tensor.dtype == torch.bfloat16:
+            return tensor.view(torch.int16).numpy().view(base.numpy_dtype("bfloat16"))
+        return tensor.numpy()
 
     def vjp(self, call, args, cotangent, options):
         torch = self.framework

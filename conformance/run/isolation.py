@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import traceback
 
+from refact.backends import backend_class, get_backend
 from refact.conformance.truth import store
 
 # spawn, not fork: frameworks keep threads and device state that a forked child inherits broken.
@@ -93,29 +94,23 @@ def _describe(error):
     return f"{type(error).__name__}: {error}{where}"
 
 
-def _use_compilation_caches():
-    """Point the frameworks' persistent compilation caches into refact's cache directory,
-    unless the user chose otherwise. JAX compiles each operation for every new shape (a
-    case set has one per row length): two thirds of a default run when done afresh, read
-    back from the cache on the next run, as the oracle's truths are."""
+def _prepare_environment(backend_name):
+    """Set the variables the backend asks for (its persistent compilation cache next to
+    the oracle's cache, say), leaving alone every one the user has set."""
     path = store.cache_path()
-    if path is None:
-        return
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(os.path.dirname(path), "jax"))
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
+    wanted = backend_class(backend_name).environment(None if path is None else os.path.dirname(path))
+    for variable, value in wanted.items():
+        os.environ.setdefault(variable, value)
 
 
 def _serve(connection, backend_name, device):
     import warnings
 
-    from refact.backends import get_backend
-
     # Frameworks warn about overflow and odd shapes on exactly the inputs a conformance
     # run is made of; the measurements report those cases, the warnings only add noise.
     warnings.simplefilter("ignore")
-    _use_compilation_caches()
     try:
+        _prepare_environment(backend_name)
         backend = get_backend(backend_name, device=device)
     except Exception as error:  # reported to the parent, which records every job as an error
         connection.send(("error", f"cannot construct backend {backend_name!r}: {error}"))

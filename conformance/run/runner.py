@@ -16,6 +16,7 @@ import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor
 
+from refact.backends import BUILTIN, backend_class, plugin_targets
 from refact.conformance.run import checks
 from refact.conformance.cases.sets import cases_for
 from refact.conformance.truth.catalog import NAMES
@@ -52,16 +53,12 @@ class Progress:
 
 
 def _backend_names(requested):
-    from refact.backends import BUILTIN, plugin_targets
-
     if requested:
         return list(requested)
     return list(BUILTIN) + [n for n in plugin_targets() if n not in BUILTIN]
 
 
 def _conventions(name):
-    from refact.backends import backend_class
-
     try:
         return tuple(backend_class(name).conventions)
     except Exception:
@@ -133,13 +130,11 @@ def _run_backend(name, device, functions, formats, wanted_checks, timeout, level
     return entry, records, series
 
 
-#: Backends that take the longest (JAX compiles for every new shape; TensorFlow and Keras
-#: import for seconds) start first: the run ends when its last backend does.
-_SLOW_BACKENDS = ("jax", "keras", "tensorflow", "torch")
-
-
 def _slowest_first(name):
-    return _SLOW_BACKENDS.index(name) if name in _SLOW_BACKENDS else len(_SLOW_BACKENDS)
+    """Sort key: the backends that take longest to start run first (the run ends when its
+    last backend does). Only built-in classes are read here: they import no framework at
+    module import, while a plugin's module is imported only in its own worker."""
+    return -backend_class(name).startup_seconds if name in BUILTIN else 0.0
 
 
 def _sweepable():

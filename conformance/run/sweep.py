@@ -135,7 +135,7 @@ _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS
                      "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 
 
-def _limit_threads(backend_name):
+def _limit_threads():
     """One compute thread per worker process: the pool or cluster already runs one shard
     per core, and a framework that also spreads each call over all cores would make the
     workers fight. Only affects a framework not yet imported in this process (the
@@ -143,10 +143,6 @@ def _limit_threads(backend_name):
     for variable in _THREAD_VARIABLES:
         os.environ.setdefault(variable, "1")
     os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
-    if backend_name == "torch" and "torch" not in sys.modules:
-        import torch
-
-        torch.set_num_threads(1)
 
 
 def _backend_in_this_process(name, device, limit_threads=False):
@@ -154,7 +150,7 @@ def _backend_in_this_process(name, device, limit_threads=False):
     key = (name, device)
     if key not in _BACKENDS:
         if limit_threads:
-            _limit_threads(name)
+            _limit_threads()
         from refact.backends import get_backend
 
         _BACKENDS[key] = get_backend(name, device=device)
@@ -199,57 +195,14 @@ def describe_backend(name, device="cpu", limit_threads=False):
 
 
 def _native_input(backend, bits, fmt):
-    """The shard's inputs as the backend's native array, without a Python list.
-
-    A backend may offer ``from_numpy(array, format_name)``; otherwise the conversion is
-    chosen by the backend's name, and an unknown backend gets the protocol's slow but
-    exact ``asarray(values, format)``.
-    """
-    hook = getattr(backend, "from_numpy", None)
-    if hook is not None:
-        return hook(narrow_array(bits, fmt), fmt.name)
-    name = getattr(backend, "name", "")
-    device = getattr(backend, "device", "cpu") or "cpu"
-    if name == "torch":
-        import torch
-
-        if fmt.name == "bfloat16":  # torch.from_numpy knows no bfloat16: reinterpret the bits
-            tensor = torch.from_numpy(np.asarray(bits, dtype=np.uint16).view(np.int16)).view(torch.bfloat16)
-        else:
-            tensor = torch.from_numpy(narrow_array(bits, fmt))
-        return tensor if device == "cpu" else tensor.to(device)
-    if name in ("numpy", "scipy"):
-        return narrow_array(bits, fmt)
-    if name in ("tensorflow", "keras"):
-        import tensorflow as tf
-
-        return tf.constant(narrow_array(bits, fmt))
-    if name == "jax":
-        import jax.numpy as jnp
-
-        return jnp.asarray(narrow_array(bits, fmt))
-    return backend.asarray(bits_to_float64(bits, fmt).tolist(), fmt.name)
+    """The shard's inputs as the backend's native array, without a Python list."""
+    return backend.from_numpy(narrow_array(bits, fmt))
 
 
 def _float64_output(backend, native):
     """``(values as a float64 array, dtype name)`` of a backend result, without a list."""
-    hook = getattr(backend, "to_numpy", None)
-    if hook is not None:
-        array = np.asarray(hook(native))
-    elif type(native).__module__.startswith("torch"):
-        tensor = native.detach().cpu()
-        dtype = str(tensor.dtype).replace("torch.", "")
-        if dtype == "bfloat16":
-            tensor = tensor.float()  # exact; numpy has no bfloat16 of torch's
-        return tensor.numpy().astype(np.float64), dtype
-    elif hasattr(native, "numpy") and callable(native.numpy):  # TensorFlow eager tensors
-        array = np.asarray(native.numpy())
-    elif hasattr(native, "__array__"):  # numpy, jax
-        array = np.asarray(native)
-    else:  # the protocol's exact but slow read-back, for backends of unknown arrays
-        values, dtype = backend.tolist(native)
-        return np.asarray(values, dtype=np.float64), dtype
-    return array.astype(np.float64), str(array.dtype)
+    array = np.asarray(backend.to_numpy(native))
+    return array.astype(np.float64), array.dtype.name
 
 
 # --- array forms of the ruler -----------------------------------------------------------
