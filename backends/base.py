@@ -33,17 +33,16 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional
 
+from refact import FUNCTIONS  # the canonical names, as the core implements them
+
 __all__ = [
     "FUNCTIONS", "FORMATS", "Backend", "Binding", "Convention", "Point", "BackendInfo",
     "BackendUnavailable", "Unsupported", "require", "install_hint", "resolve", "is_subnormal",
     "wrapping_chain",
 ]
 
-FUNCTIONS = (
-    "sigmoid", "sigmoid_grad", "log_sigmoid", "softplus", "logit", "hard_sigmoid",
-    "ndtr", "probit", "softmax", "log_softmax", "logsumexp", "binary_cross_entropy",
-    "binary_cross_entropy_with_logits", "cross_entropy", "distillation_loss",
-)
+#: The format names of the whole project, widest first (refact.conformance.numbers.formats
+#: gives each its layout).
 FORMATS = ("float64", "float32", "float16", "bfloat16")
 
 # Smallest positive normal number of each format (subnormals lie below).
@@ -269,10 +268,15 @@ class Backend:
                                 else f"pip install {self.module}")
         self.framework = require(self.module, hint) if self.module else None
         bindings = self.load()
-        unknown = set(bindings) - set(FUNCTIONS)
-        if unknown:
-            raise ValueError(f"{type(self).__name__} binds unknown functions: {sorted(unknown)}")
+        wrong = [name for name, b in bindings.items()
+                 if not isinstance(name, str) or not isinstance(b, Binding)]
+        if wrong:
+            raise TypeError(f"{type(self).__name__}.load() must map function names to "
+                            f"Binding objects; it gave {wrong!r}")
+        # The canonical functions first, in their order; then any a plugin binds beyond
+        # them (a conformance catalog may know more functions than this core does).
         self._bindings = {name: bindings[name] for name in FUNCTIONS if name in bindings}
+        self._bindings.update(bindings)
         available = self.devices()
         if device not in available:
             raise BackendUnavailable(
@@ -375,10 +379,6 @@ class Backend:
         try:
             return self._bindings[function]
         except KeyError:
-            if function not in FUNCTIONS:
-                raise ValueError(
-                    f"unknown function {function!r}; expected one of {', '.join(FUNCTIONS)}"
-                ) from None
             raise Unsupported(f"{self.name} does not provide {function}") from None
 
     def formats_of(self, function):

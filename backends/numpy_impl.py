@@ -43,6 +43,7 @@ __all__ = [
     "sigmoid", "sigmoid_grad", "log_sigmoid", "softplus", "logit", "hard_sigmoid",
     "ndtr", "probit", "softmax", "log_softmax", "logsumexp", "binary_cross_entropy",
     "binary_cross_entropy_with_logits", "cross_entropy", "distillation_loss",
+    "two_sum", "two_product",
 ]
 
 # ---------------------------------------------------------------------------------------
@@ -97,7 +98,7 @@ def _finish(y, dtype):
 _SPLITTER = 134217729.0  # 2**27 + 1
 
 
-def _two_sum(a, b):
+def two_sum(a, b):
     s = a + b
     v = s - a
     return s, (a - (s - v)) + (b - v)
@@ -115,7 +116,7 @@ def _split(a):
     return high, a - high
 
 
-def _two_product(a, b):
+def two_product(a, b):
     p = a * b
     ah, al = _split(a)
     bh, bl = _split(b)
@@ -135,7 +136,7 @@ def _divide(n, d_hi, d_lo=0.0, n_lo=0.0):
 def _divide_dd(n, d_hi, d_lo=0.0, n_lo=0.0):
     """:func:`_divide` before its final rounding, as ``(q, q_lo)``."""
     q = n / d_hi
-    p, p_err = _two_product(q, d_hi)
+    p, p_err = two_product(q, d_hi)
     residual = ((n - p) - p_err) + n_lo - q * d_lo
     return q, residual / d_hi
 
@@ -153,7 +154,7 @@ def _sum_dd(hi, lo=None):
             pad = np.zeros(hi.shape[:-1] + (1,))
             hi = np.concatenate([hi, pad], axis=-1)
             lo = np.concatenate([lo, pad], axis=-1)
-        hi, err = _two_sum(hi[..., 0::2], hi[..., 1::2])
+        hi, err = two_sum(hi[..., 0::2], hi[..., 1::2])
         lo = lo[..., 0::2] + lo[..., 1::2] + np.where(np.isfinite(hi), err, 0.0)
     return hi[..., 0], lo[..., 0]
 
@@ -167,12 +168,12 @@ def _exp_dd(hi, lo):
 def _ln2_multiple(k):
     """``k * log(2)`` as a double-double ``(hi, lo)`` with ``|lo| <= ulp(hi)/2``, so
     that ``exp(x + k log 2)`` can be taken as ``exp(x + hi) * (1 + lo)``."""
-    hi, lo = _two_sum(k * _LN2_HI, k * _LN2_LO)   # k * _LN2_HI is exact for |k| < 2**21
+    hi, lo = two_sum(k * _LN2_HI, k * _LN2_LO)   # k * _LN2_HI is exact for |k| < 2**21
     return hi, lo
 
 
 def _dd_mul(a, a_lo, b, b_lo):
-    p, e = _two_product(a, b)
+    p, e = two_product(a, b)
     return _fast_two_sum(p, e + (a * b_lo + a_lo * b))
 
 
@@ -186,15 +187,15 @@ def _exp_precise(x, x_lo):
     """
     k = np.rint(x / _LN2)
     r = x - k * _LN2_HI
-    p, p_err = _two_product(k, _LN2_LO)
-    r, r_lo = _two_sum(r, -p)
+    p, p_err = two_product(k, _LN2_LO)
+    r, r_lo = two_sum(r, -p)
     r, r_lo = _fast_two_sum(r, r_lo + (x_lo - p_err - k * _LN2_TAIL))
     total, total_lo = np.ones_like(r), np.zeros_like(r)
     term, term_lo = np.ones_like(r), np.zeros_like(r)
     for n in range(1, 23):
         term, term_lo = _dd_mul(term, term_lo, r, r_lo)
         term, term_lo = _divide_dd(term, float(n), 0.0, term_lo)
-        total, err = _two_sum(total, term)
+        total, err = two_sum(total, term)
         total_lo = total_lo + err + term_lo
     total, total_lo = _fast_two_sum(total, total_lo)
     return np.ldexp(total, k.astype(np.int64)), np.ldexp(total_lo, k.astype(np.int64))
@@ -244,7 +245,7 @@ def sigmoid_grad(x):
     with np.errstate(all="ignore"):
         e = np.exp(-np.abs(x))
         s, t = _fast_two_sum(1.0, e)
-        square, square_err = _two_product(s, s)
+        square, square_err = two_product(s, s)
         d_hi, d_lo = _fast_two_sum(square, square_err + 2.0 * s * t)
         y = _divide(e, d_hi, d_lo)
         y = np.where(np.isnan(x), x, y)
@@ -293,7 +294,7 @@ def logit(p):
     """
     p, dtype = _float64(p)
     with np.errstate(all="ignore"):
-        s, t = _two_sum(1.0, -p)
+        s, t = two_sum(1.0, -p)
         low = np.log(_divide(p, s, t))
         low = np.where(p < 1e-300, np.log(p), low)  # keep the quotient out of subnormals
         middle = 2.0 * np.arctanh(2.0 * p - 1.0)
@@ -315,9 +316,9 @@ def hard_sigmoid(x):
     x, dtype = _float64(x)
     with np.errstate(all="ignore"):
         x = np.clip(x, -4.0, 4.0)                  # the same result, and no overflow below
-        s, t = _two_sum(x, 3.0)
+        s, t = two_sum(x, 3.0)
         q = s / 6.0
-        product, product_err = _two_product(q, 6.0)
+        product, product_err = two_product(q, 6.0)
         y = q + (((s - product) - product_err) + t) / 6.0
         y = np.where(np.isnan(x), x, np.clip(y, 0.0, 1.0))
     return _finish(y, dtype)
@@ -361,19 +362,19 @@ _CENTRAL = 0.6629126073623883                  # 0.46875 * sqrt(2): end of the c
 
 def _compensated_horner(lead, coefficients, last, z):
     """Cody's nested form ``((lead z + c0) z + c1) z ... + last`` as ``(hi, lo)``."""
-    hi, lo = _two_product(lead, z)
+    hi, lo = two_product(lead, z)
     for c in coefficients:
-        s, e = _two_sum(hi, c)
-        hi, p_err = _two_product(s, z)
+        s, e = two_sum(hi, c)
+        hi, p_err = two_product(s, z)
         lo = (lo + e) * z + p_err
-    s, e = _two_sum(hi, last)
+    s, e = two_sum(hi, last)
     return s, lo + e
 
 
 def _scaled_argument(x):
     """``|x| / sqrt(2)`` as a double-double ``(z, z_lo)``."""
     a = np.abs(x)
-    z, err = _two_product(a, _SQRT_HALF[0])
+    z, err = two_product(a, _SQRT_HALF[0])
     return z, err + a * _SQRT_HALF[1]
 
 
@@ -385,9 +386,9 @@ def _erf_central(x):
     for a in reversed(_ERF_SERIES):
         tail = (tail + a) * w
     s, s_lo = _fast_two_sum(1.0, tail)                 # the series, 1 + tail
-    a, a_lo = _two_product(_TWO_OVER_SQRT_PI[0], z)
+    a, a_lo = two_product(_TWO_OVER_SQRT_PI[0], z)
     a_lo = a_lo + _TWO_OVER_SQRT_PI[1] * z + _TWO_OVER_SQRT_PI[0] * z_lo
-    hi, lo = _two_product(a, s)
+    hi, lo = two_product(a, s)
     lo = lo + a * s_lo + a_lo * s
     return np.copysign(hi, x), np.where(x < 0, -lo, lo)
 
@@ -404,7 +405,7 @@ def _erfcx(z, z_lo):
         num = (num + a) * w
         den = (den + b) * w
     correction = w * (num + _ERFC_FAR_P[4]) / (den + _ERFC_FAR_Q[4])
-    s, s_lo = _two_sum(_INV_SQRT_PI[0], -correction)
+    s, s_lo = two_sum(_INV_SQRT_PI[0], -correction)
     far, far_lo = _divide_dd(s, z, 0.0, s_lo + _INV_SQRT_PI[1])
     r = np.where(z <= 4.0, middle, far)
     r_lo = np.where(z <= 4.0, middle_lo, far_lo)
@@ -419,13 +420,13 @@ def _gauss_tail(x, scale=0):
     ``scale`` (an integer array) shifts the exponent inside ``exp`` so that a subnormal
     tail stays in the normal range, as ``probit`` needs for subnormal probabilities.
     """
-    square, square_err = _two_product(x, x)
+    square, square_err = two_product(x, x)
     shift, shift_lo = _ln2_multiple(scale)
-    hi, lo = _two_sum(-0.5 * square, shift)
+    hi, lo = two_sum(-0.5 * square, shift)
     # 2**scale exp(-x**2 / 2) = gauss + gauss_lo
     gauss, gauss_lo = _exp_dd_pair(hi, lo - 0.5 * square_err + shift_lo)
     r, r_lo = _erfcx(*_scaled_argument(x))
-    q, q_lo = _two_product(gauss, 0.5 * r)
+    q, q_lo = two_product(gauss, 0.5 * r)
     q_lo = q_lo + gauss * (0.5 * r_lo) + gauss_lo * (0.5 * r)
     return q, q_lo, gauss * _INV_SQRT_2PI
 
@@ -436,12 +437,12 @@ def _ndtr64(x):
         y = np.where(x > 0, 1.0, 0.0)
         central = np.abs(x) <= _CENTRAL
         e, e_lo = _erf_central(x[central])
-        s, s_lo = _two_sum(0.5, 0.5 * e)
+        s, s_lo = two_sum(0.5, 0.5 * e)
         y[central] = s + (s_lo + 0.5 * e_lo)
         tails = np.isfinite(x) & ~central
         xt = x[tails]
         q, q_lo, _ = _gauss_tail(xt)
-        u, u_lo = _two_sum(1.0, -q)
+        u, u_lo = two_sum(1.0, -q)
         y[tails] = np.where(xt < 0, q + q_lo, u + (u_lo - q_lo))
         return np.where(np.isnan(x), x, y)
 
@@ -569,9 +570,9 @@ class _Shifted:
         m_hi = np.take_along_axis(safe_hi, top, axis=-1)
         m_lo = np.take_along_axis(x_lo, top, axis=-1)
         m_hi_safe = np.where(np.isfinite(m_hi), m_hi, 0.0)
-        d_hi, d_err = _two_sum(np.where(finite, x_hi, 0.0), -m_hi_safe)
+        d_hi, d_err = two_sum(np.where(finite, x_hi, 0.0), -m_hi_safe)
         d_lo = np.where(np.isfinite(d_err), d_err, 0.0) + np.where(finite, x_lo - m_lo, 0.0)
-        d_hi, d_lo = _two_sum(d_hi, d_lo)
+        d_hi, d_lo = two_sum(d_hi, d_lo)
         self.d_hi = np.where(finite, d_hi, -np.inf)   # -inf also where x - max overflows
         self.d_lo = np.where(finite & np.isfinite(d_lo), d_lo, 0.0)
         d_hi, d_lo = self.d_hi, self.d_lo
@@ -587,7 +588,7 @@ class _Shifted:
             # The terms are near or below the subnormals, each rounded on their coarse
             # grid: sum them 2**_LIFT times larger, and round the sum once.
             shift, shift_lo = _ln2_multiple(_LIFT)
-            hi, lo = _two_sum(d_hi, shift)
+            hi, lo = two_sum(d_hi, shift)
             lifted, lifted_lo = _exp_dd_pair(hi, lo + d_lo + shift_lo)
             keep = np.isfinite(lifted) & np.isfinite(lifted_lo) & ~is_top  # d = -inf: nothing
             big, big_lo = _sum_dd(np.where(keep, lifted, 0.0), np.where(keep, lifted_lo, 0.0))
@@ -605,14 +606,14 @@ class _Shifted:
         (a scale keeps probabilities that would be subnormal in the normal range)."""
         if scale:
             shift, shift_lo = _ln2_multiple(scale)
-            hi, lo = _two_sum(self.d_hi, shift)
+            hi, lo = two_sum(self.d_hi, shift)
             y, y_lo = _exp_dd_pair(hi, lo + self.d_lo + shift_lo)
             y = np.where(np.isfinite(self.d_hi), y, 0.0)
             y_lo = np.where(np.isfinite(self.d_hi), y_lo, 0.0)
         else:
             y = np.where(self.is_top, 1.0, self.e)
             y_lo = np.where(self.is_top, 0.0, self.e_lo)
-        s, t = _two_sum(1.0, self.rest)
+        s, t = two_sum(1.0, self.rest)
         hi, lo = _divide_dd(y, s, t + self.rest_lo, y_lo)
         hi = self._special(hi, on_posinf=np.where(self.posinf, 1.0, 0.0))
         return hi, np.where(self.posinf_row | self.undefined, 0.0, lo)
@@ -624,7 +625,7 @@ class _Shifted:
     def log_softmax_dd(self):
         """``log_softmax`` as ``(hi, lo)``; the row constant ``log_total`` is left
         rounded (an error common to a whole row, which callers may cancel)."""
-        hi, lo = _two_sum(self.d_hi, -self.log_total)
+        hi, lo = two_sum(self.d_hi, -self.log_total)
         finite = np.isfinite(self.d_hi)
         # -log1p(rest) at the maximum is negative as soon as another entry is finite, even
         # when rest underflowed to 0: its rounding is then -0.0 (in both parts, so that
@@ -687,13 +688,13 @@ def _logsumexp_cancelling(d_hi, d_lo, is_top, m):
     e, e_lo = _exp_precise(np.where(np.isfinite(d_hi), d_hi, -800.0), d_lo)
     keep = ~is_top & np.isfinite(d_hi)
     rest, rest_lo = _sum_dd(np.where(keep, e, 0.0), np.where(keep, e_lo, 0.0))
-    total, total_lo = _two_sum(1.0, rest)
+    total, total_lo = two_sum(1.0, rest)
     total_lo = total_lo + rest_lo
     log_hi = np.log1p(rest)                                  # then one Newton step:
     g, g_lo = _exp_precise(log_hi, np.zeros_like(log_hi))   # log S = L + (S - e^L) / e^L
-    diff, diff_lo = _two_sum(total, -g)
+    diff, diff_lo = two_sum(total, -g)
     correction = (diff + (diff_lo + total_lo - g_lo)) / g
-    y, y_lo = _two_sum(m[..., 0], log_hi)
+    y, y_lo = two_sum(m[..., 0], log_hi)
     return y + (y_lo + correction)
 
 
@@ -738,11 +739,11 @@ def _times(weight, term):
 def _weighted_pair(y, a, b, w=1.0):
     """``w y a + (1 - y) b`` with one final rounding (products and sum as double-doubles,
     ``1 - y`` exact); a zero weight cancels an infinite term (``0 log 0 = 0``)."""
-    one_minus, one_minus_lo = _two_sum(1.0, -y)
-    wy, wy_lo = _two_product(w * np.ones_like(y), y)
-    first, first_lo = _two_product(wy, a)
-    second, second_lo = _two_product(one_minus, b)
-    total, total_lo = _two_sum(first, second)
+    one_minus, one_minus_lo = two_sum(1.0, -y)
+    wy, wy_lo = two_product(w * np.ones_like(y), y)
+    first, first_lo = two_product(wy, a)
+    second, second_lo = two_product(one_minus, b)
+    total, total_lo = two_sum(first, second)
     refined = total + (total_lo + first_lo + wy_lo * a + second_lo + one_minus_lo * b)
     plain = _times(w * y, a) + _times(1.0 - y, b)
     return np.where(np.isfinite(refined), refined, plain)
@@ -816,7 +817,7 @@ def cross_entropy(logits, target, label_smoothing=0.0):
         eps = float(label_smoothing)
         if eps:
             q = (1.0 - eps) * q + eps / classes
-        terms, terms_lo = _two_product(q, neg_log_p)
+        terms, terms_lo = two_product(q, neg_log_p)
         # Dekker's split overflows near the largest float: the product's error term is then
         # NaN, and dropped (half an ULP of a term, where q is not 1)
         keep = (q != 0) & np.isfinite(terms) & np.isfinite(terms_lo)
@@ -838,10 +839,10 @@ def _expm1_minus(u):
     for k in range(28, 2, -1):       # h(u) = 1/3! + u/4! + ...: nested from the top
         h = (h + 1.0 / math.factorial(k)) * (us if k > 3 else 1.0)
     g, g_lo = _fast_two_sum(0.5, us * h)
-    square, square_lo = _two_product(us, us)
+    square, square_lo = two_product(us, us)
     series = square * g
-    series_lo = square * g_lo + square_lo * g + (_two_product(square, g)[1])
-    direct, direct_lo = _two_sum(np.expm1(u), -u)
+    series_lo = square * g_lo + square_lo * g + (two_product(square, g)[1])
+    direct, direct_lo = two_sum(np.expm1(u), -u)
     return np.where(small, series, direct), np.where(small, series_lo, direct_lo)
 
 
@@ -858,29 +859,29 @@ def _log_ratio(rows_s, rows_t, s_hi, s_lo, t_hi, t_lo):
     """
     ls_hi, ls_lo = rows_s.log_softmax_dd()
     lt_hi, lt_lo = rows_t.log_softmax_dd()
-    u, u_lo = _two_sum(ls_hi, -lt_hi)
+    u, u_lo = two_sum(ls_hi, -lt_hi)
     u, u_lo = _fast_two_sum(u, u_lo + (ls_lo - lt_lo))
     u = np.where(np.isfinite(ls_hi) & np.isfinite(lt_hi), u, ls_hi - lt_hi)
     u_lo = np.where(np.isfinite(u), u_lo, 0.0)
 
     finite_row = (np.isfinite(s_hi) & np.isfinite(t_hi)).all(axis=-1, keepdims=True)
-    d, d_lo = _two_sum(np.where(finite_row, s_hi, 0.0), -np.where(finite_row, t_hi, 0.0))
+    d, d_lo = two_sum(np.where(finite_row, s_hi, 0.0), -np.where(finite_row, t_hi, 0.0))
     d_lo = d_lo + np.where(finite_row, s_lo - t_lo, 0.0)
     top = rows_t.is_top
     ref = np.sum(np.where(top, d, 0.0), axis=-1, keepdims=True)
     ref_lo = np.sum(np.where(top, d_lo, 0.0), axis=-1, keepdims=True)
-    big_d, big_d_lo = _two_sum(d, -ref)
+    big_d, big_d_lo = two_sum(d, -ref)
     big_d_lo = big_d_lo + (d_lo - ref_lo)
     em = np.expm1(big_d)
     em_lo = (em + 1.0) * big_d_lo                       # first order in D's low part
     p, p_lo = rows_t.softmax_dd()
-    terms, terms_lo = _two_product(p, em)
+    terms, terms_lo = two_product(p, em)
     terms_lo = terms_lo + p * em_lo + p_lo * em
     total, total_lo = _sum_dd(terms, np.where(np.isfinite(terms), terms_lo, 0.0))
     c = np.log1p(total) + total_lo / (1.0 + total)
     close = finite_row[..., 0] & np.isfinite(total) & (total > -0.5) & (total < 1.0)
     close = close[..., None] & np.ones_like(top)
-    v, v_lo = _two_sum(big_d, -c[..., None])
+    v, v_lo = two_sum(big_d, -c[..., None])
     v, v_lo = _fast_two_sum(v, v_lo + big_d_lo)
     return np.where(close, v, u), np.where(close, v_lo, u_lo)
 
@@ -896,21 +897,21 @@ def _kl_rows(rows_s, rows_t, u, u_lo, square, square_lo, scale):
     small_u = np.where(large, 0.0, u)
     phi, phi_lo = _expm1_minus(small_u)
     phi_lo = phi_lo + np.expm1(small_u) * u_lo          # phi'(u) = expm1(u)
-    terms, terms_lo = _two_product(p, phi)
+    terms, terms_lo = two_product(p, phi)
     terms_lo = terms_lo + p * phi_lo + p_lo * phi
     q, q_lo = rows_s.softmax_dd(scale)
-    one_u, one_u_lo = _two_sum(1.0, np.where(p == 0, 0.0, u))
+    one_u, one_u_lo = two_sum(1.0, np.where(p == 0, 0.0, u))
     one_u_lo = one_u_lo + np.where(p == 0, 0.0, u_lo)
-    pu, pu_lo = _two_product(p, one_u)
+    pu, pu_lo = two_product(p, one_u)
     pu_lo = pu_lo + p * one_u_lo + p_lo * one_u
-    q_minus, q_minus_lo = _two_sum(q, -pu)
+    q_minus, q_minus_lo = two_sum(q, -pu)
     terms = np.where(large, q_minus, terms)
     terms_lo = np.where(large, q_minus_lo + (q_lo - pu_lo), terms_lo)
     # a class where the teacher has mass and the student none: u = -inf, phi = +inf
     terms = np.where((p > 0) & (u == -np.inf), np.inf, terms)
     terms_lo = np.where(np.isfinite(terms), terms_lo, 0.0)
     total, total_lo = _sum_dd(terms, terms_lo)
-    hi, lo = _two_product(total, square)
+    hi, lo = two_product(total, square)
     lo = np.where(np.isfinite(hi), lo + total_lo * square + total * square_lo, 0.0)
     return np.ldexp(hi + lo, -scale)
 
@@ -933,7 +934,7 @@ def distillation_loss(student, teacher, temperature):
     with np.errstate(all="ignore"):
         def scaled(v):
             hi = v / t
-            p, p_err = _two_product(hi, t)
+            p, p_err = two_product(hi, t)
             lo = ((v - p) - p_err) / t
             return hi, np.where(np.isfinite(hi) & np.isfinite(lo), lo, 0.0)
 
@@ -941,7 +942,7 @@ def distillation_loss(student, teacher, temperature):
         t_hi, t_lo = scaled(teacher)
         rows_s, rows_t = _Shifted(s_hi, s_lo), _Shifted(t_hi, t_lo)
         u, u_lo = _log_ratio(rows_s, rows_t, s_hi, s_lo, t_hi, t_lo)
-        square, square_lo = _two_product(t, t)
+        square, square_lo = two_product(t, t)
         loss = _kl_rows(rows_s, rows_t, u, u_lo, square, square_lo, 0)
         tiny = np.isfinite(loss) & (loss < 2.0 ** -960)
         if np.any(tiny):

@@ -17,8 +17,16 @@ from .losses import (
 
 __version__ = "0.1.0"
 
+#: The canonical names of the functions the core implements (the conformance catalog
+#: declares each of them; the backends bind them by these names).
+FUNCTIONS = (
+    "sigmoid", "sigmoid_grad", "log_sigmoid", "softplus", "logit", "hard_sigmoid",
+    "ndtr", "probit", "softmax", "log_softmax", "logsumexp", "binary_cross_entropy",
+    "binary_cross_entropy_with_logits", "cross_entropy", "distillation_loss",
+)
+
 __all__ = [
-    "sigmoid", "expit", "logistic", "sigmoid_grad", "log_sigmoid", "softplus", "logit",
+    "FUNCTIONS", "sigmoid", "expit", "logistic", "sigmoid_grad", "log_sigmoid", "softplus", "logit",
     "hard_sigmoid", "ndtr", "probit", "ndtri", "softmax", "log_softmax", "logsumexp",
     "softmax_jacobian", "softmax_vjp", "probabilities", "binary_cross_entropy",
     "binary_cross_entropy_with_logits", "cross_entropy", "distillation_loss",

@@ -35,20 +35,19 @@ wait on mpmath; ``use_golden=False`` recomputes them.
 
 import math
 import random
-from dataclasses import dataclass
 from functools import lru_cache
 
 from refact.conformance.truth import store
-from refact.conformance.truth.catalog import get_function
-from refact.conformance.truth.oracle import mp_context, point_key, truth
+from refact.conformance.truth.catalog import THRESHOLDS, get_function
+from refact.conformance.truth.oracle import point_key, truth
 from refact.conformance.numbers.formats import (
     all_values, from_bits_hex, from_ordinal, get_format, is_representable, next_down, next_up,
     ordinal, random_finite, randbelow, round_to_format,
 )
 
 __all__ = [
-    "LEVELS", "SET_NAMES", "SEED_VECTOR", "Threshold", "THRESHOLDS", "cases_for", "case_set",
-    "threshold_values", "threshold_names", "locate_threshold",
+    "LEVELS", "SET_NAMES", "SEED_VECTOR", "cases_for", "case_set",
+    "threshold_values", "threshold_names", "threshold_holds", "locate_threshold",
 ]
 
 LEVELS = ("quick", "default", "full")
@@ -65,24 +64,7 @@ _SIZES = {
 INF = math.inf
 
 
-# --- thresholds -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Threshold:
-    """A regime change of one function in a format.
-
-    For a bisected threshold (``predicate`` set), the location is the smallest format
-    value ``x`` in ``bracket(fmt)`` with ``predicate(x, fmt)`` true; the predicate is
-    false below it (monotone). For an anchor set (``anchors`` set), the locations are
-    fixed format values such as ``next_down(1)``. ``domain`` clips the neighbours."""
-
-    name: str
-    description: str
-    predicate: object = None
-    bracket: object = None
-    anchors: object = None
-    domain: tuple = (-INF, INF)
+# --- thresholds (declared in the catalog, located here) ---------------------------------
 
 
 def _rounded(function, x, fmt):
@@ -92,119 +74,36 @@ def _rounded(function, x, fmt):
     return t.rounded if t.decided else round_to_format(t.exact, fmt)
 
 
-def _exp_at_least_overflow(y, fmt):
-    """exp(y) >= the overflow threshold of fmt, decided at 256 bits (exp of a nonzero
-    rational is transcendental, so it is never equal)."""
-    ctx = mp_context()
-    ctx.prec = 256
-    bound = fmt.overflow_threshold
-    return ctx.exp(ctx.convert(y)) >= ctx.mpf(bound.numerator) / bound.denominator
+# A point's shape is its parameters' roles (the catalog's), so the generators below build
+# points by shape: a new function of a known shape needs nothing here.
+_SCALAR_SHAPES = (("real",), ("probability",))
+_LABELLED_PROBABILITY = ("probability", "label")     # binary_cross_entropy
+_LABELLED_LOGIT = ("real", "label")                  # binary_cross_entropy_with_logits
+_LABELLED = (_LABELLED_PROBABILITY, _LABELLED_LOGIT)
+_ROW_AND_CLASS = ("row", "class_index")              # cross_entropy
+_ROW_PAIR = ("row", "row", "temperature")            # distillation_loss
 
 
-def _positive(fmt):
-    return (0.0, fmt.largest_finite)
+def _shape(spec):
+    return tuple(p.role for p in spec.parameters)
 
 
-def _negative(fmt):
-    return (-fmt.largest_finite, 0.0)
-
-
-def _unit(fmt):
-    return (0.0, 1.0)
-
-
-def _t(name, description, function, test, bracket):
-    return Threshold(name, description, lambda x, fmt: test(_rounded(function, x, fmt), x, fmt), bracket)
-
-
-_BISECTED = [
-    _t("sigmoid_leaves_half", "smallest x > 0 with sigmoid(x) rounding above 1/2",
-       "sigmoid", lambda r, x, f: r > 0.5, _unit),
-    _t("sigmoid_rounds_to_one", "smallest x where sigmoid(x) rounds to 1",
-       "sigmoid", lambda r, x, f: r == 1.0, _positive),
-    _t("sigmoid_normal", "smallest x where sigmoid(x) is normal (subnormal below)",
-       "sigmoid", lambda r, x, f: r >= f.smallest_normal, _negative),
-    _t("sigmoid_nonzero", "smallest x where sigmoid(x) does not round to 0",
-       "sigmoid", lambda r, x, f: r > 0.0, _negative),
-    _t("sigmoid_grad_leaves_quarter", "smallest x > 0 with sigmoid_grad(x) rounding below 1/4",
-       "sigmoid_grad", lambda r, x, f: r < 0.25, _unit),
-    _t("sigmoid_grad_subnormal", "smallest x > 0 where sigmoid_grad(x) is subnormal",
-       "sigmoid_grad", lambda r, x, f: r < f.smallest_normal, _positive),
-    _t("sigmoid_grad_zero", "smallest x > 0 where sigmoid_grad(x) rounds to 0",
-       "sigmoid_grad", lambda r, x, f: r == 0.0, _positive),
-    _t("log_sigmoid_leaves_x", "smallest x < 0 where log_sigmoid(x) no longer rounds to x",
-       "log_sigmoid", lambda r, x, f: r != x, _negative),
-    _t("log_sigmoid_subnormal", "smallest x > 0 where log_sigmoid(x) is subnormal",
-       "log_sigmoid", lambda r, x, f: abs(r) < f.smallest_normal, _positive),
-    _t("log_sigmoid_zero", "smallest x > 0 where log_sigmoid(x) rounds to -0",
-       "log_sigmoid", lambda r, x, f: r == 0.0, _positive),
-    _t("softplus_equals_x", "smallest x > 0 where softplus(x) rounds to x",
-       "softplus", lambda r, x, f: r == x, _positive),
-    _t("softplus_normal", "smallest x where softplus(x) is normal (subnormal below)",
-       "softplus", lambda r, x, f: r >= f.smallest_normal, _negative),
-    _t("softplus_nonzero", "smallest x where softplus(x) does not round to 0",
-       "softplus", lambda r, x, f: r > 0.0, _negative),
-    _t("ndtr_leaves_half", "smallest x > 0 with ndtr(x) rounding above 1/2",
-       "ndtr", lambda r, x, f: r > 0.5, _unit),
-    _t("ndtr_rounds_to_one", "smallest x where ndtr(x) rounds to 1",
-       "ndtr", lambda r, x, f: r == 1.0, _positive),
-    _t("ndtr_normal", "smallest x where ndtr(x) is normal (subnormal below)",
-       "ndtr", lambda r, x, f: r >= f.smallest_normal, _negative),
-    _t("ndtr_nonzero", "smallest x where ndtr(x) does not round to 0",
-       "ndtr", lambda r, x, f: r > 0.0, _negative),
-    Threshold("exp_overflow", "smallest x where exp(x) overflows to inf",
-              lambda x, f: _exp_at_least_overflow(x, f), _positive),
-    Threshold("exp_neg_overflow", "smallest x where exp(-x) no longer overflows",
-              lambda x, f: not _exp_at_least_overflow(-x, f), _negative),
-]
-
-_ANCHORED = [
-    Threshold("probability_near_zero", "the smallest subnormal and the smallest normal probabilities",
-              anchors=lambda f: [f.smallest_subnormal, f.smallest_normal], domain=(0.0, 1.0)),
-    Threshold("probability_near_half", "probabilities next to 1/2 (logit and probit cross 0)",
-              anchors=lambda f: [0.5], domain=(0.0, 1.0)),
-    Threshold("probability_near_one", "the largest probabilities below 1 (1 - p is tiny)",
-              anchors=lambda f: [next_down(1.0, f)], domain=(0.0, 1.0)),
-    Threshold("hard_sigmoid_kinks", "the kinks of hard_sigmoid at -3 and 3, and its centre",
-              anchors=lambda f: [-3.0, 0.0, 3.0]),
-    Threshold("torch_log_clamp", "p near exp(-100), where PyTorch clamps log(p) at -100",
-              anchors=lambda f: [v for v in [round_to_format(math.exp(-100.0), f)] if v > 0],
-              domain=(0.0, 1.0)),
-]
-
-THRESHOLDS = {t.name: t for t in _BISECTED + _ANCHORED}
-
-# Which thresholds each function's ``thresholds`` set uses. For row functions the
-# threshold x is turned into a gap g (x or -x) and rows like [0, -g].
-_SCALAR_THRESHOLDS = {
-    "sigmoid": ["sigmoid_leaves_half", "sigmoid_rounds_to_one", "sigmoid_normal", "sigmoid_nonzero",
-                "exp_overflow", "exp_neg_overflow"],
-    "sigmoid_grad": ["sigmoid_grad_leaves_quarter", "sigmoid_rounds_to_one", "sigmoid_grad_subnormal",
-                     "sigmoid_grad_zero", "exp_overflow"],
-    "log_sigmoid": ["log_sigmoid_leaves_x", "log_sigmoid_subnormal", "log_sigmoid_zero", "exp_neg_overflow"],
-    "softplus": ["softplus_equals_x", "softplus_normal", "softplus_nonzero", "exp_overflow"],
-    "hard_sigmoid": ["hard_sigmoid_kinks"],
-    "ndtr": ["ndtr_leaves_half", "ndtr_rounds_to_one", "ndtr_normal", "ndtr_nonzero"],
-    "logit": ["probability_near_zero", "probability_near_half", "probability_near_one"],
-    "probit": ["probability_near_zero", "probability_near_half", "probability_near_one"],
-    "binary_cross_entropy": ["probability_near_zero", "probability_near_one", "torch_log_clamp"],
-    "binary_cross_entropy_with_logits": ["softplus_equals_x", "softplus_normal", "softplus_nonzero",
-                                         "exp_overflow"],
+_REGIONS = {
+    "unit": lambda fmt: (0.0, 1.0),
+    "positive": lambda fmt: (0.0, fmt.largest_finite),
+    "negative": lambda fmt: (-fmt.largest_finite, 0.0),
 }
-# gap name -> (threshold, sign): gap = sign * threshold location
-_GAPS = {
-    "sigmoid_rounds_to_one": 1.0,   # exp(-g) vanishes beside 1 (about 17 in float32, 37 in float64)
-    "sigmoid_normal": -1.0,         # exp(-g) / (1 + ...) turns subnormal (about 87 / 708)
-    "sigmoid_nonzero": -1.0,        # ... and rounds to 0 (about 104 / 745)
-    "log_sigmoid_zero": 1.0,        # log_softmax of the largest entry rounds to 0
-}
-_ROW_FUNCTIONS = ("softmax", "log_softmax", "logsumexp", "cross_entropy", "distillation_loss")
 
 
 def threshold_names(function):
     """The threshold names the ``thresholds`` set of ``function`` is built from."""
-    name = get_function(function).name
-    return list(_GAPS) if name in _ROW_FUNCTIONS else list(_SCALAR_THRESHOLDS[name])
+    return list(get_function(function).thresholds)
+
+
+def threshold_holds(name, x, fmt):
+    """Whether the bisected threshold ``name`` has been reached at ``x`` in ``fmt``."""
+    fmt = get_format(fmt)
+    return THRESHOLDS[name].test(x, fmt, lambda function, v: _rounded(function, v, fmt))
 
 
 def locate_threshold(name, fmt):
@@ -214,8 +113,8 @@ def locate_threshold(name, fmt):
     fmt = get_format(fmt)
     if spec.anchors is not None:
         return [float(v) for v in spec.anchors(fmt)]
-    lo, hi = spec.bracket(fmt)
-    found = _bisect(lambda x: spec.predicate(x, fmt), lo, hi, fmt)
+    lo, hi = _REGIONS[spec.region](fmt)
+    found = _bisect(lambda x: threshold_holds(name, x, fmt), lo, hi, fmt)
     return [] if found is None else [found]
 
 
@@ -315,25 +214,24 @@ def _round_all(values, fmt):
 
 def _special(spec, fmt, level, seed):
     s = _fmt_specials(fmt)
-    name = spec.name
+    shape = _shape(spec)
     catalog_points = [v.args for v in spec.specials]
-    roles = [p.role for p in spec.parameters]
-    if roles == ["real"] or roles == ["probability"]:
-        extra = [0.5, next_down(1.0, fmt), next_up(0.5, fmt)] if roles == ["probability"] else []
+    if shape in _SCALAR_SHAPES:
+        extra = [0.5, next_down(1.0, fmt), next_up(0.5, fmt)] if shape == ("probability",) else []
         points = [(x,) for x in s + extra]
-    elif name == "binary_cross_entropy":
+    elif shape == _LABELLED_PROBABILITY:
         ps = s + [0.5, next_down(1.0, fmt)]
         points = [(p, y) for p in ps for y in (0.0, 1.0)] + [(0.5, y) for y in s]
-    elif name == "binary_cross_entropy_with_logits":
+    elif shape == _LABELLED_LOGIT:
         points = [(x, y) for x in s for y in (0.0, 1.0)] + [(0.0, y) for y in s] + [(1.0, y) for y in s]
-    elif name == "cross_entropy":
+    elif shape == _ROW_AND_CLASS:
         points = [((x, 0.0), t) for x in s for t in (0, 1)]
         big = fmt.largest_finite
         points += [((big, -big), 1), ((big, big), 0), ((-big, -big), 0)]
-    elif name == "distillation_loss":
+    elif shape == _ROW_PAIR:
         points = [((x, 0.0), (0.0, 0.0), 1.0) for x in s] + [((0.0, 0.0), (x, 0.0), 1.0) for x in s]
         points += [((0.0, 1.0), (1.0, 0.0), t) for t in s if t > 0]
-    else:  # softmax, log_softmax, logsumexp
+    else:  # one row: softmax, log_softmax, logsumexp
         big = fmt.largest_finite
         points = [((x, 0.0),) for x in s] + [((x,),) for x in s]
         points += [((big, big),), ((big, -big),), ((-big, -big),), ((big, big, big, big),)]
@@ -341,25 +239,24 @@ def _special(spec, fmt, level, seed):
 
 
 def _seed(spec, fmt, level, seed):
-    name = spec.name
+    shape = _shape(spec)
     row = tuple(_round_all(SEED_VECTOR, fmt))
     scalars = _round_all([-10000.0, 10000.0] + list(SEED_VECTOR), fmt)
     probabilities = _round_all([1e-300, 1e-30, 1e-10, 0.25, 0.75], fmt) + [
         next_up(0.5, fmt), next_down(0.5, fmt), next_down(1.0, fmt), fmt.smallest_subnormal,
     ] + _round_all([1 / (1 + math.exp(-x)) for x in SEED_VECTOR[:7]], fmt)
     probabilities = [p for p in probabilities if 0 < p < 1]
-    roles = [p.role for p in spec.parameters]
-    if roles == ["real"]:
+    if shape == ("real",):
         return [(x,) for x in scalars]
-    if roles == ["probability"]:
+    if shape == ("probability",):
         return [(p,) for p in probabilities]
-    if name == "binary_cross_entropy":
+    if shape == _LABELLED_PROBABILITY:
         return [(p, y) for p in probabilities for y in (0.0, 1.0)]
-    if name == "binary_cross_entropy_with_logits":
+    if shape == _LABELLED_LOGIT:
         return [(x, y) for x in scalars for y in (0.0, 1.0)]
-    if name == "cross_entropy":
+    if shape == _ROW_AND_CLASS:
         return [(row, t) for t in range(len(row))] + [(tuple(-x for x in row), 7)]
-    if name == "distillation_loss":
+    if shape == _ROW_PAIR:
         reverse = tuple(reversed(row))
         return [(row, reverse, t) for t in (1.0, 2.0, 4.0)] + [(reverse, row, 2.0), (row, row, 2.0)]
     return [(row,), (tuple(reversed(row)),), (tuple(-x for x in row),),
@@ -368,32 +265,31 @@ def _seed(spec, fmt, level, seed):
 
 def _thresholds(spec, fmt, level, seed, use_golden=True):
     k = _SIZES[level]["neighbours"]
-    name = spec.name
+    shape = _shape(spec)
     points = []
-    if name in _ROW_FUNCTIONS:
+    if shape[0] == "row":
         gaps = []
-        for threshold, sign in _GAPS.items():
+        for threshold in spec.thresholds:
             for x in threshold_values(threshold, fmt, use_golden=use_golden):
-                gaps += _neighbours([abs(sign * x)], fmt, k, (0.0, INF))
+                gaps += _neighbours([abs(x)], fmt, k, (0.0, INF))
         for g in dict.fromkeys(gaps):
             two = (0.0, -g)
             three = (0.0, -g, -g)
-            if name == "cross_entropy":
+            if shape == _ROW_AND_CLASS:
                 points += [(two, 0), (two, 1), (three, 0)]
-            elif name == "distillation_loss":
+            elif shape == _ROW_PAIR:
                 points += [(two, (0.0, 0.0), 1.0), ((0.0, 0.0), two, 1.0)]
             else:
                 points += [(two,), (three,)]
         return points
-    for threshold in _SCALAR_THRESHOLDS[name]:
+    for threshold in spec.thresholds:
         values = threshold_values(threshold, fmt, use_golden=use_golden)
         for x in _neighbours(values, fmt, k, THRESHOLDS[threshold].domain):
-            if name == "sigmoid_grad":
-                points += [(x,), (-x,)]
-            elif name in ("binary_cross_entropy", "binary_cross_entropy_with_logits"):
-                points += [(x, 0.0), (x, 1.0)]
-            else:
-                points.append((x,))
+            for sign in spec.threshold_signs:
+                if shape in _LABELLED:
+                    points += [(sign * x, 0.0), (sign * x, 1.0)]
+                else:
+                    points.append((sign * x,))
     return points
 
 
@@ -443,14 +339,14 @@ def _exhaustive(spec, fmt, level, seed):
     if fmt.width != 16 or level != "full":
         return []
     values = all_values(fmt)
-    name = spec.name
-    if spec.kind == "elementwise":
+    shape = _shape(spec)
+    if shape in _SCALAR_SHAPES:
         return [(x,) for x in values]
-    if name in ("binary_cross_entropy", "binary_cross_entropy_with_logits"):
+    if shape in _LABELLED:
         return [(x, y) for y in (0.0, 1.0) for x in values]
-    if name == "cross_entropy":
+    if shape == _ROW_AND_CLASS:
         return [((0.0, x), 1) for x in values]
-    if name == "distillation_loss":
+    if shape == _ROW_PAIR:
         return [((0.0, x), (0.0, 0.0), 1.0) for x in values]
     return [((0.0, x),) for x in values]
 

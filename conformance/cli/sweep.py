@@ -7,8 +7,7 @@ from refact.conformance.numbers.formats import get_format
 from refact.conformance.run.sweep import (
     DEFAULT_SAMPLE, SWEEP_FORMATS, dask_executor, run_sweep, sweep_report, validated_range,
 )
-from refact.conformance.truth import fast as fastpath
-from refact.conformance.truth.catalog import get_function
+from refact.conformance.truth.catalog import FAST_TRUTHS, get_function
 
 
 # --- the command -------------------------------------------------------------------------------
@@ -23,7 +22,7 @@ def _parse_bits(text, fmt):
 
 def add_arguments(parser):
     parser.add_argument("--function", required=True, help="an elementwise catalog function: "
-                        + ", ".join(fastpath.FAST_TRUTHS))
+                        + ", ".join(FAST_TRUTHS))
     parser.add_argument("--backend", required=True, help="a backend name (refact backends lists them)")
     parser.add_argument("--format", required=True, help="float32, float16 or bfloat16")
     which = parser.add_mutually_exclusive_group()
@@ -61,8 +60,8 @@ def run(args):
         spec = get_function(args.function)
     except (KeyError, ValueError) as error:
         raise UsageError(str(error)) from None
-    if spec.name not in fastpath.FAST_TRUTHS:
-        raise UsageError(f"{spec.name} cannot be swept: sweeps cover {', '.join(fastpath.FAST_TRUTHS)}")
+    if spec.name not in FAST_TRUTHS:
+        raise UsageError(f"{spec.name} cannot be swept: sweeps cover {', '.join(FAST_TRUTHS)}")
     from refact.backends import backend_class
 
     try:

@@ -27,6 +27,10 @@ import random
 from dataclasses import dataclass
 from fractions import Fraction
 
+import numpy as np
+
+from refact.backends.base import FORMATS as FORMAT_NAMES
+
 __all__ = [
     "Format", "FLOAT64", "FLOAT32", "FLOAT16", "BFLOAT16", "FORMATS", "get_format",
     "round_to_format", "round_dyadic", "is_representable", "exact_fraction", "dyadic_parts",
@@ -35,6 +39,8 @@ __all__ = [
     "parse_exact_hex_dyadic",
     "ordinal", "from_ordinal", "next_up", "next_down", "ulp", "ulp_exponent",
     "all_values", "random_finite",
+    "round_to_format_array", "ulp_array", "binade_exponent_array", "float64_exponent",
+    "power_of_two", "scaled_by_ulp", "from_scaled",
 ]
 
 
@@ -111,7 +117,10 @@ FLOAT64 = Format("float64", 64, 11, 53)
 FLOAT32 = Format("float32", 32, 8, 24)
 FLOAT16 = Format("float16", 16, 5, 11)
 BFLOAT16 = Format("bfloat16", 16, 8, 8)
-FORMATS = {f.name: f for f in (FLOAT64, FLOAT32, FLOAT16, BFLOAT16)}
+#: Every format by name, in the project's one list of format names (the backends' own,
+#: which map them to dtypes); each name must have its layout above.
+_LAYOUTS = {f.name: f for f in (FLOAT64, FLOAT32, FLOAT16, BFLOAT16)}
+FORMATS = {name: _LAYOUTS[name] for name in FORMAT_NAMES}
 
 
 def get_format(fmt):
@@ -541,3 +550,75 @@ def randbelow(rng, n):
         r = rng.getrandbits(k)
         if r < n:
             return r
+
+
+# --- array forms of round_to_format and ulp ------------------------------------------
+
+
+def float64_exponent(values):
+    """``floor(log2|v|)`` of normal float64 values, read from the exponent field (frexp and
+    ldexp cost several times more). A float64 subnormal or zero reads as -1023, and a
+    narrow format's ``emin`` lies far above that, so the clamps below make those exact
+    too; ±inf and NaN read as 1024 and are the callers' to mask."""
+    raw = np.ascontiguousarray(values, dtype=np.float64).view(np.uint64)
+    return ((raw >> np.uint64(52)) & np.uint64(0x7FF)).astype(np.int64) - 1023
+
+
+def power_of_two(exponents):
+    """``2.0**e`` for integer arrays ``e`` in float64's normal range, built from bits."""
+    return ((exponents + 1023).astype(np.uint64) << np.uint64(52)).view(np.float64)
+
+
+def binade_exponent_array(values, fmt):
+    """``max(floor(log2|v|), emin)`` of every value (``emin`` at 0): the binade whose
+    spacing is the ulp, as :func:`ulp_exponent` defines it. int64 array."""
+    fmt = get_format(fmt)
+    if fmt == FLOAT64:
+        raise ValueError("binade_exponent_array serves the narrow formats")
+    return np.maximum(float64_exponent(values), fmt.emin)
+
+
+def ulp_array(values, fmt):
+    """The spacing of ``fmt`` at the binade of each float64 value (subnormal spacing
+    below the smallest normal and at 0; inf at ±inf, NaN at NaN), as
+    :func:`ulp` gives it for one value."""
+    values = np.asarray(values, dtype=np.float64)
+    spacing = power_of_two(binade_exponent_array(values, fmt) - (get_format(fmt).precision - 1))
+    return np.where(np.isfinite(values), spacing, np.abs(values))
+
+
+def scaled_by_ulp(values, fmt):
+    """``(|v| / ulp, log2 ulp)`` for float64 values and a narrow ``fmt``: the magnitude in
+    units of the format's spacing at its binade, exactly (a power-of-two scaling of a
+    53-bit value that stays in float64's normal range: narrow formats span 2**-149 to
+    2**128). Rounding to the format is then ``rint`` of the first, times ``2**q``."""
+    magnitude = np.abs(values)
+    ulp_exponent = binade_exponent_array(magnitude, fmt) - (fmt.precision - 1)
+    ulp_exponent = np.minimum(ulp_exponent, fmt.emax + 1)  # inf/NaN: any finite scale
+    with np.errstate(all="ignore"):
+        return magnitude * power_of_two(-ulp_exponent), ulp_exponent
+
+
+def from_scaled(values, units, ulp_exponent, fmt):
+    """Signed ``units * 2**ulp_exponent`` with overflow to inf; non-finite values stay."""
+    with np.errstate(all="ignore"):
+        magnitude = units * power_of_two(ulp_exponent)
+    magnitude = np.where(magnitude > fmt.largest_finite, np.inf, magnitude)
+    magnitude = np.where(np.isfinite(values), magnitude, np.abs(values))
+    return np.copysign(magnitude, values)
+
+
+def round_to_format_array(values, fmt):
+    """Round each float64 value to nearest, ties to even, in ``fmt``; the results are the
+    exactly equal float64 values (±inf on overflow, signed zeros kept, NaN stays).
+
+    The value is scaled by its ulp so the spacing becomes 1; ``rint`` rounds that to an
+    integer with ties to even, and scaling back is exact. This casts through nothing:
+    numpy's float64 -> bfloat16 would round twice.
+    """
+    fmt = get_format(fmt)
+    values = np.asarray(values, dtype=np.float64)
+    if fmt == FLOAT64:
+        return values.copy()
+    units, ulp_exponent = scaled_by_ulp(values, fmt)
+    return from_scaled(values, np.rint(units), ulp_exponent, fmt)

@@ -31,14 +31,17 @@ zero, so either zero is right there; a nonzero truth that rounds to zero does.
 import math
 from fractions import Fraction
 
+import numpy as np
+
 from refact.conformance.numbers.formats import (
     get_format, ordinal, round_to_format, round_dyadic, dyadic_parts, exact_fraction,
-    ulp_exponent, same_value,
+    ulp_array, ulp_exponent, same_value,
 )
 
 __all__ = [
-    "FAILURE_CLASSES", "UNDECIDED", "MISSING_NAN", "ALL_CLASSES",
+    "FAILURE_CLASSES", "UNDECIDED", "MISSING_NAN", "ALL_CLASSES", "CLASS_CODES",
     "ulp_error", "step_distance", "classify", "float_pair", "ulp_errors",
+    "classify_array", "ulp_error_array", "same_values",
 ]
 
 FAILURE_CLASSES = (
@@ -48,6 +51,8 @@ FAILURE_CLASSES = (
 UNDECIDED = "undecided"
 MISSING_NAN = "missing_nan"
 ALL_CLASSES = FAILURE_CLASSES + (UNDECIDED, MISSING_NAN)
+#: Array codes of the classes (:func:`classify_array`): 0 = none, i + 1 = ALL_CLASSES[i].
+CLASS_CODES = {name: i + 1 for i, name in enumerate(ALL_CLASSES)}
 
 
 def _is_nan(t):
@@ -122,8 +127,6 @@ def ulp_errors(ys, his, los, fmt):
     of the exact one; a caller deciding against a threshold that close recomputes it
     with :func:`ulp_error`.
     """
-    import numpy as np
-
     fmt = get_format(fmt)
     fraction, exponent = np.frexp(his)
     binade = exponent - 1
@@ -186,3 +189,73 @@ def classify(y, t, fmt):
     return None
 
 
+# --- array forms of the ruler -----------------------------------------------------------
+
+
+def classify_array(y, rounded, fmt, exact_zero=None):
+    """:func:`classify` on arrays: the class code (0 = none, else index + 1 in
+    ``ALL_CLASSES``) of each result ``y`` against the correctly rounded truth ``rounded``.
+
+    ``exact_zero`` (bool array, optional) marks truths that are exactly zero, where
+    either sign of zero is right; elsewhere a rounded zero of the other sign is a
+    ``wrong_sign_zero``. Undecided truths are the caller's (they have no ``rounded``).
+    """
+    fmt = get_format(fmt)
+    y = np.asarray(y, dtype=np.float64)
+    r = np.asarray(rounded, dtype=np.float64)
+    codes = np.zeros(y.shape, dtype=np.int8)
+    # Nearly every point is a finite nonzero result against a finite truth: no class.
+    # The rules below run on the rest only.
+    rest = np.flatnonzero(~(np.isfinite(y) & np.isfinite(r) & (y != 0)))
+    if not len(rest):
+        return codes
+    y, r = y[rest], r[rest]
+    nan_t, nan_y = np.isnan(r), np.isnan(y)
+    inf_r, inf_y = np.isinf(r), np.isinf(y)
+    numbers = ~nan_t & ~nan_y
+    with np.errstate(invalid="ignore"):
+        normal_r = np.abs(r) >= fmt.smallest_normal
+        same_direction = (y > 0) == (r > 0)
+    finite_due = numbers & ~inf_r
+    zero_back = finite_due & (y == 0)
+    zero_due = zero_back & (r == 0)
+    other_sign = np.signbit(y) != np.signbit(r)
+    if exact_zero is not None:
+        other_sign &= ~np.asarray(exact_zero, dtype=bool)[rest]
+    sub = np.zeros(len(rest), dtype=np.int8)
+    # The masks do not overlap; their order mirrors classify.
+    sub[nan_t & ~nan_y] = CLASS_CODES["missing_nan"]
+    sub[~nan_t & nan_y] = CLASS_CODES["spurious_nan"]
+    sub[numbers & inf_r & inf_y & (y != r)] = CLASS_CODES["spurious_inf"]
+    sub[numbers & inf_r & ~inf_y] = CLASS_CODES["missing_inf"]
+    sub[finite_due & inf_y & normal_r & same_direction] = CLASS_CODES["premature_overflow"]
+    sub[finite_due & inf_y & ~(normal_r & same_direction)] = CLASS_CODES["spurious_inf"]
+    sub[zero_due & other_sign] = CLASS_CODES["wrong_sign_zero"]
+    sub[zero_back & (r != 0) & ~normal_r] = CLASS_CODES["flush_to_zero"]
+    sub[zero_back & (r != 0) & normal_r] = CLASS_CODES["premature_underflow"]
+    codes[rest] = sub
+    return codes
+
+
+def ulp_error_array(y, truth, rounded, fmt, ulp=None):
+    """:func:`ulp_error` on arrays, with ``truth`` the float64 candidate standing
+    in for the exact value: ``|y - t| / ulp(t)`` (one float64 rounding in the
+    difference, relative 2**-53, far below the figures reported); for non-finite
+    operands 0 where ``y`` is the rounded truth and inf elsewhere, as the scalar form.
+    ``ulp``, the spacing at each truth, may be passed when already known."""
+    y = np.asarray(y, dtype=np.float64)
+    t = np.asarray(truth, dtype=np.float64)
+    spacing = ulp_array(t, fmt) if ulp is None else ulp
+    with np.errstate(all="ignore"):
+        error = np.abs(y - t) / spacing
+    special = np.flatnonzero(~(np.isfinite(y) & np.isfinite(t)))
+    if len(special):
+        same = same_values(y[special], np.asarray(rounded)[special])
+        error[special] = np.where(same, 0.0, np.inf)
+    return error
+
+
+def same_values(a, b):
+    """:func:`formats.same_value` on arrays: NaN equals NaN, -0.0 differs from 0.0."""
+    a, b = np.asarray(a), np.asarray(b)
+    return ((a == b) & (np.signbit(a) == np.signbit(b))) | (np.isnan(a) & np.isnan(b))

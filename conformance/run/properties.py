@@ -1,8 +1,8 @@
 """The ``properties`` check: identities and bounds a correct implementation keeps.
 
 For one backend, function and format, every property the catalog declares for the
-function (plus ``multi_label_shapes`` for sigmoid and softmax, see
-:data:`EXTRA_PROPERTIES`) is evaluated on a sample of the accuracy check's finite,
+function is evaluated, by the measure its ``check`` names (:data:`MEASURES`: ``range``
+and ``monotone`` serve many functions), on a sample of the accuracy check's finite,
 in-domain points (at most :data:`LIMIT` instances per property) and on points derived
 from them (``-x``, ``x + c``, ``x / T``, ``next_up(x)``, ``[0, x]``, ...). Every
 derived input is a value of the format, so the identity holds *exactly* for the
@@ -86,13 +86,15 @@ import weakref
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from refact.conformance.truth.catalog import Property, mp_binary_cross_entropy, mp_logit, exact_mpf, get_function
+from refact.conformance.truth.catalog import (
+    Property, exact_mpf, get_function, mp_binary_cross_entropy, mp_logit,
+)
 from refact.conformance.run.records import WORST, input_hex, plain, record
 from refact.conformance.numbers.ruler import classify, ulp_error
 from refact.conformance.numbers.formats import exact_fraction, get_format, next_up, round_to_format, ulp_exponent
 from refact.conformance.run.isolation import JobError
 
-__all__ = ["LIMIT", "TEMPERATURES", "EXTRA_PROPERTIES", "properties_of", "properties_record"]
+__all__ = ["LIMIT", "TEMPERATURES", "MEASURES", "properties_record"]
 
 #: Most instances (points, rows, pairs) one property examines.
 LIMIT = 100
@@ -110,27 +112,6 @@ PRECISION = 160
 _HAND_PICKED = ("special", "seed", "thresholds")
 
 INF = math.inf
-
-#: Properties checked beyond the catalog's (the issue's "multi-label vs multi-class shapes").
-EXTRA_PROPERTIES = {
-    "sigmoid": (
-        Property("multi_label_shapes",
-                 "sigmoid of an (N, C) batch is (N, C), each value the sigmoid of its own "
-                 "entry alone (labels independent; rows need not sum to 1)", 1.0),
-    ),
-    "softmax": (
-        Property("multi_label_shapes",
-                 "softmax of an (N, C) batch is (N, C), each row the softmax of that row "
-                 "alone (normalised along the class axis only; sums_to_one checks the sum)", 1.0),
-    ),
-}
-
-
-def properties_of(function):
-    """The properties checked for ``function``: the catalog's, then the extra ones."""
-    spec = get_function(function)
-    return tuple(spec.properties) + EXTRA_PROPERTIES.get(spec.name, ())
-
 
 # --- plumbing: calls, conventions, tallies -----------------------------------------------
 
@@ -565,19 +546,14 @@ def _magnitudes(xs):
 # --- shared property shapes -----------------------------------------------------------------
 
 
-def _range(low=None, high=None, label_in_unit=False):
-    """Each output value lies in [low, high]; for the losses with a label, only where
-    the label is in [0, 1]."""
-
-    bounds = [low, high]
-
-    def check(s, t, base):
-        points = [p for p in base if not label_in_unit or 0 <= p[1] <= 1]
-        for point, ys in zip(points, s.outputs(s.name, points)):
-            worst = max((_outside(y, s.fmt, low, high) for y in ys), default=0.0)
-            t.add(worst, [(s.name, point)], point, ys, bounds)
-
-    return check
+def _range(s, t, base):
+    """Each output value lies in the property's [low, high] (None: unbounded); with
+    ``labels_in_unit``, only where the point's label is in [0, 1]."""
+    low, high = t.prop.low, t.prop.high
+    points = [p for p in base if not t.prop.labels_in_unit or 0 <= p[1] <= 1]
+    for point, ys in zip(points, s.outputs(s.name, points)):
+        worst = max((_outside(y, s.fmt, low, high) for y in ys), default=0.0)
+        t.add(worst, [(s.name, point)], point, ys, [low, high])
 
 
 def _monotone(s, t, base):
@@ -1178,59 +1154,39 @@ def _zero_at_teacher(s, t, base):
 
 # --- the table ----------------------------------------------------------------------------
 
-IMPLEMENTATIONS = {
-    ("sigmoid", "symmetry"): _complement_symmetry,
-    ("sigmoid", "range"): _range(0.0, 1.0),
-    ("sigmoid", "monotone"): _monotone,
-    ("sigmoid", "softmax_link"): _sigmoid_softmax_link,
-    ("sigmoid", "multi_label_shapes"): _sigmoid_multi_label,
-    ("sigmoid_grad", "bounded"): _range(0.0, 0.25),
-    ("sigmoid_grad", "even"): _even,
-    ("sigmoid_grad", "product"): _sigmoid_grad_product,
-    ("log_sigmoid", "softplus_link"): _log_sigmoid_softplus_link,
-    ("log_sigmoid", "non_positive"): _range(high=0.0),
-    ("log_sigmoid", "monotone"): _monotone,
-    ("softplus", "difference"): _softplus_difference,
-    ("softplus", "lower_bound"): _softplus_lower_bound,
-    ("softplus", "monotone"): _monotone,
-    ("logit", "inverse"): _logit_inverse,
-    ("logit", "antisymmetry"): _antisymmetry,
-    ("logit", "monotone"): _monotone,
-    ("hard_sigmoid", "range"): _range(0.0, 1.0),
-    ("hard_sigmoid", "monotone"): _monotone,
-    ("hard_sigmoid", "symmetry"): _complement_symmetry,
-    ("ndtr", "symmetry"): _complement_symmetry,
-    ("ndtr", "range"): _range(0.0, 1.0),
-    ("ndtr", "monotone"): _monotone,
-    ("probit", "inverse"): _probit_inverse,
-    ("probit", "antisymmetry"): _antisymmetry,
-    ("probit", "monotone"): _monotone,
-    ("softmax", "sums_to_one"): _sums_to_one,
-    ("softmax", "range"): _range(0.0, 1.0),
-    ("softmax", "shift_invariance"): _row_shift_invariance,
-    ("softmax", "order"): _order,
-    ("softmax", "sigmoid_link"): _softmax_sigmoid_link,
-    ("softmax", "temperature_smoothing"): _temperature_smoothing,
-    ("softmax", "multi_label_shapes"): _softmax_multi_class,
-    ("log_softmax", "non_positive"): _range(high=0.0),
-    ("log_softmax", "normalized"): _normalized,
-    ("log_softmax", "shift_invariance"): _row_shift_invariance,
-    ("log_softmax", "softmax_link"): _log_softmax_link,
-    ("logsumexp", "bounds"): _logsumexp_bounds,
-    ("logsumexp", "shift_equivariance"): _shift_equivariance,
-    ("logsumexp", "monotone"): _logsumexp_monotone,
-    ("binary_cross_entropy", "non_negative"): _range(low=0.0, label_in_unit=True),
-    ("binary_cross_entropy", "symmetry"): _bce_symmetry,
-    ("binary_cross_entropy", "logits_link"): _bce_logits_link,
-    ("binary_cross_entropy_with_logits", "non_negative"): _range(low=0.0, label_in_unit=True),
-    ("binary_cross_entropy_with_logits", "symmetry"): _bce_logits_symmetry,
-    ("binary_cross_entropy_with_logits", "softplus_link"): _bce_logits_softplus_link,
-    ("cross_entropy", "non_negative"): _range(low=0.0),
-    ("cross_entropy", "log_softmax_link"): _cross_entropy_link,
-    ("cross_entropy", "shift_invariance"): _loss_shift_invariance,
-    ("distillation_loss", "non_negative"): _range(low=0.0),
-    ("distillation_loss", "zero_at_teacher"): _zero_at_teacher,
-    ("distillation_loss", "shift_invariance"): _loss_shift_invariance,
+#: The measures, by the name a catalog :class:`Property` gives as its ``check``.
+MEASURES = {
+    "range": _range,
+    "monotone": _monotone,
+    "complement_symmetry": _complement_symmetry,
+    "even": _even,
+    "antisymmetry": _antisymmetry,
+    "sigmoid_softmax_link": _sigmoid_softmax_link,
+    "sigmoid_multi_label": _sigmoid_multi_label,
+    "sigmoid_grad_product": _sigmoid_grad_product,
+    "log_sigmoid_softplus_link": _log_sigmoid_softplus_link,
+    "softplus_difference": _softplus_difference,
+    "softplus_lower_bound": _softplus_lower_bound,
+    "logit_inverse": _logit_inverse,
+    "probit_inverse": _probit_inverse,
+    "sums_to_one": _sums_to_one,
+    "row_shift_invariance": _row_shift_invariance,
+    "order": _order,
+    "softmax_sigmoid_link": _softmax_sigmoid_link,
+    "temperature_smoothing": _temperature_smoothing,
+    "softmax_multi_class": _softmax_multi_class,
+    "normalized": _normalized,
+    "log_softmax_link": _log_softmax_link,
+    "logsumexp_bounds": _logsumexp_bounds,
+    "shift_equivariance": _shift_equivariance,
+    "logsumexp_monotone": _logsumexp_monotone,
+    "bce_symmetry": _bce_symmetry,
+    "bce_logits_link": _bce_logits_link,
+    "bce_logits_symmetry": _bce_logits_symmetry,
+    "bce_logits_softplus_link": _bce_logits_softplus_link,
+    "cross_entropy_link": _cross_entropy_link,
+    "loss_shift_invariance": _loss_shift_invariance,
+    "zero_at_teacher": _zero_at_teacher,
 }
 
 
@@ -1315,12 +1271,12 @@ def properties_record(evaluator, backend, function, fmt, cases, conventions):
     base = _base_points(spec, cases)
     entries, tallies = [], []
     broken = None  # a failed call of the function itself, or a defect of the check
-    for prop in properties_of(spec):
+    for prop in spec.properties:
         tally = _Tally(prop, session)
         status, reason = None, ""
-        implementation = IMPLEMENTATIONS.get((spec.name, prop.name))
+        implementation = MEASURES.get(prop.measure)
         if implementation is None:
-            status, reason = "skip", "not implemented"
+            status, reason = "skip", f"no measure named {prop.measure!r}"
         elif not base:
             status, reason = "skip", "no finite in-domain case points"
         else:

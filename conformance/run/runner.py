@@ -19,7 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from refact.backends import BUILTIN, backend_class, plugin_targets
 from refact.conformance.run import checks
 from refact.conformance.cases.sets import cases_for
-from refact.conformance.truth.catalog import NAMES
+from refact.conformance.truth.catalog import FAST_TRUTHS, NAMES
 from refact.conformance.numbers.formats import FORMATS
 from refact.conformance.run.isolation import JobError, Worker
 from refact.conformance.run.sweep import sweep_record
@@ -73,7 +73,7 @@ def _truth_table(functions, formats, level, seed, workers):
     for function in functions:
         for fmt in formats:
             sampled = level
-            if level == "full" and fmt in EXHAUSTIVE_FORMATS and function in _sweepable():
+            if level == "full" and fmt in EXHAUSTIVE_FORMATS and function in FAST_TRUTHS:
                 sampled = "default"  # the exhaustive sweep gives the accuracy verdict
             cases = cases_for(function, fmt, sampled, seed)
             truths = truth_many(function, [p for _, p in cases], fmt, workers=workers)
@@ -137,10 +137,6 @@ def _slowest_first(name):
     return -backend_class(name).startup_seconds if name in BUILTIN else 0.0
 
 
-def _sweepable():
-    from refact.conformance.truth.fast import FAST_TRUTHS
-
-    return FAST_TRUTHS
 
 
 def _checks_of(evaluator, name, info, function, fmt, wanted, table, conventions, series,
@@ -161,7 +157,7 @@ def _checks_of(evaluator, name, info, function, fmt, wanted, table, conventions,
             accuracy, result_format = checks.accuracy(evaluator, name, function, fmt, cases,
                                                       truths, conventions, plot=xs)
             if "accuracy" in wanted:
-                if level == "full" and fmt in EXHAUSTIVE_FORMATS and function in _sweepable():
+                if level == "full" and fmt in EXHAUSTIVE_FORMATS and function in FAST_TRUTHS:
                     # the sampled record gave the dtype and the plot; the verdict is exhaustive
                     accuracy = evaluator.worker.run({"op": "task", "task": sweep_record,
                                                      "args": (function, name, fmt), "kwargs": {"seed": seed},

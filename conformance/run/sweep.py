@@ -51,10 +51,12 @@ from pathlib import Path
 
 import numpy as np
 
-from refact.conformance.numbers import ruler as errors; from refact.conformance.truth import fast as fastpath
+from refact.conformance.numbers import ruler
+from refact.conformance.numbers.ruler import classify_array, same_values, ulp_error_array
+from refact.conformance.truth import fast as fastpath
 from refact.conformance.truth.store import atomic_write_text
 from refact.conformance.run.records import convention_field, record, report_envelope
-from refact.conformance.truth.catalog import get_function
+from refact.conformance.truth.catalog import FAST_TRUTHS, fast_truth_of, get_function
 from refact.conformance.numbers.formats import get_format, same_value
 
 __all__ = [
@@ -79,10 +81,8 @@ DISAGREEMENTS_KEPT = 20
 # octave up to 2**43; one more bin above that. p99_ulp is read off these bins (the upper
 # edge of the bin holding the 99th percentile), so it is an upper bound to 2**(1/4).
 HISTOGRAM_EDGES = tuple(0.5 * 2.0 ** (k / 4) for k in range(4 * 44 + 1))
-CLASS_NAMES = errors.ALL_CLASSES
-# Array codes of the classes: 0 = none, i + 1 = CLASS_NAMES[i].
-_CODE = {name: i + 1 for i, name in enumerate(CLASS_NAMES)}
-_UNDECIDED_CODE = _CODE[errors.UNDECIDED]
+CLASS_NAMES = ruler.ALL_CLASSES
+_UNDECIDED_CODE = ruler.CLASS_CODES[ruler.UNDECIDED]
 _ORACLE_BATCH = 4096
 CHECKPOINT_KIND = "refact.sweep/1"
 
@@ -190,7 +190,7 @@ def describe_backend(name, device="cpu", limit_threads=False):
     formats_of = getattr(backend, "formats_of", None)
     if formats_of is not None:
         info["function_formats"] = {function: list(formats_of(function))
-                                    for function in fastpath.FAST_TRUTHS if function in (functions or ())}
+                                    for function in FAST_TRUTHS if function in (functions or ())}
     return info
 
 
@@ -203,78 +203,6 @@ def _float64_output(backend, native):
     """``(values as a float64 array, dtype name)`` of a backend result, without a list."""
     array = np.asarray(backend.to_numpy(native))
     return array.astype(np.float64), array.dtype.name
-
-
-# --- array forms of the ruler -----------------------------------------------------------
-
-
-def classify_array(y, rounded, fmt, exact_zero=None):
-    """:func:`errors.classify` on arrays: the class code (0 = none, else index + 1 in
-    ``CLASS_NAMES``) of each result ``y`` against the correctly rounded truth ``rounded``.
-
-    ``exact_zero`` (bool array, optional) marks truths that are exactly zero, where
-    either sign of zero is right; elsewhere a rounded zero of the other sign is a
-    ``wrong_sign_zero``. Undecided truths are the caller's (they have no ``rounded``).
-    """
-    fmt = get_format(fmt)
-    y = np.asarray(y, dtype=np.float64)
-    r = np.asarray(rounded, dtype=np.float64)
-    codes = np.zeros(y.shape, dtype=np.int8)
-    # Nearly every point is a finite nonzero result against a finite truth: no class.
-    # The rules below run on the rest only.
-    rest = np.flatnonzero(~(np.isfinite(y) & np.isfinite(r) & (y != 0)))
-    if not len(rest):
-        return codes
-    y, r = y[rest], r[rest]
-    nan_t, nan_y = np.isnan(r), np.isnan(y)
-    inf_r, inf_y = np.isinf(r), np.isinf(y)
-    numbers = ~nan_t & ~nan_y
-    with np.errstate(invalid="ignore"):
-        normal_r = np.abs(r) >= fmt.smallest_normal
-        same_direction = (y > 0) == (r > 0)
-    finite_due = numbers & ~inf_r
-    zero_back = finite_due & (y == 0)
-    zero_due = zero_back & (r == 0)
-    other_sign = np.signbit(y) != np.signbit(r)
-    if exact_zero is not None:
-        other_sign &= ~np.asarray(exact_zero, dtype=bool)[rest]
-    sub = np.zeros(len(rest), dtype=np.int8)
-    # The masks do not overlap; their order mirrors errors.classify.
-    sub[nan_t & ~nan_y] = _CODE["missing_nan"]
-    sub[~nan_t & nan_y] = _CODE["spurious_nan"]
-    sub[numbers & inf_r & inf_y & (y != r)] = _CODE["spurious_inf"]
-    sub[numbers & inf_r & ~inf_y] = _CODE["missing_inf"]
-    sub[finite_due & inf_y & normal_r & same_direction] = _CODE["premature_overflow"]
-    sub[finite_due & inf_y & ~(normal_r & same_direction)] = _CODE["spurious_inf"]
-    sub[zero_due & other_sign] = _CODE["wrong_sign_zero"]
-    sub[zero_back & (r != 0) & ~normal_r] = _CODE["flush_to_zero"]
-    sub[zero_back & (r != 0) & normal_r] = _CODE["premature_underflow"]
-    codes[rest] = sub
-    return codes
-
-
-def ulp_error_array(y, truth, rounded, fmt, ulp=None):
-    """:func:`errors.ulp_error` on arrays, with ``truth`` the float64 candidate standing
-    in for the exact value: ``|y - t| / ulp(t)`` (one float64 rounding in the
-    difference, relative 2**-53, far below the figures reported); for non-finite
-    operands 0 where ``y`` is the rounded truth and inf elsewhere, as the scalar form.
-    ``ulp``, the spacing at each truth, may be passed when already known."""
-    y = np.asarray(y, dtype=np.float64)
-    t = np.asarray(truth, dtype=np.float64)
-    spacing = fastpath.ulp_array(t, fmt) if ulp is None else ulp
-    with np.errstate(all="ignore"):
-        error = np.abs(y - t) / spacing
-    special = np.flatnonzero(~(np.isfinite(y) & np.isfinite(t)))
-    if len(special):
-        same = _same_values(y[special], np.asarray(rounded)[special])
-        error[special] = np.where(same, 0.0, np.inf)
-    return error
-
-
-def _same_values(a, b):
-    """:func:`formats.same_value` on arrays: NaN equals NaN, -0.0 differs from 0.0."""
-    a, b = np.asarray(a), np.asarray(b)
-    return ((a == b) & (np.signbit(a) == np.signbit(b))) | (np.isnan(a) & np.isnan(b))
 
 
 # --- one shard ---------------------------------------------------------------------------
@@ -308,10 +236,10 @@ def _oracle_verdicts(task, fmt, inputs, outputs):
         truths = truth_many(task.function, [(x,) for x in chunk], fmt.name, cache=task.oracle_cache)
         for truth, y in zip(truths, outputs[begin:begin + len(chunk)]):
             if not truth.decided:
-                verdicts.append((None, None, errors.UNDECIDED, None))
+                verdicts.append((None, None, ruler.UNDECIDED, None))
                 continue
-            cls = errors.classify(y, truth.exact, fmt)
-            ulp = errors.ulp_error(y, truth.exact, fmt) if cls is None else None
+            cls = ruler.classify(y, truth.exact, fmt)
+            ulp = ruler.ulp_error(y, truth.exact, fmt) if cls is None else None
             verdicts.append((truth.rounded, truth.exact, cls, ulp))
     return verdicts
 
@@ -467,7 +395,7 @@ def _oracle_mask(task, x64, y64, decision):
     n = len(x64)
     ask = ~decision.decided
     open_binade = np.flatnonzero(~decision.binade_known)
-    ask[open_binade] |= ~_same_values(y64[open_binade], decision.rounded[open_binade])
+    ask[open_binade] |= ~same_values(y64[open_binade], decision.rounded[open_binade])
     ask |= (x64 == 0) | np.isinf(x64)
     nan_inputs = np.flatnonzero(np.isnan(x64))
     if len(nan_inputs):
@@ -480,7 +408,7 @@ def _oracle_mask(task, x64, y64, decision):
 
 def _judge(points, fmt):
     task, bits, x64, y64 = points.task, points.bits, points.x64, points.y64
-    decision = fastpath.decide(fastpath.fast_truth_of(task.function), x64, fmt)
+    decision = fastpath.decide(fast_truth_of(task.function), x64, fmt)
     rounded = decision.rounded.copy()
     truth = decision.candidate
     exact_zero = decision.exact_zero.copy()
@@ -493,7 +421,7 @@ def _judge(points, fmt):
     exacts = {}
     for i, (oracle_rounded, exact, cls, point_ulp) in zip(asked.tolist(), verdicts):
         exacts[i] = exact
-        if cls == errors.UNDECIDED:
+        if cls == ruler.UNDECIDED:
             codes[i] = _UNDECIDED_CODE
             rounded[i] = ulp[i] = np.nan
             continue
@@ -511,7 +439,7 @@ def _judge(points, fmt):
         # mpmath decides: its value is the one measured against, agreement or not.
         rounded[i] = oracle_rounded
         exact_zero[i] = _is_exact_zero(exact)
-        codes[i] = 0 if cls is None else _CODE[cls]
+        codes[i] = 0 if cls is None else ruler.CLASS_CODES[cls]
         ulp[i] = point_ulp if point_ulp is not None else np.nan
     points.rounded, points.codes, points.ulp, points.exact_zero = rounded, codes, ulp, exact_zero
     points.candidate = truth
@@ -563,7 +491,7 @@ def summarise_shard(points):
             summary["conventions"][convention.name] = {
                 "summary": convention.summary, "reference": convention.reference,
                 "points": int(np.count_nonzero(mine)), "max_ulp": float(np.max(distance))}
-    for name, code in _CODE.items():
+    for name, code in ruler.CLASS_CODES.items():
         where = codes == code
         summary["classes"][name] = int(np.count_nonzero(where))
         if summary["classes"][name]:
@@ -958,7 +886,7 @@ def run_sweep(function, backend_name, fmt, lo=None, hi=None, *, device="cpu", wo
     if backend is not None:
         _BACKENDS[(backend_name, device)] = backend
     spec = get_function(function)
-    fast = fastpath.fast_truth_of(spec.name)
+    fast = fast_truth_of(spec.name)
     lo, hi = validated_range(fmt, lo, hi)
     shard_size = int(shard_size or DEFAULT_SHARD_SIZE[fmt.name])
     if shard_size < 1:
@@ -1009,7 +937,7 @@ def exhaustive_records(backend_name, *, device="cpu", functions=None, formats=("
     """Every value of each 16-bit format for every sweepable function of one backend: the
     records ``refact conform --cases full`` adds (a ``skip`` record where the backend
     lacks the function or format). The backend is described once for all of them."""
-    functions = list(functions or fastpath.FAST_TRUTHS)
+    functions = list(functions or FAST_TRUTHS)
     if backend is not None:
         _BACKENDS[(backend_name, device)] = backend
     runner = _executor_for(executor, workers, backend_name, device)
@@ -1053,7 +981,7 @@ def _accuracy_record(info, spec, fmt, merged, sweep):
     budget = spec.budgets.get(fmt.name)
     measured = merged["measured"]
     points = merged["points"]
-    failures = {name: n for name, n in merged["classes"].items() if n and name != errors.UNDECIDED}
+    failures = {name: n for name, n in merged["classes"].items() if n and name != ruler.UNDECIDED}
     problems = []
     if merged["errors"]:
         problems.append(f"the backend failed on {len(merged['errors'])} shard(s): {merged['errors'][0]}")
@@ -1092,7 +1020,7 @@ def _accuracy_record(info, spec, fmt, merged, sweep):
                         for name, bits in sorted(merged["class_examples"].items())},
         disagreements=merged["disagreements"], backend_errors=merged["errors"][:DISAGREEMENTS_KEPT],
         fast_truth={"relative_bound": fastpath.RELATIVE_BOUND, "absolute_bound": fastpath.ABSOLUTE_BOUND,
-                    "why": fastpath.fast_truth_of(spec.name).why},
+                    "why": fast_truth_of(spec.name).why},
     )
     return record(
         info["name"], spec.name, fmt.name, "accuracy", status=status, message=message, budget=budget,

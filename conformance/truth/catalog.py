@@ -39,11 +39,16 @@ import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from refact.conformance.numbers.formats import exact_fraction
+import numpy as np
+from mpmath.ctx_mp import MPContext
+
+from refact.conformance.numbers.formats import exact_fraction, next_down, round_to_format
+from refact.conformance.truth.fast import hard_sigmoid_exact_at, numpy_candidate
 
 __all__ = [
-    "Function", "Parameter", "SpecialValue", "Property", "ExactPlus", "UNDEFINED", "ORACLE",
-    "FUNCTIONS", "NAMES", "KINDS", "get_function",
+    "Function", "Parameter", "SpecialValue", "Property", "Threshold", "ExactPlus", "UNDEFINED",
+    "ORACLE", "THRESHOLDS", "ROW_GAPS", "FUNCTIONS", "NAMES", "KINDS", "FAST_TRUTHS",
+    "fast_truth_of", "get_function",
 ]
 
 KINDS = ("elementwise", "axis", "loss")
@@ -99,13 +104,48 @@ class SpecialValue:
 
 @dataclass(frozen=True)
 class Property:
-    """A mathematical identity or bound a correct implementation keeps, checked by a
-    later issue. ``budget_ulp`` is the tolerated violation in ULPs of the format at
-    the compared value (0 for bounds that rounding cannot break)."""
+    """A mathematical identity or bound a correct implementation keeps.
+
+    ``budget_ulp`` is the tolerated violation in ULPs of the format at the compared
+    value (0 for bounds that rounding cannot break). ``check`` names the measure that
+    verifies it (one of the properties check's, e.g. ``"range"``, ``"monotone"``,
+    ``"complement_symmetry"``; the property's own name when empty), so a function whose
+    properties are of known kinds needs no code of its own there. A ``"range"`` check
+    reads ``low`` and ``high`` (None: unbounded), and with ``labels_in_unit`` only
+    judges points whose label lies in [0, 1]."""
 
     name: str
     description: str
     budget_ulp: float
+    check: str = ""
+    low: float = None
+    high: float = None
+    labels_in_unit: bool = False
+
+    @property
+    def measure(self):
+        """The name of the measure that checks this property."""
+        return self.check or self.name
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A regime change of a function in a format, where a case set puts points.
+
+    Bisected (``test`` set): the location is the smallest format value ``x`` in the
+    ``region`` (``"unit"`` [0, 1], ``"positive"`` or ``"negative"`` finite values) with
+    ``test(x, fmt, rounded)`` true, the test false below it (monotone); ``rounded(name,
+    x)`` is the correctly rounded truth of catalog function ``name`` at ``x`` in
+    ``fmt``. Anchored (``anchors`` set): ``anchors(fmt)`` lists fixed format values such
+    as ``next_down(1)``. ``domain`` clips the neighbours a case set adds around each
+    location."""
+
+    name: str
+    description: str
+    test: object = None
+    region: str = None
+    anchors: object = None
+    domain: tuple = (-math.inf, math.inf)
 
 
 @dataclass(frozen=True)
@@ -132,6 +172,14 @@ class Function:
     specials: tuple
     properties: tuple
     budgets: dict
+    #: names in :data:`THRESHOLDS` where this function changes regime; a row function's
+    #: case sets turn each location x into rows with the gap |x| (e.g. [0, -|x|])
+    thresholds: tuple = ()
+    #: the signs a scalar threshold location is used with ((1, -1) for an even function)
+    threshold_signs: tuple = (1.0,)
+    #: the sweep's float64 candidate (a :class:`~refact.conformance.truth.fast.FastTruth`),
+    #: None where there is none yet
+    fast: object = field(default=None, repr=False)
 
     @property
     def arity(self):
@@ -728,6 +776,84 @@ ROW_BUDGETS = _budgets(4.0, 1.0)
 ROW_LOG_BUDGETS = _budgets(4.0, 2.0)
 LOSS_BUDGETS = _budgets(4.0, 2.0)
 
+# --- thresholds: where functions change regime in a format --------------------------------
+
+
+def _crossing(name, description, function, test, region):
+    """A threshold bisected on the correctly rounded value ``r`` of ``function``:
+    ``test(r, x, fmt)``."""
+    return Threshold(name, description,
+                     lambda x, fmt, rounded: test(rounded(function, x), x, fmt), region)
+
+
+def _exp_at_least_overflow(y, fmt):
+    """exp(y) >= the overflow threshold of fmt, decided at 256 bits (exp of a nonzero
+    rational is transcendental, so it is never equal)."""
+    ctx = MPContext()  # a private context: the oracle's precision is left alone
+    ctx.prec = 256
+    bound = fmt.overflow_threshold
+    return ctx.exp(ctx.convert(y)) >= ctx.mpf(bound.numerator) / bound.denominator
+
+
+_THRESHOLDS = [
+    _crossing("sigmoid_leaves_half", "smallest x > 0 with sigmoid(x) rounding above 1/2",
+              "sigmoid", lambda r, x, f: r > 0.5, "unit"),
+    _crossing("sigmoid_rounds_to_one", "smallest x where sigmoid(x) rounds to 1",
+              "sigmoid", lambda r, x, f: r == 1.0, "positive"),
+    _crossing("sigmoid_normal", "smallest x where sigmoid(x) is normal (subnormal below)",
+              "sigmoid", lambda r, x, f: r >= f.smallest_normal, "negative"),
+    _crossing("sigmoid_nonzero", "smallest x where sigmoid(x) does not round to 0",
+              "sigmoid", lambda r, x, f: r > 0.0, "negative"),
+    _crossing("sigmoid_grad_leaves_quarter", "smallest x > 0 with sigmoid_grad(x) rounding below 1/4",
+              "sigmoid_grad", lambda r, x, f: r < 0.25, "unit"),
+    _crossing("sigmoid_grad_subnormal", "smallest x > 0 where sigmoid_grad(x) is subnormal",
+              "sigmoid_grad", lambda r, x, f: r < f.smallest_normal, "positive"),
+    _crossing("sigmoid_grad_zero", "smallest x > 0 where sigmoid_grad(x) rounds to 0",
+              "sigmoid_grad", lambda r, x, f: r == 0.0, "positive"),
+    _crossing("log_sigmoid_leaves_x", "smallest x < 0 where log_sigmoid(x) no longer rounds to x",
+              "log_sigmoid", lambda r, x, f: r != x, "negative"),
+    _crossing("log_sigmoid_subnormal", "smallest x > 0 where log_sigmoid(x) is subnormal",
+              "log_sigmoid", lambda r, x, f: abs(r) < f.smallest_normal, "positive"),
+    _crossing("log_sigmoid_zero", "smallest x > 0 where log_sigmoid(x) rounds to -0",
+              "log_sigmoid", lambda r, x, f: r == 0.0, "positive"),
+    _crossing("softplus_equals_x", "smallest x > 0 where softplus(x) rounds to x",
+              "softplus", lambda r, x, f: r == x, "positive"),
+    _crossing("softplus_normal", "smallest x where softplus(x) is normal (subnormal below)",
+              "softplus", lambda r, x, f: r >= f.smallest_normal, "negative"),
+    _crossing("softplus_nonzero", "smallest x where softplus(x) does not round to 0",
+              "softplus", lambda r, x, f: r > 0.0, "negative"),
+    _crossing("ndtr_leaves_half", "smallest x > 0 with ndtr(x) rounding above 1/2",
+              "ndtr", lambda r, x, f: r > 0.5, "unit"),
+    _crossing("ndtr_rounds_to_one", "smallest x where ndtr(x) rounds to 1",
+              "ndtr", lambda r, x, f: r == 1.0, "positive"),
+    _crossing("ndtr_normal", "smallest x where ndtr(x) is normal (subnormal below)",
+              "ndtr", lambda r, x, f: r >= f.smallest_normal, "negative"),
+    _crossing("ndtr_nonzero", "smallest x where ndtr(x) does not round to 0",
+              "ndtr", lambda r, x, f: r > 0.0, "negative"),
+    Threshold("exp_overflow", "smallest x where exp(x) overflows to inf",
+              lambda x, f, rounded: _exp_at_least_overflow(x, f), "positive"),
+    Threshold("exp_neg_overflow", "smallest x where exp(-x) no longer overflows",
+              lambda x, f, rounded: not _exp_at_least_overflow(-x, f), "negative"),
+    Threshold("probability_near_zero", "the smallest subnormal and the smallest normal probabilities",
+              anchors=lambda f: [f.smallest_subnormal, f.smallest_normal], domain=(0.0, 1.0)),
+    Threshold("probability_near_half", "probabilities next to 1/2 (logit and probit cross 0)",
+              anchors=lambda f: [0.5], domain=(0.0, 1.0)),
+    Threshold("probability_near_one", "the largest probabilities below 1 (1 - p is tiny)",
+              anchors=lambda f: [next_down(1.0, f)], domain=(0.0, 1.0)),
+    Threshold("hard_sigmoid_kinks", "the kinks of hard_sigmoid at -3 and 3, and its centre",
+              anchors=lambda f: [-3.0, 0.0, 3.0]),
+    Threshold("torch_log_clamp", "p near exp(-100), where PyTorch clamps log(p) at -100",
+              anchors=lambda f: [v for v in [round_to_format(math.exp(-100.0), f)] if v > 0],
+              domain=(0.0, 1.0)),
+]
+THRESHOLDS = {t.name: t for t in _THRESHOLDS}
+
+#: Where a row's largest entry meets a gap g = |x| of these thresholds: exp(-g) vanishes
+#: beside 1 (about 17 in float32, 37 in float64), turns subnormal (about 87 / 708),
+#: rounds to 0 (about 104 / 745), and log_softmax of the largest entry rounds to 0.
+ROW_GAPS = ("sigmoid_rounds_to_one", "sigmoid_normal", "sigmoid_nonzero", "log_sigmoid_zero")
+
+
 _X = (Parameter("x", "real"),)
 _P = (Parameter("p", "probability", "a probability in [0, 1]"),)
 _ROW = (Parameter("x", "row", "one row; the function acts along the last axis"),)
@@ -768,12 +894,22 @@ _FUNCTIONS = [
         derivative=_sigmoid_grad, derivative_doc="sigma(x) * (1 - sigma(x))",
         specials=_elementwise_specials(Fraction(1, 2), Fraction(1), Fraction(0)),
         properties=(
-            Property("symmetry", "sigmoid(-x) == 1 - sigmoid(x)", 1.0),
-            Property("range", "0 <= sigmoid(x) <= 1", 0.0),
+            Property("symmetry", "sigmoid(-x) == 1 - sigmoid(x)", 1.0, check="complement_symmetry"),
+            Property("range", "0 <= sigmoid(x) <= 1", 0.0, check="range", low=0.0, high=1.0),
             Property("monotone", "x <= y implies sigmoid(x) <= sigmoid(y)", 0.0),
-            Property("softmax_link", "sigmoid(z) == softmax([0, z])[1]", 1.0),
+            Property("softmax_link", "sigmoid(z) == softmax([0, z])[1]", 1.0,
+                     check="sigmoid_softmax_link"),
+            Property("multi_label_shapes",
+                     "sigmoid of an (N, C) batch is (N, C), each value the sigmoid of its own "
+                     "entry alone (labels independent; rows need not sum to 1)", 1.0,
+                     check="sigmoid_multi_label"),
         ),
         budgets=ELEMENTWISE_BUDGETS,
+        thresholds=("sigmoid_leaves_half", "sigmoid_rounds_to_one", "sigmoid_normal",
+                    "sigmoid_nonzero", "exp_overflow", "exp_neg_overflow"),
+        fast=numpy_candidate(
+            "sigmoid", "exp(-|x|), an exact 1 + e, one corrected division: <= 2 ulp",
+            lambda x: x == -np.inf),
     ),
     Function(
         name="sigmoid_grad", kind="elementwise", signature="sigmoid_grad(x) -> same shape",
@@ -784,11 +920,20 @@ _FUNCTIONS = [
         derivative=_d_sigmoid_grad, derivative_doc="sigma'(x) * (1 - 2 sigma(x))",
         specials=_elementwise_specials(Fraction(1, 4), Fraction(0), Fraction(0)),
         properties=(
-            Property("bounded", "0 <= sigmoid_grad(x) <= 1/4", 0.0),
+            Property("bounded", "0 <= sigmoid_grad(x) <= 1/4", 0.0,
+                     check="range", low=0.0, high=0.25),
             Property("even", "sigmoid_grad(-x) == sigmoid_grad(x)", 0.0),
-            Property("product", "sigmoid_grad(x) == sigmoid(x) * sigmoid(-x)", 2.0),
+            Property("product", "sigmoid_grad(x) == sigmoid(x) * sigmoid(-x)", 2.0,
+                     check="sigmoid_grad_product"),
         ),
         budgets=ELEMENTWISE_BUDGETS,
+        thresholds=("sigmoid_grad_leaves_quarter", "sigmoid_rounds_to_one",
+                    "sigmoid_grad_subnormal", "sigmoid_grad_zero", "exp_overflow"),
+        threshold_signs=(1.0, -1.0),  # even: both sides of each location
+        fast=numpy_candidate(
+            "sigmoid_grad", "exp(-|x|), (1 + e)**2 as a double-double, one corrected division: "
+                            "<= 2 ulp",
+            np.isinf),
     ),
     Function(
         name="log_sigmoid", kind="elementwise", signature="log_sigmoid(x) -> same shape",
@@ -799,11 +944,17 @@ _FUNCTIONS = [
         derivative=lambda ctx, x: _sigmoid(ctx, -exact_mpf(ctx, x)), derivative_doc="sigma(-x)",
         specials=_elementwise_specials(ORACLE, Fraction(0), -INF),
         properties=(
-            Property("softplus_link", "log_sigmoid(x) == -softplus(-x)", 0.0),
-            Property("non_positive", "log_sigmoid(x) <= 0", 0.0),
+            Property("softplus_link", "log_sigmoid(x) == -softplus(-x)", 0.0,
+                     check="log_sigmoid_softplus_link"),
+            Property("non_positive", "log_sigmoid(x) <= 0", 0.0, check="range", high=0.0),
             Property("monotone", "x <= y implies log_sigmoid(x) <= log_sigmoid(y)", 0.0),
         ),
         budgets=ELEMENTWISE_BUDGETS,
+        thresholds=("log_sigmoid_leaves_x", "log_sigmoid_subnormal", "log_sigmoid_zero",
+                    "exp_neg_overflow"),
+        fast=numpy_candidate(
+            "log_sigmoid", "-(max(-x, 0) + log1p(exp(-|x|))), two non-negative terms: <= 3 ulp",
+            lambda x: x == np.inf),
     ),
     Function(
         name="softplus", kind="elementwise", signature="softplus(x) -> same shape",
@@ -814,11 +965,16 @@ _FUNCTIONS = [
         derivative=_sigmoid, derivative_doc="sigma(x)",
         specials=_elementwise_specials(ORACLE, INF, Fraction(0)),
         properties=(
-            Property("difference", "softplus(x) - softplus(-x) == x", 1.0),
-            Property("lower_bound", "softplus(x) >= max(x, 0)", 0.0),
+            Property("difference", "softplus(x) - softplus(-x) == x", 1.0,
+                     check="softplus_difference"),
+            Property("lower_bound", "softplus(x) >= max(x, 0)", 0.0, check="softplus_lower_bound"),
             Property("monotone", "x <= y implies softplus(x) <= softplus(y)", 0.0),
         ),
         budgets=ELEMENTWISE_BUDGETS,
+        thresholds=("softplus_equals_x", "softplus_normal", "softplus_nonzero", "exp_overflow"),
+        fast=numpy_candidate(
+            "softplus", "max(x, 0) + log1p(exp(-|x|)), two non-negative terms: <= 3 ulp",
+            lambda x: x == -np.inf),
     ),
     Function(
         name="logit", kind="elementwise", signature="logit(p) -> same shape",
@@ -829,11 +985,17 @@ _FUNCTIONS = [
         derivative=_d_logit, derivative_doc="1 / (p (1 - p))",
         specials=_quantile_specials(),
         properties=(
-            Property("inverse", "logit(sigmoid(x)) recovers x where sigmoid(x) is representable", 2.0),
+            Property("inverse", "logit(sigmoid(x)) recovers x where sigmoid(x) is representable", 2.0,
+                     check="logit_inverse"),
             Property("antisymmetry", "logit(1 - p) == -logit(p) where 1 - p is exact", 0.0),
             Property("monotone", "p <= q implies logit(p) <= logit(q)", 0.0),
         ),
         budgets=ELEMENTWISE_BUDGETS,
+        thresholds=("probability_near_zero", "probability_near_half", "probability_near_one"),
+        fast=numpy_candidate(
+            "logit", "2 atanh(2p - 1) near 1/2 (2p - 1 exact), log of a corrected quotient "
+                     "elsewhere (1 - p exact or a double-double): <= 3 ulp",
+            lambda p: p == 0.5),
     ),
     Function(
         name="hard_sigmoid", kind="elementwise", signature="hard_sigmoid(x) -> same shape",
@@ -848,11 +1010,16 @@ _FUNCTIONS = [
             SpecialValue((-3.0,), Fraction(0)),
         ),
         properties=(
-            Property("range", "0 <= hard_sigmoid(x) <= 1", 0.0),
+            Property("range", "0 <= hard_sigmoid(x) <= 1", 0.0, check="range", low=0.0, high=1.0),
             Property("monotone", "x <= y implies hard_sigmoid(x) <= hard_sigmoid(y)", 0.0),
-            Property("symmetry", "hard_sigmoid(-x) == 1 - hard_sigmoid(x)", 1.0),
+            Property("symmetry", "hard_sigmoid(-x) == 1 - hard_sigmoid(x)", 1.0,
+                     check="complement_symmetry"),
         ),
         budgets=EXACTISH_BUDGETS,
+        thresholds=("hard_sigmoid_kinks",),
+        fast=numpy_candidate(
+            "hard_sigmoid", "(x + 3) exact as a two-sum, one corrected division by 6: <= 1 ulp",
+            lambda x: x <= -3.0, exact_at=hard_sigmoid_exact_at),
     ),
     Function(
         name="ndtr", kind="elementwise", signature="ndtr(x) -> same shape",
@@ -863,11 +1030,16 @@ _FUNCTIONS = [
         derivative=_d_ndtr, derivative_doc="exp(-x^2/2) / sqrt(2 pi)",
         specials=_elementwise_specials(Fraction(1, 2), Fraction(1), Fraction(0)),
         properties=(
-            Property("symmetry", "ndtr(-x) == 1 - ndtr(x)", 1.0),
-            Property("range", "0 <= ndtr(x) <= 1", 0.0),
+            Property("symmetry", "ndtr(-x) == 1 - ndtr(x)", 1.0, check="complement_symmetry"),
+            Property("range", "0 <= ndtr(x) <= 1", 0.0, check="range", low=0.0, high=1.0),
             Property("monotone", "x <= y implies ndtr(x) <= ndtr(y)", 0.0),
         ),
         budgets=SPECIAL_FUNCTION_BUDGETS,
+        thresholds=("ndtr_leaves_half", "ndtr_rounds_to_one", "ndtr_normal", "ndtr_nonzero"),
+        fast=numpy_candidate(
+            "ndtr", "Cody's erfcx (< 0.3 ulp) by compensated Horner, exp(-x**2/2) of a "
+                    "double-double argument, erf's series near 0: <= 3 ulp",
+            lambda x: x == -np.inf),
     ),
     Function(
         name="probit", kind="elementwise", signature="probit(p) -> same shape",
@@ -878,11 +1050,16 @@ _FUNCTIONS = [
         derivative=_d_probit, derivative_doc="sqrt(2 pi) exp(probit(p)^2 / 2)",
         specials=_quantile_specials(),
         properties=(
-            Property("inverse", "ndtr(probit(p)) recovers p", 2.0),
+            Property("inverse", "ndtr(probit(p)) recovers p", 2.0, check="probit_inverse"),
             Property("antisymmetry", "probit(1 - p) == -probit(p) where 1 - p is exact", 0.0),
             Property("monotone", "p <= q implies probit(p) <= probit(q)", 0.0),
         ),
         budgets=SPECIAL_FUNCTION_BUDGETS,
+        thresholds=("probability_near_zero", "probability_near_half", "probability_near_one"),
+        fast=numpy_candidate(
+            "probit", "Acklam's start refined by two Halley steps on the ndtr above, residual "
+                      "formed without cancellation: <= 4 ulp",
+            lambda p: p == 0.5),
     ),
     Function(
         name="softmax", kind="axis", signature="softmax(x) along the last axis -> same shape",
@@ -905,14 +1082,21 @@ _FUNCTIONS = [
         ),
         properties=(
             Property("sums_to_one", "sum_j softmax(x)_j == 1", 4.0),
-            Property("range", "0 <= softmax(x)_j <= 1", 0.0),
-            Property("shift_invariance", "softmax(x + c) == softmax(x) for exact shifts c", 2.0),
+            Property("range", "0 <= softmax(x)_j <= 1", 0.0, check="range", low=0.0, high=1.0),
+            Property("shift_invariance", "softmax(x + c) == softmax(x) for exact shifts c", 2.0,
+                     check="row_shift_invariance"),
             Property("order", "x_i <= x_j implies softmax(x)_i <= softmax(x)_j", 0.0),
-            Property("sigmoid_link", "softmax([0, z])[1] == sigmoid(z)", 1.0),
+            Property("sigmoid_link", "softmax([0, z])[1] == sigmoid(z)", 1.0,
+                     check="softmax_sigmoid_link"),
             Property("temperature_smoothing",
                      "the entropy of softmax(x / T) does not decrease as T grows", 0.0),
+            Property("multi_label_shapes",
+                     "softmax of an (N, C) batch is (N, C), each row the softmax of that row "
+                     "alone (normalised along the class axis only; sums_to_one checks the sum)",
+                     1.0, check="softmax_multi_class"),
         ),
         budgets=ROW_BUDGETS,
+        thresholds=ROW_GAPS,
     ),
     Function(
         name="log_softmax", kind="axis", signature="log_softmax(x) along the last axis -> same shape",
@@ -932,12 +1116,15 @@ _FUNCTIONS = [
             _NAN_ROW,
         ),
         properties=(
-            Property("non_positive", "log_softmax(x)_j <= 0", 0.0),
+            Property("non_positive", "log_softmax(x)_j <= 0", 0.0, check="range", high=0.0),
             Property("normalized", "sum_j exp(log_softmax(x)_j) == 1", 4.0),
-            Property("shift_invariance", "log_softmax(x + c) == log_softmax(x) for exact shifts c", 2.0),
-            Property("softmax_link", "log_softmax(x) == log(softmax(x)) where softmax is normal", 2.0),
+            Property("shift_invariance", "log_softmax(x + c) == log_softmax(x) for exact shifts c", 2.0,
+                     check="row_shift_invariance"),
+            Property("softmax_link", "log_softmax(x) == log(softmax(x)) where softmax is normal", 2.0,
+                     check="log_softmax_link"),
         ),
         budgets=ROW_LOG_BUDGETS,
+        thresholds=ROW_GAPS,
     ),
     Function(
         name="logsumexp", kind="axis", signature="logsumexp(x) reduces the last axis",
@@ -957,11 +1144,14 @@ _FUNCTIONS = [
             _NAN_ROW,
         ),
         properties=(
-            Property("bounds", "max(x) <= logsumexp(x) <= max(x) + log(n)", 1.0),
+            Property("bounds", "max(x) <= logsumexp(x) <= max(x) + log(n)", 1.0,
+                     check="logsumexp_bounds"),
             Property("shift_equivariance", "logsumexp(x + c) == logsumexp(x) + c for exact shifts c", 2.0),
-            Property("monotone", "increasing any entry does not decrease logsumexp", 0.0),
+            Property("monotone", "increasing any entry does not decrease logsumexp", 0.0,
+                     check="logsumexp_monotone"),
         ),
         budgets=ROW_LOG_BUDGETS,
+        thresholds=ROW_GAPS,
     ),
     Function(
         name="binary_cross_entropy", kind="loss",
@@ -988,12 +1178,15 @@ _FUNCTIONS = [
             SpecialValue((0.5, INF), UNDEFINED),
         ),
         properties=(
-            Property("non_negative", "binary_cross_entropy(p, y) >= 0 for y in [0, 1]", 0.0),
-            Property("symmetry", "bce(p, y) == bce(1 - p, 1 - y) where 1 - p is exact", 1.0),
+            Property("non_negative", "binary_cross_entropy(p, y) >= 0 for y in [0, 1]", 0.0,
+                     check="range", low=0.0, labels_in_unit=True),
+            Property("symmetry", "bce(p, y) == bce(1 - p, 1 - y) where 1 - p is exact", 1.0,
+                     check="bce_symmetry"),
             Property("logits_link", "bce(sigmoid(x), y) agrees with bce_with_logits(x, y) "
-                                    "where sigmoid(x) is exact enough", 4.0),
+                                    "where sigmoid(x) is exact enough", 4.0, check="bce_logits_link"),
         ),
         budgets=LOSS_BUDGETS,
+        thresholds=("probability_near_zero", "probability_near_one", "torch_log_clamp"),
     ),
     Function(
         name="binary_cross_entropy_with_logits", kind="loss",
@@ -1018,11 +1211,15 @@ _FUNCTIONS = [
             SpecialValue((1.0, INF), UNDEFINED),
         ),
         properties=(
-            Property("non_negative", "bce_with_logits(x, y) >= 0 for y in [0, 1]", 0.0),
-            Property("symmetry", "bce_with_logits(-x, 1 - y) == bce_with_logits(x, y)", 1.0),
-            Property("softplus_link", "bce_with_logits(x, 0) == softplus(x)", 1.0),
+            Property("non_negative", "bce_with_logits(x, y) >= 0 for y in [0, 1]", 0.0,
+                     check="range", low=0.0, labels_in_unit=True),
+            Property("symmetry", "bce_with_logits(-x, 1 - y) == bce_with_logits(x, y)", 1.0,
+                     check="bce_logits_symmetry"),
+            Property("softplus_link", "bce_with_logits(x, 0) == softplus(x)", 1.0,
+                     check="bce_logits_softplus_link"),
         ),
         budgets=LOSS_BUDGETS,
+        thresholds=("softplus_equals_x", "softplus_normal", "softplus_nonzero", "exp_overflow"),
     ),
     Function(
         name="cross_entropy", kind="loss",
@@ -1047,11 +1244,14 @@ _FUNCTIONS = [
             SpecialValue(((NAN, 0.0), 1), UNDEFINED),
         ),
         properties=(
-            Property("non_negative", "cross_entropy(x, t) >= 0", 0.0),
-            Property("log_softmax_link", "cross_entropy(x, t) == -log_softmax(x)[t]", 1.0),
-            Property("shift_invariance", "cross_entropy(x + c, t) == cross_entropy(x, t) for exact shifts c", 2.0),
+            Property("non_negative", "cross_entropy(x, t) >= 0", 0.0, check="range", low=0.0),
+            Property("log_softmax_link", "cross_entropy(x, t) == -log_softmax(x)[t]", 1.0,
+                     check="cross_entropy_link"),
+            Property("shift_invariance", "cross_entropy(x + c, t) == cross_entropy(x, t) for exact shifts c", 2.0,
+                     check="loss_shift_invariance"),
         ),
         budgets=LOSS_BUDGETS,
+        thresholds=ROW_GAPS,
     ),
     Function(
         name="distillation_loss", kind="loss",
@@ -1080,16 +1280,30 @@ _FUNCTIONS = [
             SpecialValue(((NAN, 0.0), (0.0, 0.0), 1.0), UNDEFINED),
         ),
         properties=(
-            Property("non_negative", "distillation_loss >= 0", 0.0),
+            Property("non_negative", "distillation_loss >= 0", 0.0, check="range", low=0.0),
             Property("zero_at_teacher", "distillation_loss(t, t, T) == 0", 0.0),
-            Property("shift_invariance", "adding a constant to a row does not change the loss", 2.0),
+            Property("shift_invariance", "adding a constant to a row does not change the loss", 2.0,
+                     check="loss_shift_invariance"),
         ),
         budgets=LOSS_BUDGETS,
+        thresholds=ROW_GAPS,
     ),
 ]
 
 FUNCTIONS = {f.name: f for f in _FUNCTIONS}
 NAMES = tuple(FUNCTIONS)
+#: ``{name: FastTruth}`` of the functions a sweep can judge (those with a fast truth)
+FAST_TRUTHS = {f.name: f.fast for f in _FUNCTIONS if f.fast is not None}
+
+
+def fast_truth_of(function):
+    """The :class:`~refact.conformance.truth.fast.FastTruth` of a catalog function;
+    KeyError names the ones that have one."""
+    try:
+        return FAST_TRUTHS[getattr(function, "name", function)]
+    except KeyError:
+        raise KeyError(f"no fast candidate truth for {function!r}; sweeps cover "
+                       f"{', '.join(FAST_TRUTHS)}") from None
 
 
 def get_function(function):

@@ -38,8 +38,8 @@ smallest subnormal; and a candidate ±inf or NaN is exact: every special input o
 probabilities outside [0, 1]) is evaluated by numpy_impl to the catalog's value, which
 each sweep confirms with the oracle on the special inputs of its range.
 
-Nothing here rounds or measures in a second way: :func:`round_to_format_array` and
-:func:`ulp_array` are the array forms of :func:`refact.conformance.numbers.formats.round_to_format`
+Nothing here rounds or measures in a second way: :func:`~refact.conformance.numbers.formats.round_to_format_array` and
+:func:`~refact.conformance.numbers.formats.ulp_array` are the array forms of :func:`refact.conformance.numbers.formats.round_to_format`
 and :func:`~refact.conformance.numbers.formats.ulp`, and the tests compare them on samples.
 """
 
@@ -47,11 +47,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from refact.conformance.numbers.formats import FLOAT64, get_format
+from refact.conformance.numbers.formats import (
+    FLOAT64, float64_exponent, from_scaled, get_format, power_of_two, round_to_format_array,
+    scaled_by_ulp,
+)
 
 __all__ = [
-    "RELATIVE_BOUND", "ABSOLUTE_BOUND", "FastTruth", "FAST_TRUTHS", "fast_truth_of",
-    "round_to_format_array", "ulp_array", "binade_exponent_array", "DecidedTruth", "decide",
+    "RELATIVE_BOUND", "ABSOLUTE_BOUND", "FastTruth", "numpy_candidate", "hard_sigmoid_exact_at",
+    "DecidedTruth", "decide",
 ]
 
 RELATIVE_BOUND = 2.0 ** -48
@@ -91,126 +94,25 @@ def _numpy_impl():
     return numpy_impl
 
 
-def _hard_sigmoid_exact_at(x, candidate):
+def hard_sigmoid_exact_at(x, candidate):
     """True where ``(x + 3) / 6 == candidate`` exactly, i.e. where ``x + 3 == 6 candidate``:
     both sides as exact double-doubles; rounding to nearest makes the pairs unique, so the
     values are equal exactly when both components are."""
     ni = _numpy_impl()
     with np.errstate(all="ignore"):
-        s, s_err = ni._two_sum(x, 3.0)
-        p, p_err = ni._two_product(candidate, 6.0)
+        s, s_err = ni.two_sum(x, 3.0)
+        p, p_err = ni.two_product(candidate, 6.0)
     return np.isfinite(x) & np.isfinite(candidate) & (s == p) & (s_err == p_err)
 
 
-def _fast(function, why, exact_zero, exact_at=None):
+def numpy_candidate(function, why, exact_zero, exact_at=None):
+    """The :class:`FastTruth` whose candidate is refact's numpy implementation of
+    ``function`` (a catalog record declares it as its ``fast`` field)."""
+
     def evaluate(x64):
         return np.asarray(getattr(_numpy_impl(), function)(x64), dtype=np.float64)
 
     return FastTruth(function, evaluate, why, exact_zero, exact_at)
-
-
-FAST_TRUTHS = {truth.function: truth for truth in (
-    _fast("sigmoid", "exp(-|x|), an exact 1 + e, one corrected division: <= 2 ulp",
-          lambda x: x == -np.inf),
-    _fast("sigmoid_grad", "exp(-|x|), (1 + e)**2 as a double-double, one corrected division: <= 2 ulp",
-          np.isinf),
-    _fast("log_sigmoid", "-(max(-x, 0) + log1p(exp(-|x|))), two non-negative terms: <= 3 ulp",
-          lambda x: x == np.inf),
-    _fast("softplus", "max(x, 0) + log1p(exp(-|x|)), two non-negative terms: <= 3 ulp",
-          lambda x: x == -np.inf),
-    _fast("logit", "2 atanh(2p - 1) near 1/2 (2p - 1 exact), log of a corrected quotient "
-                   "elsewhere (1 - p exact or a double-double): <= 3 ulp",
-          lambda p: p == 0.5),
-    _fast("hard_sigmoid", "(x + 3) exact as a two-sum, one corrected division by 6: <= 1 ulp",
-          lambda x: x <= -3.0, exact_at=_hard_sigmoid_exact_at),
-    _fast("ndtr", "Cody's erfcx (< 0.3 ulp) by compensated Horner, exp(-x**2/2) of a "
-                  "double-double argument, erf's series near 0: <= 3 ulp",
-          lambda x: x == -np.inf),
-    _fast("probit", "Acklam's start refined by two Halley steps on the ndtr above, residual "
-                    "formed without cancellation: <= 4 ulp",
-          lambda p: p == 0.5),
-)}
-
-
-def fast_truth_of(function):
-    """The :class:`FastTruth` of a catalog function; KeyError names the ones that have one."""
-    try:
-        return FAST_TRUTHS[function]
-    except KeyError:
-        raise KeyError(f"no fast candidate truth for {function!r}; sweeps cover "
-                       f"{', '.join(FAST_TRUTHS)}") from None
-
-
-# --- array forms of formats.round_to_format and formats.ulp -------------------------
-
-
-def _float64_exponent(values):
-    """``floor(log2|v|)`` of normal float64 values, read from the exponent field (frexp and
-    ldexp cost several times more). A float64 subnormal or zero reads as -1023, and a
-    narrow format's ``emin`` lies far above that, so the clamps below make those exact
-    too; ±inf and NaN read as 1024 and are the callers' to mask."""
-    raw = np.ascontiguousarray(values, dtype=np.float64).view(np.uint64)
-    return ((raw >> np.uint64(52)) & np.uint64(0x7FF)).astype(np.int64) - 1023
-
-
-def _power_of_two(exponents):
-    """``2.0**e`` for integer arrays ``e`` in float64's normal range, built from bits."""
-    return ((exponents + 1023).astype(np.uint64) << np.uint64(52)).view(np.float64)
-
-
-def binade_exponent_array(values, fmt):
-    """``max(floor(log2|v|), emin)`` of every value (``emin`` at 0): the binade whose
-    spacing is the ulp, as :func:`formats.ulp_exponent` defines it. int64 array."""
-    fmt = get_format(fmt)
-    if fmt == FLOAT64:
-        raise ValueError("binade_exponent_array serves the narrow formats")
-    return np.maximum(_float64_exponent(values), fmt.emin)
-
-
-def ulp_array(values, fmt):
-    """The spacing of ``fmt`` at the binade of each float64 value (subnormal spacing
-    below the smallest normal and at 0; inf at ±inf, NaN at NaN), as
-    :func:`formats.ulp` gives it for one value."""
-    values = np.asarray(values, dtype=np.float64)
-    spacing = _power_of_two(binade_exponent_array(values, fmt) - (get_format(fmt).precision - 1))
-    return np.where(np.isfinite(values), spacing, np.abs(values))
-
-
-def _scaled_by_ulp(values, fmt):
-    """``(|v| / ulp, log2 ulp)`` for float64 values and a narrow ``fmt``: the magnitude in
-    units of the format's spacing at its binade, exactly (a power-of-two scaling of a
-    53-bit value that stays in float64's normal range: narrow formats span 2**-149 to
-    2**128). Rounding to the format is then ``rint`` of the first, times ``2**q``."""
-    magnitude = np.abs(values)
-    ulp_exponent = binade_exponent_array(magnitude, fmt) - (fmt.precision - 1)
-    ulp_exponent = np.minimum(ulp_exponent, fmt.emax + 1)  # inf/NaN: any finite scale
-    with np.errstate(all="ignore"):
-        return magnitude * _power_of_two(-ulp_exponent), ulp_exponent
-
-
-def _from_scaled(values, units, ulp_exponent, fmt):
-    """Signed ``units * 2**ulp_exponent`` with overflow to inf; non-finite values stay."""
-    with np.errstate(all="ignore"):
-        magnitude = units * _power_of_two(ulp_exponent)
-    magnitude = np.where(magnitude > fmt.largest_finite, np.inf, magnitude)
-    magnitude = np.where(np.isfinite(values), magnitude, np.abs(values))
-    return np.copysign(magnitude, values)
-
-
-def round_to_format_array(values, fmt):
-    """Round each float64 value to nearest, ties to even, in ``fmt``; the results are the
-    exactly equal float64 values (±inf on overflow, signed zeros kept, NaN stays).
-
-    The value is scaled by its ulp so the spacing becomes 1; ``rint`` rounds that to an
-    integer with ties to even, and scaling back is exact. This casts through nothing:
-    numpy's float64 -> bfloat16 would round twice.
-    """
-    fmt = get_format(fmt)
-    values = np.asarray(values, dtype=np.float64)
-    if fmt == FLOAT64:
-        return values.copy()
-    units, ulp_exponent = _scaled_by_ulp(values, fmt)
-    return _from_scaled(values, np.rint(units), ulp_exponent, fmt)
 
 
 # --- deciding the rounding ------------------------------------------------------------
@@ -253,12 +155,12 @@ def decide(fast_truth, x64, fmt):
     if fmt == FLOAT64:
         raise ValueError("a float64 candidate cannot decide rounding to float64")
     t64 = fast_truth.evaluate(x64)
-    units, ulp_exponent = _scaled_by_ulp(t64, fmt)
+    units, ulp_exponent = scaled_by_ulp(t64, fmt)
     nearest = np.rint(units)
     with np.errstate(all="ignore"):
         magnitude = np.abs(t64)
         radius = magnitude * _DECISION_RELATIVE + ABSOLUTE_BOUND
-        radius_units = radius * _power_of_two(-ulp_exponent)
+        radius_units = radius * power_of_two(-ulp_exponent)
         fraction = units - np.floor(units)
         finite_nonzero = np.isfinite(t64) & (t64 != 0)
         # Past the largest binade every value of the interval rounds to infinity.
@@ -266,23 +168,23 @@ def decide(fast_truth, x64, fmt):
         # An exact zero, ±inf or NaN candidate is the truth (see the module docstring).
         decided = ~finite_nonzero | overflowing | (
             np.abs(fraction - 0.5) > radius_units)
-    rounded = _from_scaled(t64, nearest, ulp_exponent, fmt)
+    rounded = from_scaled(t64, nearest, ulp_exponent, fmt)
     if fast_truth.exact_at is not None:
         # The interval holds a midpoint, which may be the exact value itself.
         straddle = finite_nonzero & ~decided
         if straddle.any():
-            midpoint = np.where(straddle, _from_scaled(t64, np.floor(units) + 0.5, ulp_exponent, fmt), 0.0)
+            midpoint = np.where(straddle, from_scaled(t64, np.floor(units) + 0.5, ulp_exponent, fmt), 0.0)
             tie = straddle & np.isfinite(midpoint) & fast_truth.exact_at(x64, midpoint)
             rounded = np.where(tie, round_to_format_array(midpoint, fmt), rounded)
             decided = decided | tie
     # The spacing halves below a power of two 2**e > 2**emin and doubles above the top of
     # a binade; a candidate within the radius of either leaves the truth's ulp open.
-    exponent = _float64_exponent(t64)
+    exponent = float64_exponent(t64)
     bottom = 2.0 ** (fmt.precision - 1)
     with np.errstate(invalid="ignore"):
         near_bottom = (exponent > fmt.emin) & (units - bottom <= radius_units)
         near_top = (exponent >= fmt.emin) & (2 * bottom - units <= radius_units)
     binade_known = ~finite_nonzero | ~(near_bottom | near_top)
-    ulp = np.where(np.isfinite(t64), _power_of_two(ulp_exponent), np.abs(t64))
+    ulp = np.where(np.isfinite(t64), power_of_two(ulp_exponent), np.abs(t64))
     exact_zero = np.asarray(fast_truth.exact_zero(x64), dtype=bool)
     return DecidedTruth(t64, rounded, decided, binade_known, ulp, exact_zero)

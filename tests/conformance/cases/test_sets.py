@@ -5,10 +5,10 @@ import math
 import pytest
 
 from refact.conformance.cases.sets import (
-    LEVELS, SET_NAMES, THRESHOLDS, case_set, cases_for, locate_threshold, threshold_names,
+    LEVELS, SET_NAMES, case_set, cases_for, locate_threshold, threshold_holds, threshold_names,
     threshold_values,
 )
-from refact.conformance.truth.catalog import NAMES, get_function
+from refact.conformance.truth.catalog import NAMES, THRESHOLDS, get_function
 from refact.conformance.numbers.formats import (
     FLOAT16, FORMATS, is_representable, next_down, next_up, to_bits,
 )
@@ -87,7 +87,7 @@ def test_exhaustive_sets_cover_every_16_bit_pattern():
     assert len(rows) == 65536 and rows[5] == ((0.0, rows[5][0][1]),)
 
 
-BISECTED = [name for name, t in THRESHOLDS.items() if t.predicate is not None]
+BISECTED = [name for name, t in THRESHOLDS.items() if t.test is not None]
 
 
 @pytest.mark.parametrize("name", BISECTED)
@@ -95,11 +95,10 @@ def test_thresholds_are_where_they_claim(name):
     """At the located x the predicate holds and one step below it does not; the
     oracle answers come from the golden vectors (x and its neighbours are in the
     default thresholds set)."""
-    spec = THRESHOLDS[name]
     for fmt in FORMATS.values():
         for x in threshold_values(name, fmt):
-            assert spec.predicate(x, fmt), (name, fmt.name, x)
-            assert not spec.predicate(next_down(x, fmt), fmt), (name, fmt.name, x)
+            assert threshold_holds(name, x, fmt), (name, fmt.name, x)
+            assert not threshold_holds(name, next_down(x, fmt), fmt), (name, fmt.name, x)
 
 
 def test_golden_thresholds_match_a_fresh_search():

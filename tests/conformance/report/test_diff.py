@@ -7,7 +7,8 @@ import math
 import pytest
 
 from refact.conformance.numbers.ruler import ALL_CLASSES
-from refact.conformance.report import diff; from refact.conformance.report import writers as reports
+from refact.conformance.report import diff
+from refact.conformance.report import writers as reports
 from refact.conformance.cli import main
 
 STATUSES = ("pass", "fail", "convention", "error", "skip")

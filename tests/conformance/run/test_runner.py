@@ -5,7 +5,8 @@ import pathlib
 
 import pytest
 
-from refact.conformance import cli; from refact.conformance.report import writers as reports
+from refact.conformance import cli
+from refact.conformance.report import writers as reports
 from refact.conformance.run.runner import run_conformance
 
 FAKES = pathlib.Path(__file__).parent.parent / "fakes"

@@ -13,7 +13,10 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from refact.conformance.numbers import ruler as errors; from refact.conformance.truth import fast as fastpath; from refact.conformance.numbers import formats; from refact.conformance.run import sweep
+from refact.conformance.numbers import formats, ruler
+from refact.conformance.run import sweep
+from refact.conformance.truth import catalog
+from refact.conformance.truth import fast as fastpath
 from refact.conformance.truth.catalog import get_function
 from refact.conformance.cli import main as cli_main
 from refact.conformance.truth.oracle import evaluate, truth_many
@@ -59,8 +62,8 @@ def test_round_and_ulp_arrays_agree_with_formats(name):
     lower = lower[np.isfinite(lower)]
     upper = np.array([formats.next_up(float(v), fmt) for v in lower])
     values = np.concatenate(values + [(lower + upper) / 2])
-    rounded = fastpath.round_to_format_array(values, fmt)
-    spacing = fastpath.ulp_array(values, fmt)
+    rounded = formats.round_to_format_array(values, fmt)
+    spacing = formats.ulp_array(values, fmt)
     for value, r, u in zip(values.tolist(), rounded.tolist(), spacing.tolist()):
         assert formats.same_value(r, formats.round_to_format(value, fmt)), value.hex()
         assert formats.same_value(u, formats.ulp(value, fmt)), value.hex()
@@ -85,9 +88,9 @@ def test_classify_array_agrees_with_errors_classify(name):
     t = [t for _ in outputs for t in truths]
     rounded = np.array([formats.round_to_format(v, fmt) for v in t])
     exact_zero = np.array([v == 0 for v in t])
-    codes = sweep.classify_array(y, rounded, fmt, exact_zero)
+    codes = ruler.classify_array(y, rounded, fmt, exact_zero)
     for yi, ti, code in zip(y.tolist(), t, codes.tolist()):
-        expected = errors.classify(yi, ti, fmt)
+        expected = ruler.classify(yi, ti, fmt)
         got = None if code == 0 else sweep.CLASS_NAMES[code - 1]
         assert got == expected, (yi, ti)
 
@@ -97,7 +100,7 @@ def test_ulp_error_array_agrees_with_errors_ulp_error(name):
     fmt = formats.get_format(name)
     rng = np.random.default_rng(3)
     t = rng.standard_normal(3000) * 2.0 ** rng.integers(-140, 120, 3000)
-    rounded = fastpath.round_to_format_array(t, fmt)
+    rounded = formats.round_to_format_array(t, fmt)
     steps = rng.integers(-3, 4, 3000)
     y = np.array([formats.from_ordinal(formats.ordinal(float(r), fmt) + int(k), fmt) if math.isfinite(r) else r
                   for r, k in zip(rounded, steps)])
@@ -105,9 +108,9 @@ def test_ulp_error_array_agrees_with_errors_ulp_error(name):
     specials_t = np.array([math.nan, math.inf, math.inf, math.inf, 1.0])
     y = np.concatenate([y, specials_y])
     t = np.concatenate([t, specials_t])
-    got = sweep.ulp_error_array(y, t, fastpath.round_to_format_array(t, fmt), fmt)
+    got = ruler.ulp_error_array(y, t, formats.round_to_format_array(t, fmt), fmt)
     for yi, ti, g in zip(y.tolist(), t.tolist(), got.tolist()):
-        expected = errors.ulp_error(yi, ti, fmt)
+        expected = ruler.ulp_error(yi, ti, fmt)
         if math.isinf(expected) or expected == 0:
             assert g == expected, (yi, ti)
         else:
@@ -117,12 +120,12 @@ def test_ulp_error_array_agrees_with_errors_ulp_error(name):
 # --- the fast truth's stated bound, against mpmath ------------------------------------------
 
 
-@pytest.mark.parametrize("function", sorted(fastpath.FAST_TRUTHS))
+@pytest.mark.parametrize("function", sorted(catalog.FAST_TRUTHS))
 def test_fast_truth_exact_zeros_are_the_catalogs(function):
     spec = get_function(function)
     x = np.concatenate([sweep.bits_to_float64(np.arange(1 << 16), "float16"),
                         [0.5, 1.0, 3.0, -3.0, 1e30, -1e30, math.inf, -math.inf, -2.9999998]])
-    declared = fastpath.fast_truth_of(function).exact_zero(x)
+    declared = catalog.fast_truth_of(function).exact_zero(x)
     for value, zero in zip(x.tolist(), declared.tolist()):
         known = spec.exact_values((value,))
         exact = None if known is None else known[0]
@@ -146,7 +149,7 @@ def _assert_within_bound(function, x):
     of its sign below float64's smallest subnormal; NaN and ±inf candidates are exact."""
     import mpmath
 
-    t64 = float(fastpath.fast_truth_of(function).evaluate(np.array([x]))[0])
+    t64 = float(catalog.fast_truth_of(function).evaluate(np.array([x]))[0])
     known = get_function(function).exact_values((x,))
     exact = None if known is None else known[0]
     if exact is not None and not isinstance(exact, Fraction):
@@ -166,7 +169,7 @@ def _assert_within_bound(function, x):
     assert error <= bound, (function, x.hex(), mpmath.nstr(error / abs(truth), 5))
 
 
-@pytest.mark.parametrize("function", sorted(fastpath.FAST_TRUTHS))
+@pytest.mark.parametrize("function", sorted(catalog.FAST_TRUTHS))
 def test_fast_truth_bound_at_edges(function):
     for x in EDGES[function]:
         for value in (x, -x) if function not in ("logit", "probit") else (x, 1 - x):
@@ -182,7 +185,7 @@ def _inputs_of(function):
                      st.floats(width=16).map(float))
 
 
-@pytest.mark.parametrize("function", sorted(fastpath.FAST_TRUTHS))
+@pytest.mark.parametrize("function", sorted(catalog.FAST_TRUTHS))
 def test_fast_truth_bound_holds_against_mpmath(function):
     @settings(max_examples=150, deadline=None, derandomize=True,
               suppress_health_check=[HealthCheck.too_slow])
@@ -205,8 +208,8 @@ def _pure_mpmath(function, fmt, x_values, y_values):
     out = []
     for truth, y in zip(truths, y_values):
         assert truth.decided
-        cls = errors.classify(y, truth.exact, fmt)
-        out.append((truth.rounded, cls, None if cls else errors.ulp_error(y, truth.exact, fmt)))
+        cls = ruler.classify(y, truth.exact, fmt)
+        out.append((truth.rounded, cls, None if cls else ruler.ulp_error(y, truth.exact, fmt)))
     return out
 
 
@@ -227,7 +230,7 @@ def test_float32_range_agrees_with_pure_mpmath(backend):
 
     # Re-judge three shards point by point here (the same computation the workers ran),
     # check they summarise to what the record says, and compare a random sample with
-    # mpmath alone: same rounded truths, same classes, same ULP errors.
+    # mpmath alone: same rounded truths, same classes, same ULP ruler.
     worst_bits = int(record["worst"][0]["input_bits"][0], 16)
     shard_size = sweep.DEFAULT_SHARD_SIZE["float32"]
     shards = sorted({0, 9, (worst_bits - RANGE_LO) // shard_size})
@@ -324,7 +327,7 @@ def test_results_do_not_depend_on_how_the_range_is_sharded():
 def test_exhaustive_16_bit_numpy_is_correctly_rounded(name):
     if name == "bfloat16" and not _has("ml_dtypes"):
         pytest.skip("bfloat16 needs ml_dtypes")
-    for function in fastpath.FAST_TRUTHS:
+    for function in catalog.FAST_TRUTHS:
         record = sweep.sweep_record(function, "numpy", name)
         assert record["points"] == 65536 and record["sweep"]["exhaustive"]
         assert record["status"] == "pass", record["message"]
@@ -336,10 +339,10 @@ def test_exhaustive_16_bit_numpy_is_correctly_rounded(name):
 
 
 def test_a_fast_truth_outside_its_bound_is_reported_as_an_error(monkeypatch):
-    honest = fastpath.FAST_TRUTHS["sigmoid"]
+    honest = catalog.FAST_TRUTHS["sigmoid"]
     skewed = fastpath.FastTruth("sigmoid", lambda x: honest.evaluate(x) * (1 + 2.0 ** -30), honest.why,
                                 honest.exact_zero)
-    monkeypatch.setitem(fastpath.FAST_TRUTHS, "sigmoid", skewed)
+    monkeypatch.setitem(catalog.FAST_TRUTHS, "sigmoid", skewed)
     record = sweep.sweep_record("sigmoid", "numpy", "float16", 0x3C00, 0x3FFF)
     assert record["status"] == "error"
     assert "REFACT BUG" in record["message"] and "sigmoid(0x3" in record["message"]
