@@ -1291,7 +1291,9 @@ _FUNCTIONS = [
 ]
 
 FUNCTIONS = {f.name: f for f in _FUNCTIONS}
-NAMES = tuple(FUNCTIONS)
+#: The canonical names, a live view of :data:`FUNCTIONS`: a record added there (a test's
+#: toy function, say) is known everywhere at once.
+NAMES = FUNCTIONS.keys()
 #: ``{name: FastTruth}`` of the functions a sweep can judge (those with a fast truth)
 FAST_TRUTHS = {f.name: f.fast for f in _FUNCTIONS if f.fast is not None}
 
