@@ -15,17 +15,15 @@ process), asks the oracle for the truth, and judges every output value the same 
 The record follows the ``refact.report/1`` contract of DESIGN.md.
 """
 
-import functools
 import math
 
 from refact.conformance.truth.catalog import ORACLE, get_function
 from refact.conformance.numbers.formats import get_format, round_to_format
 from refact.conformance.run.records import CHECKS, Judgement, record
 from refact.conformance.run.isolation import JobError
-from refact.conformance.truth.oracle import mp_context, truth_many
+from refact.conformance.truth.oracle import derivative_truth, truth_many
 
-__all__ = ["CHECKS", "Evaluator", "accuracy", "special_values", "dtype",
-           "gradient", "derivative_truth"]
+__all__ = ["CHECKS", "Evaluator", "accuracy", "special_values", "dtype", "gradient"]
 
 def _argument_kind(role):
     return {"class_index": "index", "temperature": "scalar"}.get(role, "array")
@@ -230,9 +228,6 @@ def dtype(backend, function, fmt, result_format):
 
 # -- gradients ----------------------------------------------------------------------------
 
-#: Working precisions for the derivative truth; past the last one a value is undecided.
-_DERIVATIVE_PRECISIONS = (128, 256, 512, 1024, 2048)
-
 
 def _cotangent(spec, point):
     # One cotangent per point: ones for scalar outputs (so the VJP is the derivative), a
@@ -242,34 +237,6 @@ def _cotangent(spec, point):
         n = len(point[0])
         return tuple(float((i % 3) - 1) for i in range(n))
     return 1.0
-
-
-def derivative_truth(spec, point, fmt, cotangent):
-    """``(rounded, exact)`` per gradient element of ``spec`` at ``point`` with
-    ``cotangent``, by precision escalation; ``(None, None)`` where undecided.
-    Remembered per process: every backend of a run asks for the same points."""
-    return _derivative_truth(spec.name, point, get_format(fmt).name, cotangent)
-
-
-@functools.lru_cache(maxsize=65536)
-def _derivative_truth(function, point, format_name, cotangent):
-    spec = get_function(function)
-    fmt = get_format(format_name)
-    ctx = mp_context()
-    previous = None
-    for precision in _DERIVATIVE_PRECISIONS:
-        ctx.prec = precision
-        if spec.kind == "axis":  # the VJP of a row function takes the cotangent
-            values = spec.derivative(ctx, *point, cotangent)
-        else:
-            values = spec.derivative(ctx, *point)
-        values = tuple(values) if isinstance(values, (list, tuple)) else (values,)
-        rounded = tuple(round_to_format(v, fmt) for v in values)
-        if previous is not None and all(
-                a == b or (a != a and b != b) for a, b in zip(rounded, previous[0])):
-            return tuple(zip(rounded, values))
-        previous = (rounded, values)
-    return tuple((None, None) for _ in previous[0])
 
 
 def gradient(evaluator, backend, function, fmt, cases, limit=100):

@@ -180,6 +180,9 @@ class Function:
     #: the sweep's float64 candidate (a :class:`~refact.conformance.truth.fast.FastTruth`),
     #: None where there is none yet
     fast: object = field(default=None, repr=False)
+    #: ``derivative_exact(*point[, cotangent])``: the derivative values known exactly
+    #: (as ``exact`` is for the values): a value, a list for rows, or None
+    derivative_exact: object = field(default=None, repr=False)
 
     @property
     def arity(self):
@@ -210,6 +213,25 @@ class Function:
         mpf numbers and :class:`ExactPlus` pairs)."""
         value = self.definition(ctx, *args)
         return list(value) if self.vector_output else [value]
+
+    def _derivative_arguments(self, args, cotangent):
+        # the VJP of a row function takes the cotangent; the other derivatives do not
+        return (*args, cotangent) if self.kind == "axis" else tuple(args)
+
+    def evaluate_derivative(self, ctx, args, cotangent):
+        """``derivative`` at the working precision of ``ctx``, always as a list."""
+        value = self.derivative(ctx, *self._derivative_arguments(args, cotangent))
+        return list(value) if isinstance(value, (list, tuple)) else [value]
+
+    def exact_derivative(self, args, cotangent):
+        """The exactly known derivative values of a finite in-domain point, one entry
+        per value (None where it must be computed), or None when none is known."""
+        if self.derivative_exact is None:
+            return None
+        known = self.derivative_exact(*self._derivative_arguments(args, cotangent))
+        if known is None:
+            return None
+        return list(known) if isinstance(known, (list, tuple)) else [known]
 
 
 def _contains_nan(args):
@@ -721,9 +743,13 @@ def _d_probit(ctx, p):
 
 
 def _vjp_softmax(ctx, row, v):
+    # s_j (v_j - <v, s>) written as s_j sum_k (v_j - v_k) s_k (the shares sum to 1): the
+    # differences of cotangent entries are exact, so v_j - <v, s> does not cancel where
+    # the row's mass sits on j
     s = _softmax(ctx, row)
-    w = ctx.fsum(ctx.convert(vj) * sj for vj, sj in zip(v, s))
-    return tuple(sj * (ctx.convert(vj) - w) for vj, sj in zip(v, s))
+    v = [ctx.convert(vj) for vj in v]
+    return tuple(sj * ctx.fsum(ctx.fsub(vj, vk, exact=True) * sk for vk, sk in zip(v, s))
+                 for vj, sj in zip(v, s))
 
 
 def _vjp_log_softmax(ctx, row, v):
@@ -736,18 +762,86 @@ def _vjp_logsumexp(ctx, row, v):
     return tuple(ctx.convert(v) * sj for sj in _softmax(ctx, row))
 
 
+def _d_sigmoid_grad_exact(x):
+    return Fraction(0) if x == 0 else None  # sigma'(0) (1 - 2 sigma(0)) = 0
+
+
+def _d_logit_exact(p):
+    q = exact_fraction(p)
+    return 1 / (q * (1 - q))  # rational at every dyadic p in (0, 1)
+
+
+def _d_hard_sigmoid_exact(x):
+    return Fraction(1, 6) if -3 < x < 3 else Fraction(0)
+
+
+def _exact_shares(row):
+    """The exact softmax of a finite row where every share is known (a constant row:
+    1/n each), else None."""
+    shares = _softmax_exact(row)
+    return None if any(s is None for s in shares) else shares
+
+
+def _vjp_softmax_exact(row, v):
+    s = _exact_shares(row)
+    if s is None:
+        return None
+    w = sum(exact_fraction(vj) * sj for vj, sj in zip(v, s))
+    return [sj * (exact_fraction(vj) - w) for vj, sj in zip(v, s)]
+
+
+def _vjp_log_softmax_exact(row, v):
+    total = sum(exact_fraction(vj) for vj in v)
+    s = _exact_shares(row)
+    if s is None:
+        return [exact_fraction(vj) for vj in v] if total == 0 else None
+    return [exact_fraction(vj) - sj * total for vj, sj in zip(v, s)]
+
+
+def _vjp_logsumexp_exact(row, v):
+    s = _exact_shares(row)
+    return None if s is None else [exact_fraction(v) * sj for sj in s]
+
+
+def _d_binary_cross_entropy_exact(p, y):
+    q = exact_fraction(p)
+    return (q - exact_fraction(y)) / (q * (1 - q))  # rational everywhere in (0, 1)
+
+
+def _d_bce_with_logits_exact(x, y):
+    return Fraction(1, 2) - exact_fraction(y) if x == 0 else None
+
+
+def _d_cross_entropy_exact(logits, target):
+    s = _exact_shares(logits)
+    return None if s is None else [sj - (1 if j == target else 0) for j, sj in enumerate(s)]
+
+
+def _d_distillation_exact(student, teacher, temperature):
+    shifts = {exact_fraction(a) - exact_fraction(b) for a, b in zip(student, teacher)}
+    # rows that differ by a constant have the same softmax: the gradient is 0
+    return [Fraction(0)] * len(student) if len(shifts) == 1 else None
+
+
 def _d_binary_cross_entropy(ctx, p, y):
     q = exact_fraction(p)
     return (exact_mpf(ctx, q) - exact_mpf(ctx, y)) / (exact_mpf(ctx, q) * exact_mpf(ctx, 1 - q))
 
 
 def _d_bce_with_logits(ctx, x, y):
-    return _sigmoid(ctx, x) - exact_mpf(ctx, y)
+    # sigma(x) - y as (1 - y) sigma(x) - y sigma(-x): for a label 0 or 1 one term, so no
+    # cancellation where sigma(x) is next to the label (the truth at x = 200, y = 1 is
+    # -e**-200, which sigma(x) - 1 loses at any working precision below ~300 bits)
+    y = exact_fraction(y)
+    x = exact_mpf(ctx, x)
+    return exact_mpf(ctx, 1 - y) * _sigmoid(ctx, x) - exact_mpf(ctx, y) * _sigmoid(ctx, -x)
 
 
 def _d_cross_entropy(ctx, logits, target):
+    # softmax - onehot, with s_t - 1 formed as -(sum of the other shares): no cancellation
     s = _softmax(ctx, logits)
-    return tuple(sj - (1 if j == target else 0) for j, sj in enumerate(s))
+    rest = ctx.fsum(sk for k, sk in enumerate(s) if k != target)
+    return tuple(-rest if j == target else sj for j, sj in enumerate(s))
 
 
 def _d_distillation(ctx, student, teacher, temperature):
@@ -918,6 +1012,7 @@ _FUNCTIONS = [
         domain="all reals",
         definition=_sigmoid_grad, exact=_limits(Fraction(1, 4), Fraction(0), Fraction(0)),
         derivative=_d_sigmoid_grad, derivative_doc="sigma'(x) * (1 - 2 sigma(x))",
+        derivative_exact=_d_sigmoid_grad_exact,
         specials=_elementwise_specials(Fraction(1, 4), Fraction(0), Fraction(0)),
         properties=(
             Property("bounded", "0 <= sigmoid_grad(x) <= 1/4", 0.0,
@@ -983,6 +1078,7 @@ _FUNCTIONS = [
         domain="p in [0, 1]; -inf at 0, +inf at 1, NaN outside",
         definition=mp_logit, exact=_probability_to_quantile_exact(Fraction(0)),
         derivative=_d_logit, derivative_doc="1 / (p (1 - p))",
+        derivative_exact=_d_logit_exact,
         specials=_quantile_specials(),
         properties=(
             Property("inverse", "logit(sigmoid(x)) recovers x where sigmoid(x) is representable", 2.0,
@@ -1004,6 +1100,7 @@ _FUNCTIONS = [
         domain="all reals",
         definition=_hard_sigmoid, exact=_hard_sigmoid_exact,
         derivative=_d_hard_sigmoid,
+        derivative_exact=_d_hard_sigmoid_exact,
         derivative_doc="1/6 on (-3, 3), 0 elsewhere (0 at the kinks, as PyTorch)",
         specials=_elementwise_specials(Fraction(1, 2), Fraction(1), Fraction(0)) + (
             SpecialValue((3.0,), Fraction(1)),
@@ -1069,6 +1166,7 @@ _FUNCTIONS = [
                "two +inf or all -inf: undefined",
         definition=_softmax, exact=_softmax_exact,
         derivative=_vjp_softmax, derivative_doc="VJP: s * (v - <v, s>)",
+        derivative_exact=_vjp_softmax_exact,
         specials=(
             SpecialValue(((0.0, 0.0),), (Fraction(1, 2), Fraction(1, 2))),
             SpecialValue(((1.0, 1.0, 1.0, 1.0),), (Fraction(1, 4),) * 4),
@@ -1106,6 +1204,7 @@ _FUNCTIONS = [
                "-inf elsewhere; two +inf or all -inf: undefined",
         definition=_log_softmax, exact=_log_softmax_exact,
         derivative=_vjp_log_softmax, derivative_doc="VJP: v - softmax(x) * sum(v)",
+        derivative_exact=_vjp_log_softmax_exact,
         specials=(
             SpecialValue(((0.0, 0.0),), ORACLE, "-log 2 each"),
             SpecialValue(((5.0,),), (Fraction(0),)),
@@ -1133,6 +1232,7 @@ _FUNCTIONS = [
         domain="rows of reals; all -inf gives -inf, any +inf gives +inf",
         definition=_logsumexp, exact=_logsumexp_exact,
         derivative=_vjp_logsumexp, derivative_doc="VJP: v * softmax(x)",
+        derivative_exact=_vjp_logsumexp_exact,
         specials=(
             SpecialValue(((0.0, 0.0),), ORACLE, "log 2"),
             SpecialValue(((5.0,),), Fraction(5)),
@@ -1163,6 +1263,7 @@ _FUNCTIONS = [
         domain="p in [0, 1], y finite (NaN otherwise); infinite where a positive weight meets log 0",
         definition=mp_binary_cross_entropy, exact=_binary_cross_entropy_exact,
         derivative=_d_binary_cross_entropy, derivative_doc="d/dp: (p - y) / (p (1 - p))",
+        derivative_exact=_d_binary_cross_entropy_exact,
         specials=(
             SpecialValue((0.0, 0.0), Fraction(0)),
             SpecialValue((1.0, 1.0), Fraction(0)),
@@ -1198,6 +1299,7 @@ _FUNCTIONS = [
         domain="x real (±inf as limits), y finite (NaN otherwise)",
         definition=_binary_cross_entropy_with_logits, exact=_bce_with_logits_exact,
         derivative=_d_bce_with_logits, derivative_doc="d/dx: sigmoid(x) - y",
+        derivative_exact=_d_bce_with_logits_exact,
         specials=(
             SpecialValue((INF, 1.0), Fraction(0)),
             SpecialValue((INF, 0.0), INF),
@@ -1232,6 +1334,7 @@ _FUNCTIONS = [
                "+inf at a -inf target; undefined rows as log_softmax",
         definition=_cross_entropy, exact=_cross_entropy_exact,
         derivative=_d_cross_entropy, derivative_doc="d/dlogits: softmax(logits) - onehot(target)",
+        derivative_exact=_d_cross_entropy_exact,
         specials=(
             SpecialValue(((0.0, 0.0), 0), ORACLE, "log 2"),
             SpecialValue(((5.0,), 0), Fraction(0)),
@@ -1266,6 +1369,7 @@ _FUNCTIONS = [
                "teacher has mass the student lacks",
         definition=_distillation_loss, exact=_distillation_exact,
         derivative=_d_distillation, derivative_doc="d/dstudent: T (p_s - p_t)",
+        derivative_exact=_d_distillation_exact,
         specials=(
             SpecialValue(((0.0, 0.0), (0.0, 0.0), 1.0), Fraction(0)),
             SpecialValue(((1.0, 2.0), (1.0, 2.0), 2.0), Fraction(0)),

@@ -57,6 +57,7 @@ from refact.conformance.numbers.formats import (
 
 __all__ = [
     "ORACLE_VERSION", "DEFAULT_MAX_PRECISION", "Truth", "truth", "truth_many", "evaluate",
+    "derivative_truth",
     "normalize_point", "point_key", "truth_record", "exact_digits", "precision_ladder", "mp_context",
     "condition_number",
 ]
@@ -295,17 +296,22 @@ def _combined(value, fmt):
     return _add_exact(mp_context(), exact, rest, fmt, _STORAGE_GAP)
 
 
-def _compute(spec, args, fmt, max_precision):
-    """Decide one point from scratch; return a record (see ``_encode``)."""
-    n = spec.output_size(args)
-    known = spec.exact_values(args)
+def _escalate(known, evaluate_at, fmt, max_precision):
+    """The one escalation rule, for values and derivatives alike.
+
+    ``known``: per output value its exact value, or None where ``evaluate_at(ctx)`` (a
+    list of mpf / :class:`ExactPlus`, one per value, at ``ctx.prec``) must decide it.
+    Climbs :func:`precision_ladder` until :func:`_settled` decides every value. Returns
+    ``(rounded, exact, pending, precision)``: ``pending`` lists the values still
+    undecided at the cap (their ``rounded`` is None)."""
+    n = len(known)
     rounded = [None] * n
     exact = [None] * n
     pending = []
-    for i in range(n):
-        if known is not None and known[i] is not None:
-            rounded[i] = round_to_format(known[i], fmt)
-            exact[i] = known[i]
+    for i, value in enumerate(known):
+        if value is not None:
+            rounded[i] = round_to_format(value, fmt)
+            exact[i] = value
         else:
             pending.append(i)
     used = 0
@@ -315,7 +321,7 @@ def _compute(spec, args, fmt, max_precision):
         previous_prec = None
         for prec in precision_ladder(fmt, max_precision):
             ctx.prec = prec
-            values = spec.evaluate(ctx, args)
+            values = evaluate_at(ctx)
             used = prec
             still = []
             for i in pending:
@@ -331,6 +337,14 @@ def _compute(spec, args, fmt, max_precision):
             if not pending:
                 break
             previous, previous_prec = values, prec
+    return rounded, exact, pending, used
+
+
+def _compute(spec, args, fmt, max_precision):
+    """Decide one point from scratch; return a record (see ``_encode``)."""
+    known = spec.exact_values(args) or [None] * spec.output_size(args)
+    rounded, exact, pending, used = _escalate(
+        known, lambda ctx: spec.evaluate(ctx, args), fmt, max_precision)
     return {
         "status": "undecided" if pending else "ok",
         "rounded": rounded,
@@ -339,6 +353,31 @@ def _compute(spec, args, fmt, max_precision):
         "cap": int(max_precision),
         "undecided": pending,
     }
+
+
+def derivative_truth(function, point, fmt, cotangent, *, max_precision=DEFAULT_MAX_PRECISION):
+    """``((rounded, exact), ...)``, one pair per gradient element of ``function`` at the
+    finite in-domain ``point`` (the VJP with ``cotangent`` for a row function), decided
+    by the same rule as every value (:func:`_escalate`), exact derivative values from
+    the catalog's ``derivative_exact`` hook first; ``(None, None)`` where undecided.
+    Remembered per process: every backend of a run asks for the same points."""
+    spec = get_function(function)
+    cotangent = tuple(cotangent) if isinstance(cotangent, (list, tuple)) else cotangent
+    return _derivative_truth(spec.name, tuple(point), get_format(fmt).name, cotangent,
+                             int(max_precision))
+
+
+@functools.lru_cache(maxsize=65536)
+def _derivative_truth(function, point, format_name, cotangent, max_precision):
+    spec = get_function(function)
+    fmt = get_format(format_name)
+    known = spec.exact_derivative(point, cotangent)
+    if known is None:
+        known = [None] * len(spec.evaluate_derivative(mp_context(), point, cotangent))
+    rounded, exact, pending, _ = _escalate(
+        known, lambda ctx: spec.evaluate_derivative(ctx, point, cotangent), fmt, max_precision)
+    return tuple((None, None) if i in pending else (rounded[i], exact[i])
+                 for i in range(len(known)))
 
 
 def evaluate(function, point, precision):

@@ -14,7 +14,7 @@ import numpy as np
 from refact.backends import Backend, Binding
 from refact.backends.base import FUNCTIONS, numpy_dtype
 from refact.conformance.truth.catalog import get_function
-from refact.conformance.run.checks import derivative_truth
+from refact.conformance.truth.oracle import derivative_truth
 from refact.conformance.numbers.formats import get_format, next_up
 from refact.conformance.truth.oracle import truth_many
 

@@ -10,7 +10,8 @@ import mpmath
 import pytest
 
 from refact.conformance.numbers.formats import FLOAT64, next_down, next_up, round_to_format
-from refact.conformance.run.checks import Evaluator, accuracy, derivative_truth, dtype, gradient, special_values
+from refact.conformance.run.checks import Evaluator, accuracy, dtype, gradient, special_values
+from refact.conformance.truth.oracle import derivative_truth
 from refact.conformance.run.isolation import JobError
 from refact.conformance.truth import catalog
 from refact.conformance.truth.catalog import NAMES, ORACLE, SpecialValue, get_function

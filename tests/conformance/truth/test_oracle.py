@@ -20,9 +20,10 @@ from refact.conformance.numbers.ruler import (
 from refact.conformance.numbers.formats import (
     FLOAT16, FLOAT32, FLOAT64, BFLOAT16, FORMATS, next_down, next_up, round_to_format,
 )
+from refact.conformance.truth.catalog import get_function
 from refact.conformance.truth.oracle import (
-    DEFAULT_MAX_PRECISION, ORACLE_VERSION, condition_number, evaluate, point_key, precision_ladder,
-    truth, truth_many,
+    DEFAULT_MAX_PRECISION, ORACLE_VERSION, condition_number, derivative_truth, evaluate,
+    point_key, precision_ladder, truth, truth_many,
 )
 
 SEED_VECTOR = (1.0, 2.0, 3.0, 4.0, -3.0, -4.0, -2.0, -10000.0)
@@ -399,3 +400,72 @@ def test_truth_command_usage_errors(capsys):
     capsys.readouterr()
     assert cli_main(["truth", "sigmoid", "0.1", "--format", "float16"]) == 0
     assert "not a float16 value" in capsys.readouterr().err
+
+
+# -- derivative truths: the same escalation rule ---------------------------------------------
+
+
+def _mp_derivative(function, point, cotangent, prec=4000):
+    from mpmath.ctx_mp import MPContext
+
+    ctx = MPContext()
+    ctx.prec = prec
+    return get_function(function).evaluate_derivative(ctx, point, cotangent)
+
+
+@pytest.mark.parametrize("function, point, cotangent", [
+    # sigma(x) - 1 cancels to 0 below ~300 bits; the truth is -e**-x
+    ("binary_cross_entropy_with_logits", (200.0, 1.0), 1.0),
+    ("binary_cross_entropy_with_logits", (709.0, 1.0), 1.0),
+    # s_t - 1 = -(the other shares)
+    ("cross_entropy", ((0.0, -200.0), 0), (1.0,)),
+    # v_j - <v, s> with the row's mass on j
+    ("softmax", ((0.0, -200.0),), (-1.0, 0.0)),
+    ("softmax", ((0.0, -700.0, -1.0),), (-1.0, 0.0, 1.0)),
+])
+def test_derivative_truths_survive_cancellation(function, point, cotangent):
+    got = derivative_truth(function, point, "float64", cotangent)
+    want = _mp_derivative(function, point, cotangent)
+    for (rounded, exact), w in zip(got, want):
+        assert rounded == round_to_format(w, "float64") != 0.0
+        assert abs(mpmath.mpf(exact) - w) <= abs(w) * mpmath.mpf(2) ** -100
+
+
+@pytest.mark.parametrize("function, point, cotangent, expected", [
+    ("sigmoid_grad", (0.0,), 1.0, [0.0]),
+    ("hard_sigmoid", (5.0,), 1.0, [0.0]),
+    ("hard_sigmoid", (1.0,), 1.0, [1 / 6]),
+    ("logit", (0.5,), 1.0, [4.0]),
+    ("softmax", ((0.0, 0.0, 0.0),), (-1.0, 0.0, 1.0), [-1 / 3, 0.0, 1 / 3]),
+    ("log_softmax", ((1.0, 2.0, 3.0),), (-1.0, 0.0, 1.0), [-1.0, 0.0, 1.0]),
+    ("logsumexp", ((7.0,),), 1.0, [1.0]),
+    ("cross_entropy", ((3.0,), 0), (1.0,), [0.0]),
+    ("distillation_loss", ((1.0, 2.0), (0.0, 1.0), 2.0), 1.0, [0.0, 0.0]),
+    ("binary_cross_entropy_with_logits", (0.0, 0.5), 1.0, [0.0]),
+])
+def test_exact_derivatives_are_decided_not_escalated(function, point, cotangent, expected):
+    """Exact zeros and rationals come from the catalog's derivative_exact hook: an mpmath
+    0 is never trusted, so without the hook these would be undecided."""
+    got = derivative_truth(function, point, "float64", cotangent)
+    assert [r for r, _ in got] == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from([-2.0, -0.5, 0.0, 0.5, 1.0, 3.0]), min_size=1, max_size=4),
+       st.integers(0, 3))
+def test_exact_derivative_hooks_agree_with_the_definitions(row, target):
+    """Where a hook knows a value, the derivative definition at 4000 bits agrees with it."""
+    cases = [("softmax", (tuple(row),), tuple(float((i % 3) - 1) for i in range(len(row)))),
+             ("log_softmax", (tuple(row),), tuple(float((i % 3) - 1) for i in range(len(row)))),
+             ("logsumexp", (tuple(row),), 1.0),
+             ("cross_entropy", (tuple(row), target % len(row)), None),
+             ("distillation_loss", (tuple(row), tuple(x + 1.0 for x in row), 2.0), None)]
+    for function, point, cotangent in cases:
+        known = get_function(function).exact_derivative(point, cotangent)
+        if known is None:
+            continue
+        values = _mp_derivative(function, point, cotangent)
+        for k, v in zip(known, values):
+            if k is not None:
+                with mpmath.workprec(4000):
+                    assert abs(mpmath.mpf(k.numerator) / k.denominator - v) <= mpmath.mpf(2) ** -3000
