@@ -20,6 +20,8 @@ from refact.conformance.truth import store
 
 # spawn, not fork: frameworks keep threads and device state that a forked child inherits broken.
 _CONTEXT = multiprocessing.get_context("spawn")
+#: Seconds to wait for a worker whose pipe closed to exit, so its exit code can be read.
+_REAP_SECONDS = 5.0
 
 
 class JobError(Exception):
@@ -165,9 +167,14 @@ class Worker:
         try:
             return connection.recv()
         except (EOFError, ConnectionError, OSError):
-            code = self._process.exitcode if self._process is not None else None
+            code = None
+            if self._process is not None:
+                # the pipe closes before the exit status can be collected: wait for it
+                self._process.join(_REAP_SECONDS)
+                code = self._process.exitcode
             self.close()
-            raise JobError(f"backend {self.backend_name!r} crashed while {doing} (exit code {code})") from None
+            what = "still running, killed" if code is None else code
+            raise JobError(f"backend {self.backend_name!r} crashed while {doing} (exit code {what})") from None
 
     def run(self, job):
         """Return the job's ``(values, format)``, or raise JobError with the reason.

@@ -12,7 +12,6 @@ did, 2 on a usage or configuration error.
 
 import multiprocessing
 import os
-import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor
 
@@ -22,6 +21,7 @@ from refact.conformance.cases.sets import cases_for
 from refact.conformance.truth.catalog import FAST_TRUTHS, NAMES
 from refact.conformance.numbers.formats import FORMATS
 from refact.conformance.run.isolation import JobError, Worker
+from refact.conformance.run.progress import Progress
 from refact.conformance.run.sweep import sweep_record
 from refact.conformance.run.records import CHECKS, STATUSES, record, report_envelope
 
@@ -29,27 +29,6 @@ __all__ = ["run_conformance", "STATUSES"]
 
 #: Formats whose every value `--cases full` checks (65,536 bit patterns each).
 EXHAUSTIVE_FORMATS = ("float16", "bfloat16")
-
-
-class Progress:
-    """A one-line progress bar on stderr, drawn only on a terminal (by one thread, which
-    reads the steps the backends' processes send)."""
-
-    def __init__(self, total, enabled):
-        self.total, self.done = max(total, 1), 0
-        self.enabled = enabled
-
-    def step(self, label):
-        self.done += 1
-        if self.enabled:
-            filled = int(30 * self.done / self.total)
-            sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] "
-                             f"{self.done}/{self.total} {label[:48]:48}")
-            sys.stderr.flush()
-
-    def close(self):
-        if self.enabled:
-            sys.stderr.write("\n")
 
 
 def _backend_names(requested):
@@ -237,7 +216,8 @@ def run_conformance(backends=None, functions=None, formats=None, check_names=Non
     names = _backend_names(backends)
     workers = jobs or os.cpu_count() or 1
     table = _truth_table(functions, formats, level, seed, workers)
-    bar = Progress(len(names) * len(functions) * len(formats), progress)
+    bar = Progress("refact conform", len(names) * len(functions) * len(formats),
+                   unit="checks", enabled=progress)
     context = multiprocessing.get_context("spawn")
     steps = context.Queue()
     drawing = threading.Thread(target=_draw, args=(steps, bar), daemon=True)
@@ -262,7 +242,7 @@ def run_conformance(backends=None, functions=None, formats=None, check_names=Non
 
 def _draw(steps, bar):
     for label in iter(steps.get, None):
-        bar.step(label)
+        bar.update(1, label)
 
 
 # -- the `refact conform` command ---------------------------------------------------------

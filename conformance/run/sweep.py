@@ -44,7 +44,6 @@ import json
 import math
 import multiprocessing
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +54,8 @@ from refact.conformance.numbers import ruler
 from refact.conformance.numbers.ruler import classify_array, same_values, ulp_error_array
 from refact.conformance.truth import fast as fastpath
 from refact.conformance.truth.store import atomic_write_text
+from refact.conformance.run.isolation import describe
+from refact.conformance.run.progress import Progress
 from refact.conformance.run.records import convention_field, record, report_envelope
 from refact.conformance.truth.catalog import FAST_TRUTHS, fast_truth_of, get_function
 from refact.conformance.numbers.formats import get_format, same_value
@@ -164,34 +165,17 @@ def _initialize_pool_worker(name, device):
         pass
 
 
-def _names(collection):
-    if collection is None:
-        return None
-    if isinstance(collection, dict):
-        return sorted(collection)
-    return sorted(str(item) for item in collection)
-
-
 def describe_backend(name, device="cpu", limit_threads=False):
-    """Name, version, device, availability (with the error), formats and functions of a
-    backend, and the formats of each sweepable function, as seen by the process that runs
-    this (a pool or Dask worker: the parent need not have the framework installed)."""
-    info = {"name": name, "version": None, "device": device, "available": False,
-            "error": None, "formats": [], "functions": [], "function_formats": {}}
+    """:func:`refact.conformance.run.isolation.describe` of the backend as seen by the
+    process that runs this (a pool or Dask worker: the parent need not have the framework
+    installed), or, where it cannot be constructed, its name, device and ``error``."""
     try:
         backend = _backend_in_this_process(name, device, limit_threads)
     except Exception as error:
-        info["error"] = f"{type(error).__name__}: {error}"
-        return info
-    version = getattr(backend, "framework_version", None) or getattr(backend, "version", None)
-    functions = _names(getattr(backend, "functions", None))
-    info.update(available=True, version=None if version is None else str(version),
-                formats=_names(getattr(backend, "formats", None)), functions=functions)
-    formats_of = getattr(backend, "formats_of", None)
-    if formats_of is not None:
-        info["function_formats"] = {function: list(formats_of(function))
-                                    for function in FAST_TRUTHS if function in (functions or ())}
-    return info
+        return {"name": name, "version": None, "device": device, "available": False,
+                "error": f"{type(error).__name__}: {error}", "formats": [], "functions": [],
+                "formats_of": {}}
+    return {**describe(backend), "error": None}
 
 
 def _native_input(backend, bits, fmt):
@@ -767,57 +751,6 @@ def _atomic_write(path, text):
 # --- progress ------------------------------------------------------------------------------
 
 
-class Progress:
-    """Points done, points/s (this session) and ETA on stderr: one redrawn line on a
-    terminal, otherwise (a log file, a CI job) a plain line every ``interval`` seconds."""
-
-    def __init__(self, label, total, done, stream=None, enabled=True, interval=60.0):
-        self.label, self.total, self.done = label, total, done
-        self.stream = stream or sys.stderr
-        self.enabled = enabled
-        self.terminal = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.interval = interval
-        self._started = self._last_line = time.monotonic()
-        self._session = 0
-        if enabled:
-            self._draw()
-
-    def update(self, points):
-        self.done += points
-        self._session += points
-        now = time.monotonic()
-        if self.terminal or (self.enabled and (now - self._last_line >= self.interval or self.done >= self.total)):
-            self._last_line = now
-            self._draw()
-
-    def _draw(self):
-        elapsed = max(time.monotonic() - self._started, 1e-9)
-        rate = self._session / elapsed
-        left = self.total - self.done
-        eta = _duration(left / rate) if rate > 0 else "?"
-        percent = 100 * self.done / max(self.total, 1)
-        text = (f"{self.done:,}/{self.total:,} points ({percent:5.1f}%)  {rate / 1e6:6.2f} M points/s  "
-                f"elapsed {_duration(elapsed)}  ETA {eta}")
-        if self.terminal:
-            width = 30
-            filled = int(width * self.done / self.total) if self.total else width
-            self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {text}  ")
-        else:
-            self.stream.write(f"{self.label}: {text}\n")
-        self.stream.flush()
-
-    def close(self):
-        if self.terminal:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def _duration(seconds):
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
-
-
 # --- the sweep -------------------------------------------------------------------------------
 
 
@@ -954,9 +887,9 @@ def exhaustive_records(backend_name, *, device="cpu", functions=None, formats=("
 def _missing(info, function, fmt):
     if not info["available"]:
         return f"backend {info['name']!r} is not available: {info['error']}"
-    if info["functions"] is not None and function not in info["functions"]:
+    if function not in info["functions"]:
         return f"backend {info['name']!r} does not provide {function}"
-    formats = info.get("function_formats", {}).get(function, info["formats"])
+    formats = info["formats_of"].get(function, info["formats"])
     if formats is not None and fmt.name not in formats:
         return f"backend {info['name']!r} does not offer {function} in {fmt.name}"
     return None

@@ -753,9 +753,12 @@ def _vjp_softmax(ctx, row, v):
 
 
 def _vjp_log_softmax(ctx, row, v):
+    # v_j - s_j sum(v) written as sum_{k != j} (v_j s_k - s_j v_k): 1 - s_j is formed as
+    # the sum of the other shares, so the row's mass sitting on j cancels nothing
     s = _softmax(ctx, row)
-    total = ctx.fsum(ctx.convert(vj) for vj in v)
-    return tuple(ctx.convert(vj) - sj * total for vj, sj in zip(v, s))
+    v = [ctx.convert(vj) for vj in v]
+    return tuple(ctx.fsum(vj * sk - sj * vk for k, (vk, sk) in enumerate(zip(v, s)) if k != j)
+                 for j, (vj, sj) in enumerate(zip(v, s)))
 
 
 def _vjp_logsumexp(ctx, row, v):
@@ -845,10 +848,18 @@ def _d_cross_entropy(ctx, logits, target):
 
 
 def _d_distillation(ctx, student, teacher, temperature):
+    # T (p_s - p_t); where a share is above 1/2 the difference is taken of the
+    # complements (the other shares' sums), which do not round to 0 beside 1
     t = exact_mpf(ctx, temperature)
     p_s = [ctx.exp(v) for v in _log_softmax_list(ctx, student, temperature)]
     p_t = [ctx.exp(v) for v in _log_softmax_list(ctx, teacher, temperature)]
-    return tuple(t * (a - b) for a, b in zip(p_s, p_t))
+
+    def rest(p, j):
+        return ctx.fsum(pk for k, pk in enumerate(p) if k != j)
+
+    half = ctx.mpf(0.5)
+    return tuple(t * (rest(p_t, j) - rest(p_s, j)) if a > half or b > half else t * (a - b)
+                 for j, (a, b) in enumerate(zip(p_s, p_t)))
 
 
 # --- budgets --------------------------------------------------------------------------
