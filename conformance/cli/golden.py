@@ -14,11 +14,11 @@ import random
 import time
 from pathlib import Path
 
-from refact.conformance.cases.sets import THRESHOLDS, cases_for, threshold_values
+from refact.conformance.cases.sets import cases_for, threshold_values
 from refact.conformance.cli import UsageError
 from refact.conformance.numbers.formats import FORMATS, bits_hex, get_format
 from refact.conformance.truth import store
-from refact.conformance.truth.catalog import NAMES, get_function
+from refact.conformance.truth.catalog import NAMES, THRESHOLDS, get_function
 from refact.conformance.truth.oracle import ORACLE_VERSION, point_key, truth, truth_many, truth_record
 
 
