@@ -600,8 +600,9 @@ def _antisymmetry(s, t, base):
         t.add(_same(b, -a, s.fmt), [(s.name, (p,)), (s.name, (q,))], q, b, -a)
 
 
-def _row_shift_invariance(s, t, base):
-    """f(x + c) == f(x) for a shift c with every x + c exact: equal outputs."""
+def _shifted_rows(s, t, base):
+    """``[(row, row + c, c)]`` for the sampled rows that have an exact shift ``c``; the
+    others are counted as excluded."""
     pairs = []
     for (row,) in base:
         c, shifted = _exact_shift(row, s.fmt)
@@ -609,6 +610,12 @@ def _row_shift_invariance(s, t, base):
             t.excluded += 1
         else:
             pairs.append((row, shifted, c))
+    return pairs
+
+
+def _row_shift_invariance(s, t, base):
+    """f(x + c) == f(x) for a shift c with every x + c exact: equal outputs."""
+    pairs = _shifted_rows(s, t, base)
     ys = s.outputs(s.name, [(r,) for r, _, _ in pairs] + [(sh,) for _, sh, _ in pairs])
     for (row, shifted, c), a, b in zip(pairs, ys, ys[len(pairs):]):
         t.add(_rows_same(b, a, s.fmt), [(s.name, (row,)), (s.name, (shifted,))], (shifted,), b, a)
@@ -984,13 +991,7 @@ def _logsumexp_bounds(s, t, base):
 
 def _shift_equivariance(s, t, base):
     """lse(x + c) == lse(x) + c for exact shifts, in ULPs at the larger output."""
-    pairs = []
-    for (row,) in base:
-        c, shifted = _exact_shift(row, s.fmt)
-        if c is None:
-            t.excluded += 1
-        else:
-            pairs.append((row, shifted, c))
+    pairs = _shifted_rows(s, t, base)
     ys = s.scalars(s.name, [(r,) for r, _, _ in pairs] + [(sh,) for _, sh, _ in pairs])
     for (row, shifted, c), a, b in zip(pairs, ys, ys[len(pairs):]):
         involved = [(s.name, (row,)), (s.name, (shifted,))]
