@@ -18,7 +18,7 @@ The record follows the ``refact.report/1`` contract of DESIGN.md.
 import math
 
 from refact.conformance.truth.catalog import ORACLE, get_function
-from refact.conformance.numbers.formats import get_format, round_to_format
+from refact.conformance.numbers.formats import FORMATS, get_format, is_representable, round_to_format
 from refact.conformance.run.records import CHECKS, Judgement, record
 from refact.conformance.run.isolation import JobError
 from refact.conformance.truth.oracle import derivative_truth, truth_many
@@ -76,13 +76,13 @@ class Evaluator:
         answers = self._answers(function, [job for _, job in batches]) if batches else []
         for (indices, _), (status, payload) in zip(batches, answers):
             if status != "ok":
-                raise JobError(payload, raised=True)
+                raise JobError(payload, raised=status == "error")
             values, result_format = payload
             if not isinstance(values, list) or len(values) != len(indices):
                 shape = len(values) if isinstance(values, list) else "a scalar"
                 raise JobError(f"{function} returned {shape} results for a batch of {len(indices)}")
             for j, value in zip(indices, values):
-                out[j] = tuple(value) if isinstance(value, list) else (value,)
+                out[j] = _checked(function, op, points[j], value, result_format)
         return out, result_format
 
     def outputs(self, function, fmt, points, options=None):
@@ -101,9 +101,14 @@ class Evaluator:
         alone = [job for point in points for _, job in self._jobs("call", function, fmt, [point], options)]
         outputs, refusals, result_format = [], {}, None
         for index, (status, payload) in enumerate(self._answers(function, alone)):
+            if status == "fatal":
+                raise JobError(payload)
             if status == "ok":
-                (values,), result_format = payload
-                outputs.append(tuple(values) if isinstance(values, list) else (values,))
+                values, result_format = payload
+                if not isinstance(values, list) or len(values) != 1:
+                    raise JobError(f"{function} returned {len(values) if isinstance(values, list) else 'a scalar'} "
+                                   "results for one point")
+                outputs.append(_checked(function, "call", points[index], values[0], result_format))
             else:
                 outputs.append(None)
                 refusals[index] = payload
@@ -118,6 +123,38 @@ class Evaluator:
 
 def _as_list(value):
     return list(value) if isinstance(value, tuple) else value
+
+
+def _checked(function, op, point, value, result_format):
+    """One point's result as a tuple of floats, after checking what a backend may not get
+    away with: a value of the wrong shape (a softmax row cut short would otherwise be
+    judged on its first entries only), of the wrong type (a string, a bool, None) or not
+    a value of the format it claims (float64 numbers labelled float32)."""
+    spec = get_function(function)
+    if op == "grad" or spec.kind == "elementwise":  # shaped like the first argument
+        row_due = isinstance(point[0], tuple)
+        due = len(point[0]) if row_due else 1
+    else:
+        row_due, due = spec.vector_output, spec.output_size(point)
+    values = tuple(value) if isinstance(value, list) else (value,)
+    if isinstance(value, list) != row_due or len(values) != due:
+        raise JobError(f"{function} returned {len(values)} values where {due} are due "
+                       f"(input {_short(point)})")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise JobError(f"{function} returned {type(v).__name__} {_short(v)} where a number "
+                           f"is due (input {_short(point)})")
+    if result_format in FORMATS:
+        for v in values:
+            if not is_representable(float(v), result_format):
+                raise JobError(f"{function} returned {float(v)!r}, which is not a {result_format} "
+                               f"value, in a result it labels {result_format}")
+    return tuple(float(v) for v in values)
+
+
+def _short(value, limit=80):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 # -- the checks ---------------------------------------------------------------------------

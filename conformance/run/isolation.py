@@ -13,6 +13,10 @@ stays a Python number (e.g. a temperature).
 
 import multiprocessing
 import os
+import sys
+import tempfile
+import threading
+import time
 import traceback
 
 from refact.backends import backend_class, get_backend
@@ -22,6 +26,14 @@ from refact.conformance.truth import store
 _CONTEXT = multiprocessing.get_context("spawn")
 #: Seconds to wait for a worker whose pipe closed to exit, so its exit code can be read.
 _REAP_SECONDS = 5.0
+#: How often a worker checks that the process that started it is still there.
+_PARENT_WATCH_SECONDS = 0.5
+#: Characters of a backend's own printing kept per answer (the rest is counted).
+_OUTPUT_LIMIT = 2000
+#: Calls of one function that may hang before the function is not asked again, and
+#: hangs of a backend before none of its functions is.
+HANGS_PER_FUNCTION = 1
+HANGS_PER_BACKEND = 3
 
 
 class JobError(Exception):
@@ -86,6 +98,10 @@ def execute(backend, job):
 def _attempt(backend, job):
     try:
         return "ok", execute(backend, job)
+    except MemoryError as error:
+        # not an input the framework refuses: asking again point by point would only
+        # exhaust the memory again
+        return "fatal", f"MemoryError: {error}"
     except Exception as error:
         return "error", _describe(error)
 
@@ -105,9 +121,61 @@ def _prepare_environment(backend_name):
         os.environ.setdefault(variable, value)
 
 
+def exit_with_parent(interval=_PARENT_WATCH_SECONDS):
+    """End this process (at once, no cleanup) when the process that started it is gone,
+    even while the main thread is stuck in a backend: after a SIGKILL of ``refact`` no
+    worker is left running. A daemon thread watches the parent's pid."""
+    parent = os.getppid()
+
+    def watch():
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="refact-parent-watch", daemon=True).start()
+
+
+def _flush_standard_streams():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+
+
+class _Captured:
+    """This process's stdout and stderr (file descriptors 1 and 2, so a framework's C++
+    logging too) sent to an unlinked temporary file instead of the user's terminal;
+    :meth:`take` returns what was written since the last call, at most ``limit``
+    characters of it, and empties the file (a backend printing without end must not
+    fill the disk)."""
+
+    def __init__(self, limit=_OUTPUT_LIMIT):
+        self.limit = limit
+        self.file = tempfile.TemporaryFile()
+        _flush_standard_streams()
+        for fd in (1, 2):
+            os.dup2(self.file.fileno(), fd)  # one shared offset: the end of what was written
+
+    def take(self):
+        _flush_standard_streams()
+        fd = self.file.fileno()
+        size = os.lseek(fd, 0, os.SEEK_CUR)
+        if size <= 0:
+            return ""
+        data = os.pread(fd, min(size, self.limit), 0)
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        text = data.decode("utf-8", "replace")
+        return text if size <= self.limit else f"{text} [... {size - self.limit} more bytes]"
+
+
 def _serve(connection, backend_name, device):
     import warnings
 
+    exit_with_parent()
+    captured = _Captured()
     # Frameworks warn about overflow and odd shapes on exactly the inputs a conformance
     # run is made of; the measurements report those cases, the warnings only add noise.
     warnings.simplefilter("ignore")
@@ -115,9 +183,10 @@ def _serve(connection, backend_name, device):
         _prepare_environment(backend_name)
         backend = get_backend(backend_name, device=device)
     except Exception as error:  # reported to the parent, which records every job as an error
-        connection.send(("error", f"cannot construct backend {backend_name!r}: {error}"))
+        connection.send(("error", f"cannot construct backend {backend_name!r}: {error}",
+                         captured.take()))
         return
-    connection.send(("ready", None))
+    connection.send(("ready", None, captured.take()))
     while True:
         try:
             job = connection.recv()
@@ -132,21 +201,43 @@ def _serve(connection, backend_name, device):
             # several calls sent at once, each answered as soon as it is done: one round
             # trip for a batch, and still one time limit per call
             for one in job["jobs"]:
-                connection.send(_attempt(backend, one))
+                connection.send((*_attempt(backend, one), captured.take()))
         else:
-            connection.send(_attempt(backend, job))
+            connection.send((*_attempt(backend, job), captured.take()))
 
 
 class Worker:
-    """A child process answering jobs for one backend, restarted after a crash or hang."""
+    """A child process answering jobs for one backend, restarted after a crash or hang.
 
-    def __init__(self, backend_name, device="cpu", timeout=60.0, startup_timeout=180.0):
+    ``timeout`` bounds every answer and the backend's construction (``startup_timeout``,
+    when given, the latter alone). The cost of a backend that hangs is bounded: a
+    function that hung :data:`HANGS_PER_FUNCTION` times is not asked again, nor is the
+    backend after :data:`HANGS_PER_BACKEND` hangs; those jobs fail at once. What the
+    backend prints is kept, bounded, for :meth:`take_output`.
+    """
+
+    def __init__(self, backend_name, device="cpu", timeout=60.0, startup_timeout=None):
         self.backend_name = backend_name
         self.device = device
         self.timeout = timeout
-        self.startup_timeout = startup_timeout
+        self.startup_timeout = timeout if startup_timeout is None else startup_timeout
         self._process = None
         self._connection = None
+        self._hangs = {}
+        self._output = []
+
+    def take_output(self):
+        """What the backend printed since the last call (bounded per answer), or ""."""
+        text, self._output = "".join(self._output), []
+        return text
+
+    def _refuse_if_hung(self, function):
+        if sum(self._hangs.values()) >= HANGS_PER_BACKEND:
+            raise JobError(f"backend {self.backend_name!r} not asked: it hung "
+                           f"{sum(self._hangs.values())} times already")
+        if self._hangs.get(function, 0) >= HANGS_PER_FUNCTION:
+            raise JobError(f"backend {self.backend_name!r} not asked for {function}: it hung "
+                           f"on {function} already")
 
     def _start(self):
         parent, child = _CONTEXT.Pipe()
@@ -159,13 +250,17 @@ class Worker:
             self.close()
             raise JobError(message)
 
-    def _receive(self, timeout, doing):
+    def _receive(self, timeout, doing, function=None):
         connection = self._connection
         if not connection.poll(timeout):
             self.close()
+            self._hangs[function] = self._hangs.get(function, 0) + 1
             raise JobError(f"backend {self.backend_name!r} did not answer within {timeout:g} s while {doing}")
         try:
-            return connection.recv()
+            status, payload, printed = connection.recv()
+            if printed:
+                self._output.append(printed)
+            return status, payload
         except (EOFError, ConnectionError, OSError):
             code = None
             if self._process is not None:
@@ -183,6 +278,9 @@ class Worker:
         ``(answers, None)``, an answer per job: ``("ok", (values, format))`` or
         ``("error", message)`` where the backend raised, so that one input a framework
         refuses does not hide the others. A crash or a hang still raises JobError."""
+        function = job.get("function", job["op"])
+        for one in job["jobs"] if job["op"] == "many" else [job]:
+            self._refuse_if_hung(one.get("function", function))
         if self._process is None or not self._process.is_alive():
             self._start()
         try:
@@ -191,11 +289,12 @@ class Worker:
             self.close()
             raise JobError(f"backend {self.backend_name!r} worker is gone") from None
         if job["op"] == "many":
-            return [self._receive(self.timeout, f"computing {one.get('function', one['op'])}")
+            return [self._receive(self.timeout, f"computing {one.get('function', one['op'])}",
+                                  one.get("function", function))
                     for one in job["jobs"]], None
-        status, payload = self._receive(self.timeout, f"computing {job.get('function', job['op'])}")
+        status, payload = self._receive(self.timeout, f"computing {function}", function)
         if status != "ok":
-            raise JobError(payload, raised=True)
+            raise JobError(payload, raised=status == "error")
         return payload
 
     def close(self):

@@ -80,3 +80,40 @@ def describe_worker(a, b, backend=None, scale=1):
 
 def failing_task(backend=None):
     raise RuntimeError("the task failed")
+
+
+class PrintingBackend(OracleBackend):
+    """Prints on every call, from Python and from C (the file descriptor itself), far
+    more than a report may hold, escape codes and a lone surrogate included."""
+
+    name = "printing"
+
+    def _adjust(self, function, value):
+        print("\x1b[31mred\x1b[0m python says hello " + "x" * 100_000)
+        os.write(2, b"C-level stderr line\n")
+        return value
+
+
+class MemoryHungryBackend(OracleBackend):
+    """Raises MemoryError on sigmoid, as a framework does when an allocation fails."""
+
+    name = "memory_hungry"
+
+    def _adjust(self, function, value):
+        if function == "sigmoid":
+            raise MemoryError("cannot allocate 1 TiB")
+        return value
+
+
+class AlwaysHangingBackend(OracleBackend):
+    """Every call hangs."""
+
+    name = "always_hanging"
+
+    def _adjust(self, function, value):
+        time.sleep(3600)
+
+
+def pid_of_parent(backend):
+    """The worker's parent pid and its own pid, as a task answer."""
+    return [os.getppid(), os.getpid()]

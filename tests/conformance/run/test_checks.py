@@ -309,9 +309,17 @@ def test_accuracy_refusing_a_number_fails():
 
 
 def test_accuracy_reports_the_backends_result_format():
+    cases = [("specials", (0.0,)), ("edges", (-800.0,))]  # 1/2 and 0 are float32 values too
     result, result_format = accuracy(Evaluator(OracleWorker(result_format="float32")), "fake", "sigmoid",
-                                     "float64", SIGMOID_CASES[:2], _sigmoid_truths(SIGMOID_CASES[:2]), ())
+                                     "float64", cases, _sigmoid_truths(cases), ())
     assert result_format == "float32" == result["result_format"]
+
+
+def test_float64_values_labelled_float32_are_an_error():
+    """A backend claiming a format its numbers are not values of is not judged on them."""
+    with pytest.raises(JobError, match=r"returned 0\.0474258731775667\d*, which is not a float32 value"):
+        accuracy(Evaluator(OracleWorker(result_format="float32")), "fake", "sigmoid",
+                 "float64", SIGMOID_CASES[:2], _sigmoid_truths(SIGMOID_CASES[:2]), ())
 
 
 def test_accuracy_applies_the_backends_conventions(mp300):
@@ -333,24 +341,16 @@ def test_accuracy_applies_the_backends_conventions(mp300):
     assert result["max_ulp"] <= 0.5  # the convention's point is not in the backend's own figures
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "accuracy() pairs a point's output values with its truth by zip(), and the Evaluator "
-    "checks only the number of results per batch, not the length of each: a backend "
-    "returning a softmax row shorter than its input, or a row where one value is due, "
-    "is judged on the values that happen to line up and passes"))
-@pytest.mark.parametrize("function, point, shape", [
-    ("softmax", ((1.0, 2.0, 3.0),), lambda row: row[:1]),
-    ("sigmoid", (0.5,), lambda values: values + [123.0]),
+@pytest.mark.parametrize("function, point, shape, message", [
+    ("softmax", ((1.0, 2.0, 3.0),), lambda row: row[:1], r"softmax returned 1 values where 3 are due"),
+    ("sigmoid", (0.5,), lambda values: values + [123.0], r"sigmoid returned 2 values where 1 are due"),
 ], ids=["short_row", "row_for_a_scalar"])
-def test_a_result_of_the_wrong_shape_does_not_pass(function, point, shape):
+def test_a_result_of_the_wrong_shape_is_an_error(function, point, shape, message):
+    """A row cut short is not judged on the entries that happen to line up."""
     cases = [("s", point)]
     truths = truth_many(function, [point], "float64")
-    try:
-        result, _ = accuracy(Evaluator(OracleWorker(shape=shape)), "fake", function, "float64",
-                             cases, truths, ())
-    except JobError:
-        return
-    assert result["status"] != "pass", (result["status"], result["points"])
+    with pytest.raises(JobError, match=message):
+        accuracy(Evaluator(OracleWorker(shape=shape)), "fake", function, "float64", cases, truths, ())
 
 
 # --- special values -------------------------------------------------------------------------

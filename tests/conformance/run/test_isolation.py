@@ -271,3 +271,98 @@ def test_close_leaves_no_child_process(fakes):
         again = worker.run(_pid_job(fakes))[0]
         process = worker._process
     assert again != pid and process.exitcode == 0 and not _alive(again)
+
+
+# --- a hostile backend's cost is bounded, its output kept out of the terminal ----------------
+
+
+def test_what_a_backend_prints_is_kept_bounded_not_shown(fakes, capfd):
+    with Worker(f"{FAKE_TASKS}:PrintingBackend", timeout=30) as worker:
+        values, fmt = worker.run(_call("sigmoid", [0.0]))
+        printed = worker.take_output()
+    assert values == [0.5] and fmt == "float64"
+    assert printed.startswith("\x1b[31mred\x1b[0m python says hello xxx")
+    assert printed.endswith("more bytes]") and len(printed) < 2100  # 2000 kept, the rest counted
+    assert worker.take_output() == ""
+    out, err = capfd.readouterr()
+    assert "python says hello" not in out + err and "C-level" not in out + err
+
+
+def test_a_memory_error_is_not_retried_point_by_point(fakes):
+    with Worker(f"{FAKE_TASKS}:MemoryHungryBackend", timeout=30) as worker:
+        with pytest.raises(JobError, match="MemoryError: cannot allocate 1 TiB") as caught:
+            worker.run(_call("sigmoid", [0.0]))
+        assert not caught.value.raised  # a refusal of one input would be raised=True
+        answers, _ = worker.run({"op": "many", "jobs": [_call("sigmoid", [0.0]), _call("logit", [0.5])]})
+    assert [status for status, _ in answers] == ["fatal", "ok"]
+
+
+def test_a_hanging_backend_costs_a_few_time_limits_not_one_per_call(fakes):
+    """One hang per function, three per backend: then every job fails at once."""
+    import time
+
+    with Worker(f"{FAKE_TASKS}:AlwaysHangingBackend", timeout=1) as worker:
+        start = time.monotonic()
+        messages = []
+        for function in ["sigmoid", "sigmoid", "logit", "softplus", "ndtr", "probit"] * 5:
+            with pytest.raises(JobError) as caught:
+                worker.run(_call(function, [0.5]))
+            messages.append(str(caught.value))
+        elapsed = time.monotonic() - start
+    assert sum("did not answer within 1 s" in m for m in messages) == 3
+    assert "not asked for sigmoid: it hung on sigmoid already" in messages[1]
+    assert all("not asked: it hung 3 times already" in m for m in messages[4:])
+    assert elapsed < 3 * 1 + 10  # three limits and three restarts, not thirty
+
+
+def test_construction_honours_the_time_limit(fakes):
+    import time
+
+    start = time.monotonic()
+    with pytest.raises(JobError, match="did not answer within 2 s while starting"):
+        Worker(f"{FAKE_TASKS}:SlowStartingBackend", timeout=2).run(_call("sigmoid", [0.0]))
+    assert time.monotonic() - start < 10
+
+
+def test_a_worker_ends_when_its_parent_is_killed(fakes, tmp_path):
+    """SIGKILL of the process that started a worker (refact itself) leaves no worker."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        import time
+        sys.path.insert(0, {str(FAKES)!r})
+        from refact.conformance.run.isolation import Worker
+
+        if __name__ == "__main__":  # the spawned worker imports this file again
+            worker = Worker("{FAKE_TASKS}:AlwaysHangingBackend", timeout=600)
+            worker._start()
+            print(worker._process.pid, flush=True)
+            worker._connection.send({{"op": "call", "function": "sigmoid", "format": "float64",
+                                      "arguments": [("array", [0.0])], "options": {{}}}})
+            time.sleep(600)
+    """))
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    assert _running(child)
+    time.sleep(0.5)  # the child is now stuck in the backend's call
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while _running(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _running(child)
+
+
+def _running(pid):
+    """Alive and not a zombie (an orphan's exit is reaped by whoever adopts it, maybe late)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return not any(line.startswith("State:") and "Z" in line.split()[1] for line in status)
+    except FileNotFoundError:
+        return False
