@@ -37,6 +37,12 @@ class TensorflowBackend(Backend):
     extra = "tensorflow"
     startup_seconds = 10.0
 
+    @classmethod
+    def environment(cls, cache_directory):
+        # TensorFlow's C++ logging (oneDNN notices, absl's preamble) goes to stderr at
+        # import and at the first float16 op; level 3 keeps only fatal messages
+        return {"TF_CPP_MIN_LOG_LEVEL": "3"}
+
     def __init__(self, device="cpu"):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         super().__init__(device)

@@ -13,6 +13,7 @@ stays a Python number (e.g. a temperature).
 
 import multiprocessing
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -136,6 +137,9 @@ def exit_with_parent(interval=_PARENT_WATCH_SECONDS):
     threading.Thread(target=watch, name="refact-parent-watch", daemon=True).start()
 
 
+_LOG_PREFIX = re.compile(r"^([IWEF])\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ ", re.MULTILINE)
+
+
 def _flush_standard_streams():
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -167,7 +171,9 @@ class _Captured:
         data = os.pread(fd, min(size, self.limit), 0)
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
-        text = data.decode("utf-8", "replace")
+        # absl/glog lines start with a timestamp and a thread id: without them what a
+        # framework logs is the same from run to run, and reports can be compared
+        text = _LOG_PREFIX.sub(r"\1 ", data.decode("utf-8", "replace"))
         return text if size <= self.limit else f"{text} [... {size - self.limit} more bytes]"
 
 
@@ -225,6 +231,8 @@ class Worker:
         self._connection = None
         self._hangs = {}
         self._output = []
+        #: what the backend printed while it was constructed (its framework's import)
+        self.startup_output = ""
 
     def take_output(self):
         """What the backend printed since the last call (bounded per answer), or ""."""
@@ -246,6 +254,7 @@ class Worker:
         child.close()
         self._process, self._connection = process, parent
         status, message = self._receive(self.startup_timeout, "starting")
+        self.startup_output = self.take_output()
         if status != "ready":
             self.close()
             raise JobError(message)

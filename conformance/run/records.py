@@ -17,7 +17,7 @@ from refact.conformance.numbers.ruler import ALL_CLASSES, UNDECIDED, classify, u
 
 __all__ = [
     "SCHEMA", "CHECKS", "STATUSES", "ALL_CLASSES", "WORST", "Judgement", "record", "convention_field",
-    "report_envelope", "input_hex", "plain", "percentile",
+    "report_envelope", "input_hex", "plain", "percentile", "printable", "printable_fields",
 ]
 
 SCHEMA = "refact.report/1"
@@ -237,11 +237,37 @@ def _cpu():
     return platform.processor() or platform.machine()
 
 
+def printable(text):
+    """``text`` with what may not reach a report or a terminal escaped: control
+    characters but newline and tab (an escape sequence in a plugin's name would redraw
+    the user's terminal) and lone surrogates (which no UTF-8 report can hold) become
+    ``\\x1b``, ``\\ud800``..."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in "\n\t" else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
+def printable_fields(value):
+    """Every string in ``value`` (nested dicts and lists, keys included) made
+    :func:`printable`."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {printable_fields(k): printable_fields(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [printable_fields(v) for v in value]
+    return value
+
+
 def report_envelope(results, backends, seed=0, **environment):
     """A ``refact.report/1`` report around result records: versions, environment, the
-    summary counted from the records. ``environment`` adds fields (cases, device ...)."""
+    summary counted from the records. ``environment`` adds fields (cases, device ...).
+    Every string in it is :func:`printable`: plugins' names, versions and messages reach
+    the reports and the terminal only escaped."""
     import refact
 
+    results, backends = printable_fields(list(results)), printable_fields(list(backends))
     summary = dict.fromkeys(STATUSES, 0)
     for r in results:
         summary[r["status"]] += 1

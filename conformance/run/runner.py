@@ -20,7 +20,7 @@ from refact.conformance.run import checks
 from refact.conformance.cases.sets import cases_for
 from refact.conformance.truth.catalog import FAST_TRUTHS, NAMES
 from refact.conformance.numbers.formats import FORMATS
-from refact.conformance.run.isolation import JobError, Worker
+from refact.conformance.run.isolation import JobError, Worker, exit_with_parent
 from refact.conformance.run.progress import Progress
 from refact.conformance.run.sweep import sweep_record
 from refact.conformance.run.records import CHECKS, STATUSES, record, report_envelope
@@ -33,7 +33,7 @@ EXHAUSTIVE_FORMATS = ("float16", "bfloat16")
 
 def _backend_names(requested):
     if requested:
-        return list(requested)
+        return list(dict.fromkeys(requested))  # a name given twice is checked once
     return list(BUILTIN) + [n for n in plugin_targets() if n not in BUILTIN]
 
 
@@ -72,6 +72,7 @@ _PROGRESS = None
 
 def _start_process(table, progress):
     global _TABLE, _PROGRESS
+    exit_with_parent()
     _TABLE, _PROGRESS = table, progress
 
 
@@ -96,17 +97,36 @@ def _run_backend(name, device, functions, formats, wanted_checks, timeout, level
             return entry, records, series
         entry.update(version=info["version"], available=True, devices=info["devices"],
                      formats=info["formats"], conventions=info["conventions"])
+        if worker.startup_output:
+            entry["output"] = worker.startup_output[:OUTPUT_IN_MESSAGE]
         conventions = _conventions(name)
         evaluator = checks.Evaluator(worker)
         for function in functions:
             own = [c for c in conventions if c.function == function]
             for fmt in formats:
                 _step(f"{name} {function} {fmt}")
-                records.extend(_checks_of(evaluator, name, info, function, fmt, wanted_checks,
-                                          _TABLE, own, series, level, seed))
+                found = _checks_of(evaluator, name, info, function, fmt, wanted_checks,
+                                   _TABLE, own, series, level, seed)
+                records.extend(_with_output(found, worker.take_output()))
     finally:
         worker.close()
     return entry, records, series
+
+
+#: Characters of a backend's own printing kept in the message of each record.
+OUTPUT_IN_MESSAGE = 500
+
+
+def _with_output(records, printed):
+    """The records of one function and format, each message ending with what the backend
+    printed meanwhile (bounded): the user's terminal never shows a plugin's output."""
+    if printed:
+        more = f" [... {len(printed) - OUTPUT_IN_MESSAGE} more characters]" \
+            if len(printed) > OUTPUT_IN_MESSAGE else ""
+        note = f"the backend printed: {printed[:OUTPUT_IN_MESSAGE]}{more}"
+        for r in records:
+            r["message"] = f"{r['message']}; {note}" if r["message"] else note
+    return records
 
 
 def _slowest_first(name):
@@ -223,8 +243,12 @@ def run_conformance(backends=None, functions=None, formats=None, check_names=Non
     drawing = threading.Thread(target=_draw, args=(steps, bar), daemon=True)
     drawing.start()
     try:
+        # One fresh process per backend (max_tasks_per_child): a plugin's code (its
+        # conventions' predicates run where its records are judged) never shares a process
+        # with another backend's checks, so it cannot change their verdicts.
         with ProcessPoolExecutor(max_workers=min(workers, len(names)) or 1, mp_context=context,
-                                 initializer=_start_process, initargs=(table, steps)) as pool:
+                                 initializer=_start_process, initargs=(table, steps),
+                                 max_tasks_per_child=1) as pool:
             futures = {name: pool.submit(_run_backend, name, device, functions, formats, wanted,
                                          timeout, level, seed)
                        for name in sorted(names, key=_slowest_first)}
