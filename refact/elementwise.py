@@ -4,13 +4,16 @@ softplus, logit and hard_sigmoid, each within 1 ULP of the truth over all floats
 Two tools, built at import from exact integer arithmetic, carry the accuracy: a table of
 sigmoid in double-double at steps of 1/64 (sigmoid becomes one expm1 and a small
 correction), and the double-double exp and log kernels of ``_dd`` with errors near 2**-70.
+
+A list of floats is dispatched once, to a loop over the float path (for sigmoid, that path
+inlined): a list gives exactly the floats that the calls one element at a time give.
 """
 
 import math
 from math import exp, expm1, floor, ldexp, log1p
 
 from ._dd import EXP_UNDERFLOW, FX, FX_ONE, dd_div, dd_mul, exp_dd, fx_exp, fx_to_dd, ldexp_dd, log_dd, two_sum
-from ._inputs import elementwise, probability_limit, to_float
+from ._inputs import elementwise, from_array, probability_limit, to_array, to_float
 
 __all__ = [
     "sigmoid", "expit", "logistic", "sigmoid_grad", "log_sigmoid", "softplus", "logit",
@@ -55,6 +58,50 @@ def _build_sigmoid_table():
 _SIGMOID_TABLE = _build_sigmoid_table()
 
 
+# --- lists: one dispatch per list ------------------------------------------------------------
+
+def _apply(list_kernel, x, function, argument="x"):
+    """``list_kernel`` (a list of floats -> a list of results) on any input but a float.
+
+    A flat list of floats, the common case, goes to the kernel in one call: the only
+    per-element work is the kernel's own. Anything else (a number, a nesting, a tuple, ints)
+    is checked and flattened by ``to_array`` first, which names the argument and the index
+    of a bad element, and the results are nested back.
+    """
+    if type(x) is list and list(map(type, x)).count(float) == len(x):  # bools are not floats
+        return list_kernel(x)
+    shape, flat = to_array(x, function, argument)
+    return from_array(shape, list_kernel(flat))
+
+
+def _over_list(kernel):
+    """The list kernel of a float kernel: one ``map``, no dispatch per element."""
+    def over_list(xs):
+        return list(map(kernel, xs))
+    return over_list
+
+
+def _sigmoid_list(xs):
+    """sigmoid of every float of a list: :func:`sigmoid`'s float path, step for step, inlined
+    into one loop, so that a list gives exactly the floats the scalar calls give."""
+    table, grid, low, high = _SIGMOID_TABLE, _GRID, _TABLE_LOW, _TABLE_HIGH  # local names
+    out = []
+    put = out.append
+    for x in xs:
+        if low <= x < high:
+            a, s_hi, s_lo, p, q = table[floor(x * grid)]
+            m = expm1(a - x)
+            put(s_hi + (s_lo - m / (p + q * m)))
+        elif x >= high:
+            e = exp(-x)
+            put(1.0 - e / (1.0 + e))
+        elif x < low:
+            put(exp(x))
+        else:
+            put(x)  # NaN
+    return out
+
+
 def sigmoid(x):
     """Logistic sigmoid: sigma(x) = 1 / (1 + e**-x), within 0.6 ULP (about 99.8% correctly rounded).
 
@@ -77,7 +124,7 @@ def sigmoid(x):
     [[0.5, 0.7310585786300049], [0.2689414213699951, 0.8807970779778824]]
     """
     if type(x) is not float:
-        return elementwise(sigmoid, x, "sigmoid")
+        return _apply(_sigmoid_list, x, "sigmoid")
     if _TABLE_LOW <= x < _TABLE_HIGH:
         a, s_hi, s_lo, p, q = _SIGMOID_TABLE[floor(x * _GRID)]
         m = expm1(a - x)
@@ -109,7 +156,7 @@ def sigmoid_grad(x):
     (0.25, 0.0)
     """
     if type(x) is not float:
-        return elementwise(sigmoid_grad, x, "sigmoid_grad")
+        return _apply(_SIGMOID_GRAD_LIST, x, "sigmoid_grad")
     t = x if x < 0.0 else -x
     if t > EXP_UNDERFLOW:
         e_hi, e_lo, k = exp_dd(t)  # e = (e_hi + e_lo) * 2**k
@@ -139,7 +186,7 @@ def softplus(x):
     (1000.0, 0.0)
     """
     if type(x) is not float:
-        return elementwise(softplus, x, "softplus")
+        return _apply(_SOFTPLUS_LIST, x, "softplus")
     if x < 12.0:
         if x > EXP_UNDERFLOW:
             e_hi, e_lo, k = exp_dd(x)
@@ -173,7 +220,7 @@ def log_sigmoid(x):
     (-1000.0, -4.248354255291589e-18)
     """
     if type(x) is not float:
-        return elementwise(log_sigmoid, x, "log_sigmoid")
+        return _apply(_LOG_SIGMOID_LIST, x, "log_sigmoid")
     if x == math.inf:
         return 0.0  # log(1); for finite x > 745 the negative truth rounds to -0.0
     return -softplus(-x)
@@ -237,7 +284,7 @@ def logit(p, eps=None):
     if eps is not None:
         return elementwise(_clamped_logit(eps), p, "logit", "p")
     if type(p) is not float:
-        return elementwise(logit, p, "logit", "p")
+        return _apply(_LOGIT_LIST, p, "logit", "p")
     if 0.0 < p < 1.0:
         return _logit_exact(p)
     return probability_limit(p, "logit")
@@ -255,7 +302,7 @@ def hard_sigmoid(x):
     (0.0, 0.5, 0.8333333333333334, 1.0)
     """
     if type(x) is not float:
-        return elementwise(hard_sigmoid, x, "hard_sigmoid")
+        return _apply(_HARD_SIGMOID_LIST, x, "hard_sigmoid")
     if -3.0 < x < 3.0:
         n, d = x.as_integer_ratio()
         return (n + 3 * d) / (6 * d)
@@ -264,3 +311,12 @@ def hard_sigmoid(x):
     if x <= -3.0:
         return 0.0
     return x  # NaN
+
+
+# The list kernels of the functions whose float path is a chain of double-double kernels:
+# there the calls inside dominate, and a map over the float path costs no accuracy.
+_SIGMOID_GRAD_LIST = _over_list(sigmoid_grad)
+_SOFTPLUS_LIST = _over_list(softplus)
+_LOG_SIGMOID_LIST = _over_list(log_sigmoid)
+_LOGIT_LIST = _over_list(logit)
+_HARD_SIGMOID_LIST = _over_list(hard_sigmoid)

@@ -9,6 +9,7 @@ truth's binade. The bounds asserted are the ones the implementation is designed 
 
 import math
 import random
+import struct
 
 import mpmath
 import pytest
@@ -346,3 +347,51 @@ def test_bad_input(f):
         f([[1.0, 2.0], [3.0]])
     with pytest.raises(ValueError, match=rf"{name}\(\): x = 1000.* is too large for a float"):
         f(10**400)
+    # a flat list is checked in one pass, and a bad element then named by its index
+    with pytest.raises(TypeError, match=rf"{name}\(\): x at index \[1\] must be a real number, not bool"):
+        f([1.0, True])
+    with pytest.raises(TypeError, match=rf"{name}\(\): x at index \[2\] must be a real number, not str"):
+        f([1.0, 2.0, "3"])
+
+
+# --- lists: dispatched once, the same floats as the scalar path ------------------------------
+
+ALL = [sigmoid, sigmoid_grad, softplus, log_sigmoid, hard_sigmoid, logit]
+
+
+def _bits(values):
+    return [struct.pack("<d", v) for v in values]  # -0.0 differs from 0.0 here
+
+
+def _specials():
+    edges = [-745.2, -745.1, -708.4, -40.0, -37.0, -12.0, -9.0, -3.0, 0.0, 3.0, 9.0, 12.0,
+             37.0, 40.0, 708.4, 745.1, 746.0]
+    values = [v for e in edges for v in (math.nextafter(e, -INF), e, math.nextafter(e, INF))]
+    values += [n / 64.0 for n in range(-2570, 580)]  # every row of the sigmoid table
+    values += [-0.0, 5e-324, -5e-324, 1e-310, -1e-310, 2.0 ** -1022, 10000.0, -10000.0,
+               1e308, -1e308, 1.7976931348623157e308, INF, -INF, NAN]
+    return values
+
+
+@pytest.mark.parametrize("f", ALL, ids=lambda f: f.__name__)
+def test_a_list_gives_the_floats_of_the_scalar_calls(f):
+    if f is logit:
+        values = [0.0, -0.0, 1.0, 0.5, 5e-324, 1e-300, 2.0 ** -1022, 0.25, 0.75, 0.00390625,
+                  0.5 - 2.0 ** -54, 0.5 + 2.0 ** -53, 1.0 - 2.0 ** -53, NAN]
+        values += [n / 4096.0 for n in range(1, 4096)]
+    else:
+        values = _specials()
+    assert _bits(f(values)) == _bits([f(v) for v in values])
+
+
+@pytest.mark.parametrize("f", ALL, ids=lambda f: f.__name__)
+@EXAMPLES
+@given(data=st.data())
+def test_a_random_list_gives_the_floats_of_the_scalar_calls(f, data):
+    element = probabilities if f is logit else (finite | moderate | tails | st.floats())
+    values = data.draw(st.lists(element, max_size=40))
+    flat = f(values)
+    assert _bits(flat) == _bits([f(v) for v in values])
+    # the other shapes go through to_array first, and reach the same loop
+    assert _bits(f(tuple(values))) == _bits(flat)
+    assert _bits([row[0] for row in f([[v] for v in values])]) == _bits(flat)

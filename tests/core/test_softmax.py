@@ -410,3 +410,83 @@ def test_multi_class_rows_sum_to_one_and_multi_label_rows_need_not():
     assert labels == [[refact.sigmoid(v) for v in row] for row in logits]
     assert classes == softmax(logits, axis=-1)
     assert probabilities(-800.0, multi_label=True) == 0.0  # a single label is fine
+
+
+# -- the grid path: lanes of spread <= 64 at temperature 1, within 0.62 ULP ------------------
+
+GRID_BOUND = 0.62  # argued in refact.softmax._grid_lane
+GRID_SETTINGS = settings(SETTINGS, max_examples=200)
+
+
+def check_grid_lane(mp64, row):
+    """The lane takes the grid path, and every result is within GRID_BOUND of the truth."""
+    from refact.softmax import _grid_lane
+
+    got = softmax(row)
+    assert got == _grid_lane(row, max(row))  # the path under test, not the general one
+    probs, _, _ = true_lane(row)
+    for y, t in zip(got, probs):
+        assert ulps(mp64, y, t) <= GRID_BOUND, (row, y, mpmath.nstr(t, 20))
+
+
+centres = st.one_of(st.floats(-100.0, 100.0), st.floats(-(2.0 ** 39), 2.0 ** 39),
+                    st.sampled_from([0.0, 1e-300, -1e-300, 30.0, -1e6, 2.0 ** 39, -(2.0 ** 39)]))
+
+
+@GRID_SETTINGS
+@given(centre=centres, gaps=st.lists(st.floats(0.0, 64.0), min_size=1, max_size=40))
+def test_grid_path_random_lanes(mp64, centre, gaps):
+    row = [centre - g for g in gaps]
+    if max(row) - min(row) <= 64.0:
+        check_grid_lane(mp64, row)
+
+
+@GRID_SETTINGS
+@given(a=st.floats(-64.0, 0.0), b=st.floats(-64.0, 0.0), count=st.integers(1, 130))
+def test_grid_path_one_element_against_many_equal_ones(mp64, a, b, count):
+    # the rows where the exponentials' own errors, all of one sign in the sum, count most
+    check_grid_lane(mp64, [a] + [b] * count)
+
+
+@GRID_SETTINGS
+@given(centre=st.integers(-(2 ** 20), 2 ** 20),
+       steps=st.lists(st.integers(0, 64 * 128), min_size=1, max_size=30))
+def test_grid_path_on_the_grid_and_half_way_between(mp64, centre, steps):
+    # multiples of 1/128: every remainder r is 0 or +-1/128, the ends of the table's cells
+    check_grid_lane(mp64, [(centre - s) / 128.0 for s in steps])
+
+
+def test_grid_path_adversarial_rows(mp64):
+    rows = [
+        # glibc's rounded exponentials, an exact sum and one rounding put the last element
+        # 2.47 ULP off here
+        [0.0] + [-0.6930403107549284] * 254 + [-13.86289426097275],
+        [-27.032147505172947] + [-27.725615041622213] * 127,
+        [5.0, 5.0 - 64.0], [0.0, -64.0, -32.0], [2.0 ** 39, 2.0 ** 39 - 64.0],
+        [60.0, 1e-300, -3.0], [1.0 / 256, -1.0 / 256, 1e-310],
+        [0.0] * 4 + [-60.0],  # 1/4 (1 - e^-60/4): just below a power of two
+        [0.0] * 1024 + [-1e-9],  # S just above a power of two
+        [3.0, 3.0], [7.5] * 3, [-0.0, 0.0],
+    ]
+    for row in rows:
+        check_grid_lane(mp64, row)
+
+
+def test_grid_table_rows_are_the_exponentials_of_the_grid(mp64):
+    from refact.softmax import _GRID_TABLE
+
+    for j in [*range(0, len(_GRID_TABLE), 97), len(_GRID_TABLE) - 1]:
+        a, head, low, whole = _GRID_TABLE[j]
+        assert a == -j / 64
+        assert math.frexp(head)[0] * 2 ** 26 == int(math.frexp(head)[0] * 2 ** 26)  # 26 bits
+        with mpmath.workprec(200):
+            truth = mpmath.exp(mpmath.mpf(-j) / 64)
+            assert abs(mpmath.mpf(head) + low - truth) < truth * mpmath.ldexp(1, -80), j
+        assert whole == mp64.nearest(truth), j
+
+
+def test_lanes_off_the_grid_path_keep_the_general_bound(mp64):
+    # spread above 64, a huge maximum, or a temperature: the general path, within 1 ULP
+    for row in ([0.0, -64.0 - 2.0 ** -40], [0.0, -100.0, -3.0], [2.0 ** 41, 2.0 ** 41 - 1.0]):
+        check_lane_accuracy(mp64, row)
+    check_lane_accuracy(mp64, [1.0, 2.0, -7.5], 1.5)
