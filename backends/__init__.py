@@ -13,6 +13,9 @@ register under the entry-point group ``refact.backends`` as
 """
 
 import importlib
+import multiprocessing
+import os
+import time
 from importlib import metadata
 
 from .base import (
@@ -23,10 +26,13 @@ from .base import (
 __all__ = [
     "FUNCTIONS", "FORMATS", "BUILTIN", "ENTRY_POINT_GROUP", "Backend", "Binding",
     "Convention", "Point", "BackendInfo", "BackendUnavailable", "Unsupported",
-    "get_backend", "discover", "backend_class", "plugin_targets",
+    "get_backend", "discover", "backend_class", "target_of", "plugin_targets",
 ]
 
 ENTRY_POINT_GROUP = "refact.backends"
+#: Seconds :func:`discover` waits for all backends to construct (frameworks import for
+#: seconds; a plugin that hangs must not hold the listing).
+DISCOVERY_TIMEOUT = 120.0
 
 BUILTIN = {
     "reference": "refact.backends.reference:ReferenceBackend",
@@ -65,18 +71,25 @@ def plugin_targets():
     return found
 
 
-def backend_class(name):
-    """The class of backend ``name``: a built-in, an entry-point plugin, or a
-    ``"package.module:Class"`` target given directly."""
+def target_of(name):
+    """The ``"package.module:Class"`` target backend ``name`` stands for (a built-in, an
+    entry-point plugin, or a target given directly), read from metadata alone: nothing
+    is imported, so a plugin's code never runs where this is asked. ValueError for a
+    name no backend has."""
     if name in BUILTIN:
-        return _load_target(BUILTIN[name])
+        return BUILTIN[name]
     plugins = plugin_targets()
     if name in plugins:
-        return _load_target(plugins[name])
+        return plugins[name]
     if ":" in name:
-        return _load_target(name)
+        return name
     known = ", ".join(list(BUILTIN) + list(plugins))
     raise ValueError(f"unknown backend {name!r}; known: {known}")
+
+
+def backend_class(name):
+    """The class of backend ``name`` (see :func:`target_of`), imported."""
+    return _load_target(target_of(name))
 
 
 def get_backend(name, device="cpu"):
@@ -107,20 +120,67 @@ def _info(name, target, origin, device, problem=None):
                            origin=origin, target=target)
 
 
-def discover(device="cpu", names=None):
+def _info_in_child(connection, name, target, origin, device, problem):
+    # a plugin printing while it imports must not write over the listing
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    info = _info(name, target, origin, device, problem)
+    connection.send({**info.__dict__, "version": None if info.version is None else str(info.version)})
+
+
+def _sandboxed_infos(jobs, timeout):
+    """:func:`_info` of each ``(name, target, origin, device, problem)`` in a spawned
+    process of its own, all at once: a backend whose import exits, crashes or hangs is
+    an unavailable entry with the reason, within ``timeout`` seconds, and the others
+    are listed all the same."""
+    context = multiprocessing.get_context("spawn")
+    started = []
+    for job in jobs:
+        receiving, sending = context.Pipe(duplex=False)
+        process = context.Process(target=_info_in_child, args=(sending, *job), daemon=True)
+        process.start()
+        sending.close()
+        started.append((job, process, receiving))
+    deadline = time.monotonic() + timeout
+    infos = []
+    for (name, target, origin, device, _), process, receiving in started:
+        fields, reason = None, None
+        try:
+            if receiving.poll(max(deadline - time.monotonic(), 0)):
+                fields = receiving.recv()
+            else:
+                reason = f"constructing it took longer than {timeout:g} s"
+        except (EOFError, OSError):
+            process.join(5)
+            reason = f"its import ended the process (exit code {process.exitcode})"
+        if process.is_alive():
+            process.kill()
+        process.join()
+        receiving.close()
+        infos.append(BackendInfo(**fields) if fields is not None else
+                     BackendInfo(name=name, available=False, error=reason, device=device,
+                                 origin=origin, target=target))
+    return infos
+
+
+def discover(device="cpu", names=None, timeout=DISCOVERY_TIMEOUT):
     """:class:`BackendInfo` of every built-in and plugin backend (or only of ``names``).
 
     Each backend is constructed (importing its framework) to learn its version, devices,
-    formats, functions and conventions; one that fails to import or to construct is
-    listed with ``available=False`` and its error, and never stops the others."""
+    formats, functions and conventions, in a process of its own (see
+    :func:`_sandboxed_infos`): one that fails to import, to construct, exits, crashes or
+    hangs is listed with ``available=False`` and its error, and never stops the others;
+    no plugin code runs in the caller's process."""
     wanted = (lambda name: True) if names is None else (lambda name: name in names)
-    infos = [_info(name, target, "builtin", device)
-             for name, target in BUILTIN.items() if wanted(name)]
+    jobs = [(name, target, "builtin", device, None) for name, target in BUILTIN.items() if wanted(name)]
+    broken = []
     try:
         entry_points = _entry_points()
     except Exception as error:  # unreadable distribution metadata
-        return infos + [BackendInfo(name="<entry points>", available=False, origin="plugin",
-                                    error=f"{type(error).__name__}: {error}")]
+        entry_points = []
+        broken = [BackendInfo(name="<entry points>", available=False, origin="plugin",
+                              error=f"{type(error).__name__}: {error}")]
     seen = set()
     for entry_point in entry_points:
         name, target = entry_point.name, entry_point.value
@@ -133,5 +193,5 @@ def discover(device="cpu", names=None):
         elif name in seen:
             problem = f"another installed plugin already registers the name {name!r}"
         seen.add(name)
-        infos.append(_info(name, target, "plugin", device, problem))
-    return infos
+        jobs.append((name, target, "plugin", device, problem))
+    return _sandboxed_infos(jobs, timeout) + broken
