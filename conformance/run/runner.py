@@ -11,9 +11,9 @@ did, 2 on a usage or configuration error.
 """
 
 import multiprocessing
+import multiprocessing.connection
 import os
 import threading
-from concurrent.futures import ProcessPoolExecutor
 
 from refact.backends import BUILTIN, backend_class, plugin_targets
 from refact.conformance.run import checks
@@ -113,6 +113,10 @@ def _run_backend(name, device, functions, formats, wanted_checks, timeout, level
     return entry, records, series
 
 
+# spawn, not fork: frameworks keep threads and device state that a forked child inherits broken.
+_CONTEXT = multiprocessing.get_context("spawn")
+#: Seconds to wait for a checking process whose pipe closed to exit (to read its code).
+_REAP_SECONDS = 5.0
 #: Characters of a backend's own printing kept in the message of each record.
 OUTPUT_IN_MESSAGE = 500
 
@@ -238,21 +242,13 @@ def run_conformance(backends=None, functions=None, formats=None, check_names=Non
     table = _truth_table(functions, formats, level, seed, workers)
     bar = Progress("refact conform", len(names) * len(functions) * len(formats),
                    unit="checks", enabled=progress)
-    context = multiprocessing.get_context("spawn")
-    steps = context.Queue()
+    steps = _CONTEXT.Queue()
     drawing = threading.Thread(target=_draw, args=(steps, bar), daemon=True)
     drawing.start()
     try:
-        # One fresh process per backend (max_tasks_per_child): a plugin's code (its
-        # conventions' predicates run where its records are judged) never shares a process
-        # with another backend's checks, so it cannot change their verdicts.
-        with ProcessPoolExecutor(max_workers=min(workers, len(names)) or 1, mp_context=context,
-                                 initializer=_start_process, initargs=(table, steps),
-                                 max_tasks_per_child=1) as pool:
-            futures = {name: pool.submit(_run_backend, name, device, functions, formats, wanted,
-                                         timeout, level, seed)
-                       for name in sorted(names, key=_slowest_first)}
-            outcomes = [futures[name].result() for name in names]
+        outcomes = _run_backends(names, table, steps, max(1, min(workers, len(names))), device,
+                                 lambda name: (name, device, functions, formats, wanted, timeout,
+                                               level, seed))
     finally:
         steps.put(None)
         drawing.join()
@@ -262,6 +258,60 @@ def run_conformance(backends=None, functions=None, formats=None, check_names=Non
     report = report_envelope(results, entries, seed, cases=level, device=device)
     report.update(curves=_curves(functions), series=[s for _, _, series in outcomes for s in series])
     return report
+
+
+def _check_in_process(connection, table, steps, arguments):
+    """A backend's checking process: its outcome goes back through ``connection``."""
+    _start_process(table, steps)
+    try:
+        outcome = _run_backend(*arguments)
+    except Exception as error:  # a bug of refact or a plugin's convention: this backend's error
+        outcome = f"{type(error).__name__}: {error}"
+    connection.send(outcome)
+    connection.close()
+
+
+def _run_backends(names, table, steps, workers, device, arguments_of):
+    """Each backend checked in a spawned process of its own, at most ``workers`` at once,
+    the slowest to start first. A plugin's code (its conventions' predicates run where
+    its records are judged) so never shares a process with another backend's checks and
+    cannot change their verdicts; a checking process that dies, is killed or sends no
+    outcome costs its backend an error entry, and the others go on. Returns the
+    outcomes in the order of ``names``; on the way out (Ctrl-C included) no process is
+    left running."""
+    waiting = sorted(names, key=_slowest_first)
+    running = {}  # connection -> (name, process)
+    outcomes = {}
+    try:
+        while waiting or running:
+            while waiting and len(running) < workers:
+                name = waiting.pop(0)
+                receiving, sending = _CONTEXT.Pipe(duplex=False)
+                process = _CONTEXT.Process(target=_check_in_process,
+                                           args=(sending, table, steps, arguments_of(name)))
+                process.start()
+                sending.close()
+                running[receiving] = (name, process)
+            for connection in multiprocessing.connection.wait(list(running)):
+                name, process = running.pop(connection)
+                try:
+                    outcome = connection.recv()
+                except (EOFError, OSError):
+                    process.join(_REAP_SECONDS)
+                    outcome = f"the process checking it ended (exit code {process.exitcode})"
+                connection.close()
+                process.join()
+                if isinstance(outcome, str):
+                    entry = {"name": name, "version": None, "device": device,
+                             "available": False, "error": outcome}
+                    outcome = (entry, [], [])
+                outcomes[name] = outcome
+    finally:
+        for connection, (_, process) in running.items():
+            process.kill()
+            process.join()
+            connection.close()
+    return [outcomes[name] for name in names]
 
 
 def _draw(steps, bar):

@@ -1,0 +1,5 @@
+"""At import, never returns."""
+
+import time
+
+time.sleep(3600)
