@@ -126,13 +126,16 @@ def exit_with_parent(interval=_PARENT_WATCH_SECONDS):
     """End this process (at once, no cleanup) when the process that started it is gone,
     even while the main thread is stuck in a backend: after a SIGKILL of ``refact`` no
     worker is left running. A daemon thread watches the parent's pid."""
-    parent = os.getppid()
+    # the pid recorded when this process was spawned: the parent may already be gone by
+    # the time this runs (a worker importing its framework when refact was killed)
+    spawner = multiprocessing.parent_process()
+    parent = spawner.pid if spawner is not None else os.getppid()
 
     def watch():
         while True:
-            time.sleep(interval)
             if os.getppid() != parent:
                 os._exit(1)
+            time.sleep(interval)
 
     threading.Thread(target=watch, name="refact-parent-watch", daemon=True).start()
 
