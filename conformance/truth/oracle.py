@@ -44,6 +44,7 @@ True
 import functools
 import json
 import math
+import random
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
@@ -515,6 +516,42 @@ def truth_record(t):
 
 # --- the disk cache -------------------------------------------------------------------
 
+#: Share of the truths taken from the disk cache that each call re-derives: the cache's
+#: checksums catch damage, not a wrong record written with a valid checksum.
+CACHE_AUDIT_RATE = 1 / 32
+#: Seed of that random choice; None draws afresh each call.
+CACHE_AUDIT_SEED = None
+
+
+def _check_record(text, fmt):
+    """Raise unless ``text`` is a record :func:`_decode` and :func:`_usable` can read."""
+    obj = json.loads(text)
+    record = _decode(obj, fmt)
+    n = len(record["rounded"])
+    if (obj["s"] not in ("ok", "undecided") or not n or len(record["exact"]) != n
+            or not all(type(obj[f]) is int for f in ("p", "c"))
+            or not set(record["undecided"]) <= set(range(n))):
+        raise ValueError("not an oracle record")
+
+
+def _cached_sample_holds(spec, fmt, stored, args_of, max_precision):
+    """Re-derive a random sample of the truths in ``stored`` that came from the disk
+    cache; on a wrong one, clear the cache and return False. Only records a fresh
+    evaluation at this cap must reproduce are compared: climbing the same rungs (same
+    cap, or decided below both caps), it gives the same text but for the cap."""
+    rng = random.Random(CACHE_AUDIT_SEED)
+    for k in sorted(k for k, (_, source) in stored.items() if source == "cache"):
+        obj = stored[k][0]
+        same_rungs = obj["c"] == max_precision or (obj["s"] == "ok" and obj["p"] < min(obj["c"], max_precision))
+        if not same_rungs or rng.random() >= CACHE_AUDIT_RATE:
+            continue
+        fresh = json.loads(_compute_encoded(spec.name, args_of[k], fmt.name, max_precision))
+        if {**fresh, "c": None} != {"u": [], **obj, "c": None}:
+            store.cache_clear(ORACLE_VERSION, f"it held a wrong truth for {spec.name} at {k} in {fmt.name}")
+            return False
+    return True
+
+
 # --- public entry points ----------------------------------------------------------------
 
 
@@ -548,13 +585,15 @@ def truth_many(function, points, fmt, *, max_precision=DEFAULT_MAX_PRECISION, ca
                 stored[k] = (obj, "golden")
     db_key = {k: f"{spec.name}|{fmt.name}|{k}" for k in keys if k not in stored}
     if cache and db_key:
-        hits = store.cache_get(list(db_key.values()), ORACLE_VERSION)
+        hits = store.cache_get(list(db_key.values()), ORACLE_VERSION, check=lambda t: _check_record(t, fmt))
         for k, dk in db_key.items():
             text = hits.get(dk)
             if text is not None:
                 obj = json.loads(text)
                 if _usable(obj, max_precision):
                     stored[k] = (obj, "cache")
+        if not _cached_sample_holds(spec, fmt, stored, dict(zip(keys, argss)), max_precision):
+            stored = {k: v for k, v in stored.items() if v[1] != "cache"}  # all recomputed
     missing = list(dict.fromkeys(k for k in keys if k not in stored))
     args_of = dict(zip(keys, argss))
     computed = {}

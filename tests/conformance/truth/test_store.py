@@ -2,6 +2,7 @@
 cache (round trip, versions, where it lives, what a failing disk costs) and the atomic
 file writer."""
 
+import errno
 import gzip
 import json
 import os
@@ -326,3 +327,145 @@ def test_atomic_write_round_trips_any_text(text):
         with open(path, "rb") as f:
             assert f.read().decode("utf-8") == text  # no newline translation either
         assert os.listdir(directory) == ["out.txt"]
+
+
+# --- atomic_write_text refuses what is not a regular file ------------------------------------
+
+
+def _refused(path, kind):
+    with pytest.raises(store.UnwritablePath) as caught:
+        store.atomic_write_text(path, "must not land anywhere")
+    error = caught.value
+    assert isinstance(error, OSError) and error.filename == str(path)
+    assert str(error) == f"refusing to write {path}: it is {kind}, not a regular file"
+    return error
+
+
+def test_a_symlink_is_not_replaced_nor_written_through(tmp_path):
+    target = tmp_path / "target.txt"
+    target.write_text("the target")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    _refused(link, "a symbolic link")
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_text() == "the target"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.json", "target.txt"]
+
+
+def test_a_dangling_symlink_is_not_replaced(tmp_path):
+    link = tmp_path / "link.json"
+    link.symlink_to(tmp_path / "nowhere")
+    _refused(link, "a symbolic link")
+    assert link.is_symlink() and not (tmp_path / "nowhere").exists()
+
+
+def test_a_fifo_is_not_replaced(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    _refused(fifo, "a FIFO")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and os.listdir(tmp_path) == ["pipe"]
+
+
+def test_a_directory_is_not_replaced(tmp_path):
+    directory = tmp_path / "report.json"
+    directory.mkdir()
+    (directory / "inside").write_text("kept")
+    error = _refused(directory, "a directory")
+    assert error.errno == errno.EISDIR
+    assert (directory / "inside").read_text() == "kept" and os.listdir(tmp_path) == ["report.json"]
+
+
+def test_a_socket_is_not_replaced(tmp_path):
+    import socket
+
+    path = tmp_path / "s"  # short: a socket path has a length limit
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+        _refused(path, "a socket")
+        assert stat.S_ISSOCK(os.lstat(path).st_mode)
+
+
+def test_a_character_device_is_not_replaced(tmp_path):
+    # The same kind of node as /dev/null, made here so that a regression replaces a copy.
+    null = tmp_path / "null"
+    try:
+        os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except (PermissionError, AttributeError):
+        pytest.skip("cannot make a device node here")
+    _refused(null, "a character device")
+    assert stat.S_ISCHR(os.lstat(null).st_mode) and os.listdir(tmp_path) == ["null"]
+
+
+def test_a_symlink_to_dev_null_is_refused_before_anything_is_opened(tmp_path):
+    link = tmp_path / "out.json"
+    link.symlink_to(os.devnull)
+    _refused(link, "a symbolic link")
+    assert os.readlink(link) == os.devnull and os.listdir(tmp_path) == ["out.json"]
+
+
+def test_a_parent_that_is_a_file_is_named(tmp_path):
+    blocker = tmp_path / "reports"
+    blocker.write_text("a file, not a directory")
+    path = blocker / "r.json"
+    with pytest.raises(store.UnwritablePath) as caught:
+        store.atomic_write_text(path, "x")
+    message = str(caught.value)
+    assert message.startswith(f"cannot write {path}: cannot make its directory {blocker}: ")
+    assert "\n" not in message and caught.value.filename == str(path)
+    assert blocker.read_text() == "a file, not a directory" and os.listdir(tmp_path) == ["reports"]
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes into read-only directories")
+def test_a_read_only_directory_is_named(tmp_path):
+    directory = tmp_path / "locked"
+    directory.mkdir()
+    (directory / "r.json").write_text("old")
+    os.chmod(directory, 0o555)
+    try:
+        with pytest.raises(store.UnwritablePath, match=f"cannot write {directory / 'r.json'}: Permission denied"):
+            store.atomic_write_text(directory / "r.json", "new")
+    finally:
+        os.chmod(directory, 0o755)
+    assert os.listdir(directory) == ["r.json"] and (directory / "r.json").read_text() == "old"
+
+
+def test_a_refused_temporary_file_is_named(tmp_path, monkeypatch):
+    # What a read-only directory does, also when the tests run as root.
+    def refused(**kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(store.tempfile, "mkstemp", refused)
+    path = tmp_path / "r.json"
+    with pytest.raises(store.UnwritablePath) as caught:
+        store.atomic_write_text(path, "new")
+    assert str(caught.value) == f"cannot write {path}: Permission denied"
+    assert caught.value.errno == errno.EACCES and os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("written_first", [0, 5])
+def test_a_full_disk_while_writing_is_named_and_leaves_nothing(tmp_path, monkeypatch, written_first):
+    path = tmp_path / "report.json"
+    path.write_text("previous")
+    real_write = os.write
+    calls = []
+
+    def write(descriptor, data):
+        calls.append(len(data))
+        if len(calls) == 1 and written_first:
+            return real_write(descriptor, bytes(data[:written_first]))  # a short write, then the disk fills
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store.os, "write", write)
+    with pytest.raises(store.UnwritablePath) as caught:
+        store.atomic_write_text(path, "new contents, longer than five bytes")
+    assert str(caught.value) == f"cannot write {path}: No space left on device"
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(path)
+    assert calls[:2] == ([36, 31] if written_first else [36])
+    assert path.read_text() == "previous" and os.listdir(tmp_path) == ["report.json"]
+
+
+def test_short_writes_are_completed(tmp_path, monkeypatch):
+    real_write = os.write
+    monkeypatch.setattr(store.os, "write", lambda descriptor, data: real_write(descriptor, bytes(data[:3])))
+    path = store.atomic_write_text(tmp_path / "r.txt", "written three bytes at a time ✓")
+    assert path.read_text(encoding="utf-8") == "written three bytes at a time ✓"
