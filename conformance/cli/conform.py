@@ -1,9 +1,11 @@
 """``refact conform``: run the conformance checks and write the reports (JSON, Markdown, JUnit, HTML)."""
 
+import argparse
 import os
 import sys
 
-from refact.conformance.cli import UsageError
+from refact.conformance.cli import EXIT_UNWRITTEN, UsageError, cannot_write
+from refact.conformance.cli.options import count, names, non_negative_integer, read_valid_report, seconds
 from refact.conformance.cases.sets import LEVELS
 from refact.conformance.run.records import CHECKS, STATUSES
 from refact.conformance.numbers.formats import FORMATS
@@ -11,11 +13,23 @@ from refact.conformance.run.runner import run_conformance
 from refact.conformance.truth.catalog import NAMES
 
 
-def _csv(text):
-    return [item.strip() for item in text.split(",") if item.strip()]
+#: How each report is named in a message.
+REPORT_KINDS = {"json": "JSON", "markdown": "Markdown", "junit": "JUnit", "html": "HTML"}
+
+EXIT_STATUS = f"""\
+exit status:
+  0    no status named by --fail-on occurred
+  1    one did, a backend named by --backend cannot run, or a regression against --baseline
+  2    usage error: a bad option value, an unknown name, an unreadable or invalid --baseline
+  {EXIT_UNWRITTEN}    a report could not be written (one line each; the others were written),
+       whatever the results
+  130  interrupted (Ctrl-C)
+"""
 
 
 def add_arguments(parser):
+    parser.epilog = EXIT_STATUS
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--backend", action="append", default=[], metavar="NAME",
                         help="backend to check (repeatable or comma-separated; default: all)")
     parser.add_argument("--function", action="append", default=[], metavar="NAME",
@@ -27,10 +41,10 @@ def add_arguments(parser):
     parser.add_argument("--cases", choices=LEVELS, default="default",
                         help="size of the case sets; 'full' adds every 16-bit input")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, mps, gpu ...")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--timeout", type=float, default=120.0,
-                        help="seconds a backend may take for one call before it is an error")
-    parser.add_argument("--jobs", type=int, default=None, help="parallel backends (default: cores)")
+    parser.add_argument("--seed", type=non_negative_integer, default=0, help="seed of the sampled cases (default 0)")
+    parser.add_argument("--timeout", type=seconds, default=120.0,
+                        help="seconds a backend may take for one call before it is an error (default 120)")
+    parser.add_argument("--jobs", type=count, default=None, help="parallel backends (default: cores)")
     parser.add_argument("--json", metavar="FILE")
     parser.add_argument("--markdown", metavar="FILE")
     parser.add_argument("--junit", metavar="FILE")
@@ -43,7 +57,7 @@ def add_arguments(parser):
 
 
 def _selection(values, allowed, what):
-    chosen = [v for text in values for v in _csv(text)]
+    chosen = names(values)
     unknown = [v for v in chosen if allowed is not None and v not in allowed]
     if unknown:
         raise UsageError(f"unknown {what} {', '.join(unknown)}; expected one of {', '.join(allowed)}")
@@ -85,21 +99,16 @@ def run(args):
     fail_on = set(_selection([args.fail_on], STATUSES, "status") or ())
     backends = _selection(args.backend, None, "backend")
     if backends:
-        from refact.backends import backend_class
+        from refact.backends import target_of
 
         for name in backends:
             try:
-                backend_class(name)
+                target_of(name)  # from metadata: a plugin is imported only in its own processes
             except Exception as error:
                 raise UsageError(str(error)) from None
     baseline = None
     if args.baseline:
-        from refact.conformance.report.writers import load_report
-
-        try:
-            baseline = load_report(args.baseline)
-        except (OSError, ValueError) as error:
-            raise UsageError(f"cannot read the baseline {args.baseline}: {error}") from None
+        baseline = read_valid_report(args.baseline, "--baseline")
     report = run_conformance(backends, functions, formats, check_names, level=args.cases,
                              device=args.device, seed=args.seed, timeout=args.timeout,
                              jobs=args.jobs, progress=sys.stderr.isatty())
@@ -115,7 +124,11 @@ def run(args):
 
         regressions = compare(baseline, report).regressions
         report["baseline"] = {"path": os.path.basename(args.baseline), "regressions": len(regressions)}
-    write_reports(report, json=args.json, markdown=args.markdown, junit=args.junit, html=args.html)
+    unwritten = {}
+    write_reports(report, json=args.json, markdown=args.markdown, junit=args.junit, html=args.html,
+                  failures=unwritten)
+    for kind, error in unwritten.items():
+        cannot_write(f"{REPORT_KINDS[kind]} report", getattr(args, kind), error)
     if not args.quiet:
         print(summary_table(report))
         if baseline is not None:
@@ -125,4 +138,6 @@ def run(args):
         occurred.add("error")  # a backend asked for by name that cannot run is an error
     if regressions and "fail" in fail_on:
         occurred.add("fail")
+    if unwritten:
+        return EXIT_UNWRITTEN
     return 1 if occurred & fail_on else 0

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from refact.conformance.cases.sets import cases_for, threshold_values
-from refact.conformance.cli import UsageError
+from refact.conformance.cli import EXIT_UNWRITTEN, UsageError, cannot_write
+from refact.conformance.cli.options import count, non_negative_integer
 from refact.conformance.numbers.formats import FORMATS, bits_hex, get_format
 from refact.conformance.truth import store
 from refact.conformance.truth.catalog import NAMES, THRESHOLDS, get_function
@@ -89,19 +90,21 @@ def check(sample=100, seed=0, progress=None):
 def add_arguments(parser):
     parser.add_argument("--write", action="store_true", help=f"regenerate {store.GOLDEN_FILE.name}")
     parser.add_argument("--output", default=str(store.GOLDEN_FILE), help="where to write (default: the shipped file)")
-    parser.add_argument("--workers", type=int, default=1, help="processes deciding new points")
-    parser.add_argument("--check", type=int, metavar="N", default=0,
+    parser.add_argument("--workers", type=count, default=1, help="processes deciding new points")
+    parser.add_argument("--check", type=non_negative_integer, metavar="N", default=0,
                         help="recompute N random golden entries with mpmath and compare")
 
 
 def run(args):
     if not args.write and not args.check:
         raise UsageError("give --write, --check N or both")
-    if args.workers < 1 or args.check < 0:
-        raise UsageError("--workers must be positive and --check not negative")
     if args.write:
         started = time.perf_counter()
-        path = write(args.output, workers=args.workers, progress=lambda line: print(line, flush=True))
+        try:
+            path = write(args.output, workers=args.workers, progress=lambda line: print(line, flush=True))
+        except OSError as error:  # the build writes nothing but the disk cache, which never raises
+            cannot_write("the golden vectors", args.output, error)
+            return EXIT_UNWRITTEN
         print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) in {time.perf_counter() - started:.0f} s")
     if args.check:
         bad = check(args.check)

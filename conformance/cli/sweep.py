@@ -1,8 +1,10 @@
 """``refact sweep``: an exhaustive or ranged sweep of one function over a format."""
 
+import argparse
 import os
 
-from refact.conformance.cli import UsageError
+from refact.conformance.cli import EXIT_UNWRITTEN, UsageError, cannot_write
+from refact.conformance.cli.options import bit_range, count, non_negative_integer
 from refact.conformance.numbers.formats import get_format
 from refact.conformance.run.sweep import (
     DEFAULT_SAMPLE, SWEEP_FORMATS, dask_executor, run_sweep, sweep_report, validated_range,
@@ -12,35 +14,39 @@ from refact.conformance.truth.catalog import FAST_TRUTHS, get_function
 
 # --- the command -------------------------------------------------------------------------------
 
-
-def _parse_bits(text, fmt):
-    try:
-        return int(text, 0)
-    except ValueError:
-        raise UsageError(f"not a bit pattern of {fmt.name}: {text!r} (write hex 0x... or an integer)") from None
+EXIT_STATUS = f"""\
+exit status:
+  0    pass, convention or skip
+  1    fail or error
+  2    usage error: a bad option value, an unknown name, a range outside the format
+  {EXIT_UNWRITTEN}    the --json report could not be written
+  130  interrupted (Ctrl-C)
+"""
 
 
 def add_arguments(parser):
+    parser.epilog = EXIT_STATUS
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--function", required=True, help="an elementwise catalog function: "
                         + ", ".join(FAST_TRUTHS))
     parser.add_argument("--backend", required=True, help="a backend name (refact backends lists them)")
     parser.add_argument("--format", required=True, help="float32, float16 or bfloat16")
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--range", metavar="LO:HI",
+    which.add_argument("--range", metavar="LO:HI", type=bit_range,
                        help="bit patterns LO to HI inclusive, hex or decimal "
                             "(0x3f800000:0x3fffffff is [1, 2) in float32)")
     which.add_argument("--exhaustive", action="store_true", help="every bit pattern of the format, NaNs included")
-    parser.add_argument("--workers", type=int, default=None,
+    parser.add_argument("--workers", type=count, default=None,
                         help="local worker processes (default: all cores; 1 runs in this process)")
     parser.add_argument("--dask", metavar="ADDRESS",
                         help="run the shards on a Dask cluster: a scheduler address (tcp://host:8786) "
                              "or 'local' for a LocalCluster of --workers processes")
     parser.add_argument("--checkpoint", metavar="DIR", help="save finished shards here; a rerun resumes")
     parser.add_argument("--json", metavar="OUT", help="write the refact.report/1 JSON report here")
-    parser.add_argument("--shard-size", type=int, default=None,
+    parser.add_argument("--shard-size", type=count, default=None,
                         help="bit patterns per shard (default 2**20 for float32, 2**14 for 16-bit)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the per-shard oracle samples")
-    parser.add_argument("--sample", type=int, default=DEFAULT_SAMPLE,
+    parser.add_argument("--seed", type=non_negative_integer, default=0, help="seed of the per-shard oracle samples")
+    parser.add_argument("--sample", type=non_negative_integer, default=DEFAULT_SAMPLE,
                         help=f"points per shard checked by mpmath besides the undecided ones "
                              f"(default {DEFAULT_SAMPLE})")
     parser.add_argument("--device", default="cpu", help="backend device (default cpu)")
@@ -62,29 +68,22 @@ def run(args):
         raise UsageError(str(error)) from None
     if spec.name not in FAST_TRUTHS:
         raise UsageError(f"{spec.name} cannot be swept: sweeps cover {', '.join(FAST_TRUTHS)}")
-    from refact.backends import backend_class
+    from refact.backends import target_of
 
     try:
-        backend_class(args.backend)  # the adapter only: the framework loads where shards run
+        target_of(args.backend)  # from metadata: the plugin loads where shards run
     except ValueError as error:
         raise UsageError(str(error)) from None
     if args.exhaustive:
         lo, hi = None, None
     elif args.range:
-        text_lo, sep, text_hi = args.range.partition(":")
-        if not sep:
-            raise UsageError(f"--range must be LO:HI, got {args.range!r}")
-        lo, hi = _parse_bits(text_lo, fmt), _parse_bits(text_hi, fmt)
+        lo, hi = args.range
     else:
         raise UsageError("give --range LO:HI or --exhaustive")
     try:
         lo, hi = validated_range(fmt, lo, hi)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    for name in ("workers", "shard_size", "sample"):
-        value = getattr(args, name)
-        if value is not None and value < (0 if name == "sample" else 1):
-            raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
     workers = args.workers or os.cpu_count() or 1
     try:
         executor = dask_executor(args.dask, args.workers) if args.dask else None
@@ -106,7 +105,11 @@ def run(args):
             validate(report)
         except ImportError:
             pass  # jsonschema is optional for writing
-        write_json(report, args.json)
+        try:
+            write_json(report, args.json)
+        except (OSError, ValueError) as error:
+            cannot_write("JSON report", args.json, error)
+            return EXIT_UNWRITTEN
     return 0 if record["status"] in ("pass", "convention", "skip") else 1
 
 

@@ -6,6 +6,7 @@ import sys
 import mpmath
 
 from refact.conformance.cli import UsageError
+from refact.conformance.cli.options import count, integer_at_least
 from refact.conformance.numbers.formats import bits_hex, get_format, round_to_format, same_value
 from refact.conformance.truth.catalog import NAMES, get_function
 from refact.conformance.truth.oracle import (
@@ -17,8 +18,8 @@ def add_arguments(parser):
     parser.add_argument("args", nargs="+", metavar="ARG",
                         help="the point: numbers (1e-300, -inf, nan, 0x1p-53) or rows like [1,2,3]")
     parser.add_argument("--format", default="float64", help="float64 (default), float32, float16, bfloat16")
-    parser.add_argument("--digits", type=int, default=30, help="significant digits of the exact value")
-    parser.add_argument("--max-precision", type=int, default=DEFAULT_MAX_PRECISION,
+    parser.add_argument("--digits", type=count, default=30, help="significant digits of the exact value")
+    parser.add_argument("--max-precision", type=integer_at_least(2), default=DEFAULT_MAX_PRECISION,
                         help=f"working precision cap in bits (default {DEFAULT_MAX_PRECISION})")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the disk cache")
 
@@ -69,8 +70,6 @@ def run(args):
     if len(args.args) != spec.arity:
         names = " ".join(p.name.upper() for p in spec.parameters)
         raise UsageError(f"{spec.name} takes {spec.arity} argument(s): {names}")
-    if args.digits < 1 or args.max_precision < 2:
-        raise UsageError("--digits and --max-precision must be positive")
     notes = []
     point = tuple(_to_format(_parse_argument(text, p), fmt, notes)
                   for text, p in zip(args.args, spec.parameters))

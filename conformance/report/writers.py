@@ -873,12 +873,27 @@ def write_html(report, path):
 _RENDERERS = {"json": to_json_text, "markdown": render_markdown, "junit": render_junit, "html": render_html}
 
 
-def write_reports(report, json=None, markdown=None, junit=None, html=None):
+def write_reports(report, json=None, markdown=None, junit=None, html=None, *, failures=None):
     """Write the report in every format given a path; returns {format: path written}.
 
     Everything is rendered before anything is written, so a rendering error leaves all the
     previous files as they were rather than a mix of two runs.
+
+    A report that cannot be written (OSError or ValueError: a directory, a FIFO or a
+    symlink at the path, a read-only directory, a full disk) does not stop the others.
+    With a dict as ``failures`` each such error is put there as ``{format: error}``;
+    without, the first one is raised once the others are written.
     """
     paths = {"json": json, "markdown": markdown, "junit": junit, "html": html}
     texts = {name: _RENDERERS[name](report) for name, path in paths.items() if path is not None}
-    return {name: atomic_write_text(paths[name], text) for name, text in texts.items()}
+    written, errors = {}, {}
+    for name, text in texts.items():
+        try:
+            written[name] = atomic_write_text(paths[name], text)
+        except (OSError, ValueError) as error:
+            errors[name] = error
+    if failures is not None:
+        failures.update(errors)
+    elif errors:
+        raise next(iter(errors.values()))
+    return written
