@@ -275,3 +275,21 @@ def test_a_cached_answer_of_another_cap_is_compared_only_where_it_must_agree(cac
     assert [t.source for t in again] == ["cache"] * len(POINTS)  # audited, and agreed
     assert [t.rounded for t in again] == [t.rounded for t in first]
     assert capsys.readouterr().err == ""
+
+
+def test_a_file_corrupted_under_a_running_cache_disables_it(cache_dir, fresh, capsys):
+    many = [(x / 4,) for x in range(-200, 200)]  # rows enough for the table to span pages
+    _ask()
+    truth_many(FUNCTION, many, FMT, golden=False)
+    assert _ask()[1] == ["cache"] * len(POINTS)  # the connection is open
+    path = cache_dir / "oracle.sqlite3"
+    _sql(cache_dir, "PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(path.read_bytes())
+    page = int.from_bytes(data[16:18], "big")
+    data[page:] = b"\x5a" * (len(data) - page)  # every page but the first: garbage
+    path.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert _ask() == (fresh, ["computed"] * len(POINTS))
+    assert _ask() == (fresh, ["computed"] * len(POINTS))
+    (line,) = capsys.readouterr().err.splitlines()  # said once, then the cache is off
+    assert line.startswith(f"refact: oracle cache disabled ({path}: ")
