@@ -11,9 +11,11 @@ A job names its arguments by kind, because a backend builds each kind differentl
 stays a Python number (e.g. a temperature).
 """
 
+import contextlib
 import multiprocessing
 import os
 import re
+import signal
 import sys
 import tempfile
 import threading
@@ -143,6 +145,22 @@ def exit_with_parent(interval=_PARENT_WATCH_SECONDS):
 _LOG_PREFIX = re.compile(r"^([IWEF])\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ ", re.MULTILINE)
 
 
+@contextlib.contextmanager
+def children_ignore_sigint():
+    """Processes started inside this block ignore SIGINT from their first instruction
+    (the disposition survives exec): a Ctrl-C at the terminal reaches the whole process
+    group, and a child still importing would print its own traceback. ``refact`` stops
+    its children itself, and they end with it anyway (:func:`exit_with_parent`)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may change a signal's handler
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _flush_standard_streams():
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -253,7 +271,8 @@ class Worker:
     def _start(self):
         parent, child = _CONTEXT.Pipe()
         process = _CONTEXT.Process(target=_serve, args=(child, self.backend_name, self.device), daemon=True)
-        process.start()
+        with children_ignore_sigint():
+            process.start()
         child.close()
         self._process, self._connection = process, parent
         status, message = self._receive(self.startup_timeout, "starting")

@@ -20,7 +20,7 @@ from refact.conformance.run import checks
 from refact.conformance.cases.sets import cases_for
 from refact.conformance.truth.catalog import FAST_TRUTHS, NAMES
 from refact.conformance.numbers.formats import FORMATS
-from refact.conformance.run.isolation import JobError, Worker, exit_with_parent
+from refact.conformance.run.isolation import JobError, Worker, children_ignore_sigint, exit_with_parent
 from refact.conformance.run.progress import Progress
 from refact.conformance.run.sweep import sweep_record
 from refact.conformance.run.records import CHECKS, STATUSES, record, report_envelope
@@ -289,7 +289,8 @@ def _run_backends(names, table, steps, workers, device, arguments_of):
                 receiving, sending = _CONTEXT.Pipe(duplex=False)
                 process = _CONTEXT.Process(target=_check_in_process,
                                            args=(sending, table, steps, arguments_of(name)))
-                process.start()
+                with children_ignore_sigint():
+                    process.start()
                 sending.close()
                 running[receiving] = (name, process)
             for connection in multiprocessing.connection.wait(list(running)):
