@@ -44,6 +44,7 @@ import json
 import math
 import multiprocessing
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +55,7 @@ from refact.conformance.numbers import ruler
 from refact.conformance.numbers.ruler import classify_array, same_values, ulp_error_array
 from refact.conformance.truth import fast as fastpath
 from refact.conformance.truth.store import atomic_write_text
-from refact.conformance.run.isolation import describe
+from refact.conformance.run.isolation import describe, exit_with_parent
 from refact.conformance.run.progress import Progress
 from refact.conformance.run.records import convention_field, record, report_envelope
 from refact.conformance.truth.catalog import FAST_TRUTHS, fast_truth_of, get_function
@@ -159,6 +160,7 @@ def _backend_in_this_process(name, device, limit_threads=False):
 
 
 def _initialize_pool_worker(name, device):
+    exit_with_parent()  # a killed sweep leaves no pool process running
     try:
         _backend_in_this_process(name, device, limit_threads=True)
     except Exception:  # reported by the first task that needs it, with the reason
@@ -708,44 +710,93 @@ class CheckpointStore:
 
     The directory name carries a digest of the sweep's key, so two different sweeps can
     share a checkpoint root and a changed argument or backend version starts afresh
-    instead of mixing results.
+    instead of mixing results. Each shard file also vouches for itself, since files get
+    copied, torn and edited: it carries the digest of the key it was written under and
+    a digest of that key and its summary together. A file that does not parse, belongs
+    to another sweep, no longer matches its digest or holds another shard is named in
+    one line on stderr and its shard recomputed. (The digests catch accidents and
+    mix-ups, not someone who recomputes them.)
     """
 
     def __init__(self, root, key):
         self.key = key
-        text = json.dumps(key, sort_keys=True)
-        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-        self.directory = Path(root) / f"{key['function']}-{key['backend']}-{key['format']}-{digest}"
+        self.key_digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+        self.directory = Path(root) / f"{key['function']}-{key['backend']}-{key['format']}-{self.key_digest[:16]}"
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._save_failed = False
+        # key.json is for whoever reads the directory; the shards' own digests decide.
         key_file = self.directory / "key.json"
-        if key_file.exists():
-            if json.loads(key_file.read_text(encoding="utf-8")) != key:
-                raise RuntimeError(f"{key_file} belongs to another sweep")
-        else:
-            _atomic_write(key_file, json.dumps(key, indent=1, sort_keys=True) + "\n")
+        if os.path.lexists(key_file):
+            try:
+                if json.loads(key_file.read_text(encoding="utf-8")) == key:
+                    return
+            except (OSError, ValueError):
+                pass
+            _warn(f"{key_file} does not describe this sweep; rewritten")
+        self._write(key_file, json.dumps(key, indent=1, sort_keys=True) + "\n")
 
     def _path(self, index):
         return self.directory / f"shard-{index:08d}.json"
 
+    def _digest(self, summary):
+        text = json.dumps(summary, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(f"{self.key_digest}\n{text}".encode()).hexdigest()
+
     def load(self, tasks):
-        """Summaries of the finished shards among ``tasks``, by index."""
+        """Summaries of the finished shards among ``tasks``, by index; a shard file that
+        fails its checks is reported and left out, so the shard runs again."""
         finished = {}
         for task in tasks:
             path = self._path(task.index)
-            if not path.exists():
+            if not os.path.lexists(path):
                 continue
-            summary = json.loads(path.read_text(encoding="utf-8"))
-            if (summary["start"], summary["stop"]) != (task.start, task.stop):
-                raise RuntimeError(f"{path} covers another range than shard {task.index}")
-            finished[task.index] = summary
+            summary, problem = self._read_shard(path, task)
+            if problem:
+                _warn(f"ignoring checkpoint {path}: {problem}; the shard is recomputed")
+            else:
+                finished[task.index] = summary
         return finished
 
+    def _read_shard(self, path, task):
+        """``(summary, None)``, or ``(None, why the file is not trusted)``."""
+        if not path.is_file():
+            return None, "not a regular file"  # reading a FIFO would wait for ever
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:  # torn, garbage, not UTF-8
+            return None, f"unreadable ({type(error).__name__}: {error})"
+        if not (isinstance(entry, dict) and entry.get("kind") == CHECKPOINT_KIND
+                and isinstance(entry.get("summary"), dict)):
+            return None, "not a sweep checkpoint of this refact"
+        if entry.get("key") != self.key_digest:
+            return None, "written by another sweep (another function, backend, format, range, seed, sample or version)"
+        summary = entry["summary"]
+        if entry.get("digest") != self._digest(summary):
+            return None, "its content does not match its digest (edited or damaged)"
+        if [summary.get(name) for name in ("index", "start", "stop")] != [task.index, task.start, task.stop]:
+            return None, f"it holds another shard than shard {task.index}"
+        return summary, None
+
     def save(self, summary):
-        _atomic_write(self._path(summary["index"]), json.dumps(summary) + "\n")
+        summary = json.loads(json.dumps(summary))  # digest what a reader will parse
+        entry = {"kind": CHECKPOINT_KIND, "key": self.key_digest, "digest": self._digest(summary),
+                 "summary": summary}
+        self._write(self._path(summary["index"]), json.dumps(entry) + "\n")
+
+    def _write(self, path, text):
+        try:
+            atomic_write_text(path, text)
+        except OSError as error:
+            # A checkpoint only saves a rerun time: failing to write one (a full disk, a
+            # directory in the way) must not cost the sweep. Said once, not per shard.
+            if not self._save_failed:
+                _warn(f"{error}; the sweep goes on, and a resumed sweep recomputes the shards not saved "
+                      f"(further failures to save are not reported)")
+            self._save_failed = True
 
 
-def _atomic_write(path, text):
-    atomic_write_text(path, text)
+def _warn(message):
+    print(f"refact: {message}", file=sys.stderr)
 
 
 # --- progress ------------------------------------------------------------------------------
