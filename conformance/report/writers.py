@@ -876,8 +876,10 @@ _RENDERERS = {"json": to_json_text, "markdown": render_markdown, "junit": render
 def write_reports(report, json=None, markdown=None, junit=None, html=None, *, failures=None):
     """Write the report in every format given a path; returns {format: path written}.
 
-    Everything is rendered before anything is written, so a rendering error leaves all the
-    previous files as they were rather than a mix of two runs.
+    The report is validated against the schema first (an invalid one is not written: a
+    CI parses what it finds), and everything is rendered before anything is written, so
+    a rendering error leaves all the previous files as they were rather than a mix of
+    two runs.
 
     A report that cannot be written (OSError or ValueError: a directory, a FIFO or a
     symlink at the path, a read-only directory, a full disk) does not stop the others.
@@ -885,7 +887,17 @@ def write_reports(report, json=None, markdown=None, junit=None, html=None, *, fa
     without, the first one is raised once the others are written.
     """
     paths = {"json": json, "markdown": markdown, "junit": junit, "html": html}
-    texts = {name: _RENDERERS[name](report) for name, path in paths.items() if path is not None}
+    wanted = [name for name, path in paths.items() if path is not None]
+    try:
+        validate(report)  # only a valid report is written: a CI parses what it finds
+    except InvalidReport as invalid:
+        errors = {name: ValueError(f"not written, {str(invalid).splitlines()[0]} "
+                                   f"({str(invalid).splitlines()[1].strip()})") for name in wanted}
+        if failures is None:
+            raise invalid
+        failures.update(errors)
+        return {}
+    texts = {name: _RENDERERS[name](report) for name in wanted}
     written, errors = {}, {}
     for name, text in texts.items():
         try:

@@ -154,6 +154,23 @@ def test_write_reports_collects_what_it_could_not_write(tmp_path):
 
 
 
+def test_an_invalid_report_is_not_written(tmp_path):
+    """A report that does not follow the schema (here a status no CI knows) is written in
+    no format: each is a failure naming the first violation, and old files stay."""
+    report = reports.load_report(_quick_report(tmp_path))
+    report["results"][0]["status"] = "fine"
+    old = tmp_path / "r.json"
+    old.write_text("previous")
+    failures = {}
+    written = reports.write_reports(report, json=old, markdown=tmp_path / "r.md", failures=failures)
+    assert written == {} and set(failures) == {"json", "markdown"}
+    assert str(failures["json"]).startswith("not written, the report does not follow refact.report/1")
+    assert "$.results[0].status" in str(failures["json"]) and "'fine'" in str(failures["json"])
+    assert old.read_text() == "previous" and not (tmp_path / "r.md").exists()
+    with pytest.raises(reports.InvalidReport):
+        reports.write_reports(report, json=old)
+
+
 def test_sweep_and_diff_say_which_file_they_could_not_write(tmp_path, capsys):
     taken = tmp_path / "taken"
     taken.mkdir()
