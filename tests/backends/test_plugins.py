@@ -71,6 +71,9 @@ def fake_plugins(monkeypatch):
         return points
 
     monkeypatch.setattr(metadata, "entry_points", entry_points)
+    # discovery constructs each backend in a spawned process, which imports this module
+    # by its name (tests.backends.test_plugins) from the parent's sys.path
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
     return points
 
 
