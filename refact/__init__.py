@@ -3,7 +3,7 @@
 The core imports the standard library only, so it can be vendored by copying this
 folder. Every function accepts a float or int; the elementwise ones also accept any
 rectangular nesting of sequences (lists, tuples, arrays with ``tolist``) and return
-the same nesting as lists.
+the same nesting as lists. Sets, mappings, bytes and iterators are refused (``_inputs``).
 """
 
 from .elementwise import (

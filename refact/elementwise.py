@@ -13,7 +13,7 @@ import math
 from math import exp, expm1, floor, ldexp, log1p
 
 from ._dd import EXP_UNDERFLOW, FX, FX_ONE, dd_div, dd_mul, exp_dd, fx_exp, fx_to_dd, ldexp_dd, log_dd, two_sum
-from ._inputs import elementwise, from_array, probability_limit, to_array, to_float
+from ._inputs import elementwise, from_array, is_float_list, probability_limit, to_array, to_float
 
 __all__ = [
     "sigmoid", "expit", "logistic", "sigmoid_grad", "log_sigmoid", "softplus", "logit",
@@ -68,7 +68,7 @@ def _apply(list_kernel, x, function, argument="x"):
     is checked and flattened by ``to_array`` first, which names the argument and the index
     of a bad element, and the results are nested back.
     """
-    if type(x) is list and list(map(type, x)).count(float) == len(x):  # bools are not floats
+    if is_float_list(x):  # bools, ints and float subclasses are not floats: to_array converts them
         return list_kernel(x)
     shape, flat = to_array(x, function, argument)
     return from_array(shape, list_kernel(flat))

@@ -27,7 +27,7 @@ import fractions
 import math
 
 from ._dd import two_sum
-from ._inputs import as_sequence, check_temperature, from_array, to_array, to_float
+from ._inputs import check_temperature, describe, from_array, to_array, to_float, to_index
 from .elementwise import softplus
 from .softmax import decimal_value, lane_parts, log_softmax_lane, softmax_lane
 
@@ -200,16 +200,15 @@ def binary_cross_entropy_with_logits(x, y, weight=None, pos_weight=None, reducti
 
 # -- cross-entropy --------------------------------------------------------------------------
 
-def _class_indices(target, count, function):
-    """The raw class indices of ``target`` (a scalar, or a sequence of ``count``), as ints."""
-    items = [target] if count is None else as_sequence(target)
+def _class_indices(items, batched, function):
+    """The class indices ``items`` (the target's elements as given, read once by to_array) as ints."""
     indices = []
     for n, item in enumerate(items):
+        where = f"[{n}]" if batched else ""
         if isinstance(item, bool) or not hasattr(type(item), "__index__"):
-            where = "" if count is None else f"[{n}]"
-            raise TypeError(
-                f"{function}(): target{where} must be an integer class index, not {type(item).__name__} {item!r}")
-        indices.append(item.__index__())
+            raise TypeError(f"{function}(): target{where} must be an integer class index, "
+                            f"not {type(item).__name__} {describe(item)}")
+        indices.append(to_index(item, function, "target", where))
     return indices
 
 
@@ -244,6 +243,7 @@ def cross_entropy(logits, target, weight=None, ignore_index=-100, label_smoothin
         raise ValueError(f"{function}(): label_smoothing must be in [0, 1], got {label_smoothing!r}")
     if isinstance(ignore_index, bool) or not hasattr(type(ignore_index), "__index__"):
         raise TypeError(f"{function}(): ignore_index must be an int, not {type(ignore_index).__name__}")
+    ignore_index = to_index(ignore_index, function, "ignore_index")
     shape, flat = to_array(logits, function, "logits")
     if len(shape) not in (1, 2) or shape[-1] == 0:
         raise ValueError(f"{function}(): logits must have shape (C,) or (N, C) with C >= 1, got {shape}")
@@ -254,13 +254,14 @@ def cross_entropy(logits, target, weight=None, ignore_index=-100, label_smoothin
         weight_shape, weights = to_array(weight, function, "weight")
         if weight_shape != (classes,):
             raise ValueError(f"{function}(): weight must have shape ({classes},), got {weight_shape}")
-    target_shape, target_flat = to_array(target, function, "target")
+    given = []  # the target's elements as given: class indices must be ints, not floats
+    target_shape, target_flat = to_array(target, function, "target", raw=given)
     if target_shape == shape:
         losses = [_soft_target_loss(row, target_flat[i * classes:(i + 1) * classes], weights, smoothing)
                   for i, row in enumerate(rows)]
         denominator = None
     elif target_shape == shape[:-1]:
-        indices = _class_indices(target, shape[0] if len(shape) == 2 else None, function)
+        indices = _class_indices(given, len(shape) == 2, function)
         for n, k in enumerate(indices):
             if not 0 <= k < classes and k != ignore_index:
                 where = f"[{n}]" if len(shape) == 2 else ""

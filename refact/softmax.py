@@ -85,7 +85,7 @@ from ._dd import (
     EXP_INV_STEP, EXP_STEP_HI, EXP_STEP_LO, EXP_TABLE, EXP_TABLE_BITS, EXP_TABLE_SIZE, FX,
     FX_ONE, SPLITTER, fx_exp, fx_to_dd, ldexp_dd, two_prod, two_sum,
 )
-from ._inputs import check_temperature, from_array, lanes, normalize_axis, to_array
+from ._inputs import check_temperature, from_array, is_float_list, lanes, normalize_axis, to_array
 from .elementwise import sigmoid
 
 __all__ = ["softmax", "log_softmax", "logsumexp", "softmax_jacobian", "softmax_vjp", "probabilities"]
@@ -440,15 +440,12 @@ def _decimal_logsumexp(row, m):
 
 # -- along an axis --------------------------------------------------------------------------
 
-_is_float = float.__instancecheck__  # isinstance(v, float), as a fast callable for map
-
-
-def _along_axis(x, axis, function, kernel, keep_axis=True):
+def _along_axis(x, axis, function, kernel, keep_axis=True, argument="x"):
     """Apply a lane kernel to every 1-D slice of ``x`` along ``axis``; nest the result back."""
-    if type(x) is list and all(map(_is_float, x)):
+    if is_float_list(x):  # exactly floats: a float subclass is converted by to_array
         normalize_axis(axis, 1, function)  # validates the axis of a flat list of floats
         return kernel(x)
-    shape, flat = to_array(x, function)
+    shape, flat = to_array(x, function, argument)
     ax = normalize_axis(axis, len(shape), function)
     rows = (flat[lane.start:lane.stop] if lane.step == 1 else [flat[i] for i in lane]
             for lane in lanes(shape, ax))
@@ -596,5 +593,6 @@ def probabilities(logits, multi_label=False):
     if multi_label not in (True, False):
         raise TypeError(f"probabilities(): multi_label must be True or False, not {multi_label!r}")
     if multi_label:
-        return sigmoid(logits)
-    return _along_axis(logits, -1, "probabilities", lambda row: softmax_lane(row, 1.0))
+        shape, flat = to_array(logits, "probabilities", "logits")  # errors name this function
+        return from_array(shape, sigmoid(flat))
+    return _along_axis(logits, -1, "probabilities", lambda row: softmax_lane(row, 1.0), argument="logits")
