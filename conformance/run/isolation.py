@@ -25,10 +25,11 @@ import traceback
 from refact.backends import backend_class, get_backend
 from refact.conformance.truth import store
 
-# spawn, not fork: frameworks keep threads and device state that a forked child inherits broken.
-_CONTEXT = multiprocessing.get_context("spawn")
-#: Seconds to wait for a worker whose pipe closed to exit, so its exit code can be read.
-_REAP_SECONDS = 5.0
+#: How refact starts its processes: spawn, not fork, since frameworks keep threads and
+#: device state that a forked child inherits broken.
+SPAWN = multiprocessing.get_context("spawn")
+#: Seconds to wait for a child whose pipe closed to exit, so its exit code can be read.
+REAP_SECONDS = 5.0
 #: How often a worker checks that the process that started it is still there.
 _PARENT_WATCH_SECONDS = 0.5
 #: Characters of a backend's own printing kept per answer (the rest is counted).
@@ -261,16 +262,16 @@ class Worker:
         return text
 
     def _refuse_if_hung(self, function):
-        if sum(self._hangs.values()) >= HANGS_PER_BACKEND:
-            raise JobError(f"backend {self.backend_name!r} not asked: it hung "
-                           f"{sum(self._hangs.values())} times already")
+        hangs = sum(self._hangs.values())
+        if hangs >= HANGS_PER_BACKEND:
+            raise JobError(f"backend {self.backend_name!r} not asked: it hung {hangs} times already")
         if self._hangs.get(function, 0) >= HANGS_PER_FUNCTION:
             raise JobError(f"backend {self.backend_name!r} not asked for {function}: it hung "
                            f"on {function} already")
 
     def _start(self):
-        parent, child = _CONTEXT.Pipe()
-        process = _CONTEXT.Process(target=_serve, args=(child, self.backend_name, self.device), daemon=True)
+        parent, child = SPAWN.Pipe()
+        process = SPAWN.Process(target=_serve, args=(child, self.backend_name, self.device), daemon=True)
         with children_ignore_sigint():
             process.start()
         child.close()
@@ -296,7 +297,7 @@ class Worker:
             code = None
             if self._process is not None:
                 # the pipe closes before the exit status can be collected: wait for it
-                self._process.join(_REAP_SECONDS)
+                self._process.join(REAP_SECONDS)
                 code = self._process.exitcode
             self.close()
             what = "still running, killed" if code is None else code

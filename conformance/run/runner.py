@@ -20,7 +20,9 @@ from refact.conformance.run import checks
 from refact.conformance.cases.sets import cases_for
 from refact.conformance.truth.catalog import FAST_TRUTHS, NAMES
 from refact.conformance.numbers.formats import FORMATS
-from refact.conformance.run.isolation import JobError, Worker, children_ignore_sigint, exit_with_parent
+from refact.conformance.run.isolation import (
+    REAP_SECONDS, SPAWN, JobError, Worker, children_ignore_sigint, exit_with_parent,
+)
 from refact.conformance.run.progress import Progress
 from refact.conformance.run.sweep import sweep_record
 from refact.conformance.run.records import CHECKS, STATUSES, record, report_envelope
@@ -113,10 +115,6 @@ def _run_backend(name, device, functions, formats, wanted_checks, timeout, level
     return entry, records, series
 
 
-# spawn, not fork: frameworks keep threads and device state that a forked child inherits broken.
-_CONTEXT = multiprocessing.get_context("spawn")
-#: Seconds to wait for a checking process whose pipe closed to exit (to read its code).
-_REAP_SECONDS = 5.0
 #: Characters of a backend's own printing kept in the message of each record.
 OUTPUT_IN_MESSAGE = 500
 
@@ -242,7 +240,7 @@ def run_conformance(backends=None, functions=None, formats=None, check_names=Non
     table = _truth_table(functions, formats, level, seed, workers)
     bar = Progress("refact conform", len(names) * len(functions) * len(formats),
                    unit="checks", enabled=progress)
-    steps = _CONTEXT.Queue()
+    steps = SPAWN.Queue()
     drawing = threading.Thread(target=_draw, args=(steps, bar), daemon=True)
     drawing.start()
     try:
@@ -286,8 +284,8 @@ def _run_backends(names, table, steps, workers, device, arguments_of):
         while waiting or running:
             while waiting and len(running) < workers:
                 name = waiting.pop(0)
-                receiving, sending = _CONTEXT.Pipe(duplex=False)
-                process = _CONTEXT.Process(target=_check_in_process,
+                receiving, sending = SPAWN.Pipe(duplex=False)
+                process = SPAWN.Process(target=_check_in_process,
                                            args=(sending, table, steps, arguments_of(name)))
                 with children_ignore_sigint():
                     process.start()
@@ -298,7 +296,7 @@ def _run_backends(names, table, steps, workers, device, arguments_of):
                 try:
                     outcome = connection.recv()
                 except (EOFError, OSError):
-                    process.join(_REAP_SECONDS)
+                    process.join(REAP_SECONDS)
                     outcome = f"the process checking it ended (exit code {process.exitcode})"
                 connection.close()
                 process.join()
