@@ -144,6 +144,10 @@ class Convention:
     bool``: whether it affects one input :class:`Point`; ``example``: a :class:`Point`
     (its ``truth`` left None) where it applies and shows, in float64 unless ``fmt`` says
     otherwise; the tests check the predicate and the departure from the core there.
+    ``edges``: the inputs where the behaviour starts (softplus's threshold 20), which the
+    conformance run samples densely on both sides. ``flushes``: the convention is a
+    flush of subnormal results to zero; it then covers a zero only where the backend
+    shows that mechanism (returns no nonzero subnormal for the same function and format).
     """
 
     function: str
@@ -152,6 +156,8 @@ class Convention:
     reference: str
     predicate: Callable[[Point], bool] = field(repr=False, compare=False)
     example: Optional[Point] = None
+    edges: tuple = ()
+    flushes: bool = False
 
     def applies(self, args, truth=None, fmt=None, options=None):
         """Whether this convention affects the point ``args`` (see :class:`Point`)."""

@@ -43,6 +43,7 @@ def _flush_to_zero(function, example=None):
         _SHARP_BITS,
         _involves_subnormal,
         example=example,
+        flushes=True,
     )
 
 

@@ -52,6 +52,7 @@ CONVENTIONS = (
         _DOCS + "torch.nn.functional.softplus.html",
         lambda point: point.args[0] > 20.0,
         example=Point((30.0,)),
+        edges=(20.0,),
     ),
     Convention(
         "binary_cross_entropy", "log_clamp_minus_100",

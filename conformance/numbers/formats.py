@@ -35,12 +35,13 @@ __all__ = [
     "Format", "FLOAT64", "FLOAT32", "FLOAT16", "BFLOAT16", "FORMATS", "get_format",
     "round_to_format", "round_dyadic", "is_representable", "exact_fraction", "dyadic_parts",
     "floor_log2", "same_value",
-    "to_bits", "from_bits", "bits_hex", "from_bits_hex", "exact_hex", "parse_exact_hex",
+    "to_bits", "from_bits", "bits_hex", "pattern_hex", "from_bits_hex", "exact_hex", "parse_exact_hex",
     "parse_exact_hex_dyadic",
     "ordinal", "from_ordinal", "next_up", "next_down", "ulp", "ulp_exponent",
     "all_values", "random_finite",
     "round_to_format_array", "ulp_array", "binade_exponent_array", "float64_exponent",
     "power_of_two", "scaled_by_ulp", "from_scaled",
+    "values_of_bits", "bits_of_values", "native_array", "ordinals_of_bits", "bits_of_ordinals",
 ]
 
 
@@ -374,8 +375,12 @@ def from_bits(bits, fmt):
 
 def bits_hex(x, fmt):
     """The bit pattern of ``x`` in ``fmt`` as fixed-width hex, e.g. ``'0x3c00'``."""
-    fmt = get_format(fmt)
-    return f"0x{to_bits(x, fmt):0{fmt.width // 4}x}"
+    return pattern_hex(to_bits(x, fmt), fmt)
+
+
+def pattern_hex(bits, fmt):
+    """A bit pattern (an integer) of ``fmt`` as fixed-width hex, e.g. ``'0x3c00'``."""
+    return f"0x{int(bits):0{get_format(fmt).width // 4}x}"
 
 
 def from_bits_hex(text, fmt):
@@ -622,3 +627,66 @@ def round_to_format_array(values, fmt):
         return values.copy()
     units, ulp_exponent = scaled_by_ulp(values, fmt)
     return from_scaled(values, np.rint(units), ulp_exponent, fmt)
+
+
+# --- bit patterns of whole arrays --------------------------------------------------------
+# The patterns are unsigned integers (uint64 arrays) in the layout of the format: the
+# engine's point sets are sets of them, sorted, and reports name inputs by them.
+
+
+def values_of_bits(bits, fmt):
+    """The values of the bit patterns ``bits`` in ``fmt``, as float64 (exact: every value
+    of a format is a float64; NaN patterns give NaN)."""
+    fmt = get_format(fmt)
+    bits = np.asarray(bits)
+    with np.errstate(invalid="ignore"):
+        if fmt.name == "float64":
+            return bits.astype(np.uint64).view(np.float64).copy()
+        if fmt.name == "float32":
+            return bits.astype(np.uint32).view(np.float32).astype(np.float64)
+        if fmt.name == "float16":
+            return bits.astype(np.uint16).view(np.float16).astype(np.float64)
+        # bfloat16 is the upper half of a float32: no ml_dtypes needed to read it.
+        return (bits.astype(np.uint32) << np.uint32(16)).view(np.float32).astype(np.float64)
+
+
+def bits_of_values(values, fmt):
+    """The bit patterns (uint64) of float64 ``values`` that are values of ``fmt``."""
+    fmt = get_format(fmt)
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    if fmt.name == "float64":
+        return values.view(np.uint64).copy()
+    if fmt.name == "float16":
+        return values.astype(np.float16).view(np.uint16).astype(np.uint64)
+    single = values.astype(np.float32).view(np.uint32)
+    return (single >> np.uint32(16) if fmt.name == "bfloat16" else single).astype(np.uint64)
+
+
+def native_array(bits, fmt):
+    """The bit patterns as a numpy array of the format's own dtype (ml_dtypes' bfloat16)."""
+    fmt = get_format(fmt)
+    if fmt.name == "bfloat16":
+        import ml_dtypes
+
+        return np.asarray(bits, dtype=np.uint16).view(ml_dtypes.bfloat16)
+    dtype = {"float64": (np.uint64, np.float64), "float32": (np.uint32, np.float32),
+             "float16": (np.uint16, np.float16)}[fmt.name]
+    return np.asarray(bits, dtype=dtype[0]).view(dtype[1])
+
+
+def ordinals_of_bits(bits, fmt):
+    """:func:`ordinal` of many bit patterns (int64; ±0 both 0), for non-NaN patterns."""
+    fmt = get_format(fmt)
+    bits = np.asarray(bits, dtype=np.uint64)
+    sign = np.uint64(1) << np.uint64(fmt.width - 1)
+    magnitude = (bits & ~sign).astype(np.int64)
+    return np.where(bits & sign, -magnitude, magnitude)
+
+
+def bits_of_ordinals(ordinals, fmt):
+    """The bit patterns of ordinals (the inverse of :func:`ordinals_of_bits`; 0 gives +0)."""
+    fmt = get_format(fmt)
+    ordinals = np.asarray(ordinals, dtype=np.int64)
+    sign = np.uint64(1) << np.uint64(fmt.width - 1)
+    magnitude = np.abs(ordinals).astype(np.uint64)
+    return np.where(ordinals < 0, magnitude | sign, magnitude)

@@ -41,7 +41,6 @@ Importable entry point for the runner: :func:`sweep_record`.
 import concurrent.futures
 import hashlib
 import json
-import math
 import multiprocessing
 import os
 import sys
@@ -51,21 +50,23 @@ from pathlib import Path
 
 import numpy as np
 
-from refact.conformance.numbers import ruler
-from refact.conformance.numbers.ruler import classify_array, same_values, ulp_error_array
+from refact.conformance.numbers.formats import get_format, pattern_hex, values_of_bits
 from refact.conformance.truth import fast as fastpath
+from refact.conformance.truth.arrays import point_truths
 from refact.conformance.truth.store import atomic_write_text
+from refact.conformance.run import engine
+from refact.conformance.run.engine import (
+    accuracy_record, merge_in_order, outputs_on, summarise,
+)
 from refact.conformance.run.isolation import describe, exit_with_parent
 from refact.conformance.run.progress import Progress
-from refact.conformance.run.records import convention_field, record, report_envelope
+from refact.conformance.run.records import record, report_envelope
 from refact.conformance.truth.catalog import FAST_TRUTHS, fast_truth_of, get_function
-from refact.conformance.numbers.formats import get_format, same_value
 
 __all__ = [
-    "SWEEP_FORMATS", "DEFAULT_SHARD_SIZE", "DEFAULT_SAMPLE", "HISTOGRAM_EDGES", "CLASS_NAMES",
-    "ShardTask", "ShardPoints", "evaluate_shard", "summarise_shard", "run_shard",
-    "merge_summaries", "sweep_record", "run_sweep", "exhaustive_records", "sweep_report",
-    "plan_shards", "classify_array", "ulp_error_array", "bits_to_float64", "describe_backend",
+    "SWEEP_FORMATS", "DEFAULT_SHARD_SIZE", "DEFAULT_SAMPLE", "ShardTask", "evaluate_shard",
+    "run_shard", "sweep_record", "run_sweep", "exhaustive_records", "sweep_report",
+    "plan_shards", "describe_backend",
     "CheckpointStore", "InProcessExecutor", "FuturesExecutor", "ProcessPoolShardExecutor",
     "DaskExecutor", "dask_executor",
 ]
@@ -76,17 +77,7 @@ SWEEP_FORMATS = ("float32", "float16", "bfloat16")
 # 16-bit: four shards, so two workers share an exhaustive sweep.
 DEFAULT_SHARD_SIZE = {"float32": 1 << 20, "float16": 1 << 14, "bfloat16": 1 << 14}
 DEFAULT_SAMPLE = 32
-WORST_KEPT = 10
-EXAMPLES_KEPT = 3
-DISAGREEMENTS_KEPT = 20
-# Upper edges of the ULP histogram: [0, 0.5] (correctly rounded), then four bins per
-# octave up to 2**43; one more bin above that. p99_ulp is read off these bins (the upper
-# edge of the bin holding the 99th percentile), so it is an upper bound to 2**(1/4).
-HISTOGRAM_EDGES = tuple(0.5 * 2.0 ** (k / 4) for k in range(4 * 44 + 1))
-CLASS_NAMES = ruler.ALL_CLASSES
-_UNDECIDED_CODE = ruler.CLASS_CODES[ruler.UNDECIDED]
-_ORACLE_BATCH = 4096
-CHECKPOINT_KIND = "refact.sweep/1"
+CHECKPOINT_KIND = "refact.sweep/2"
 
 
 # --- inputs ---------------------------------------------------------------------------
@@ -98,36 +89,6 @@ def _check_sweep_format(fmt):
         raise ValueError(f"cannot sweep {fmt.name}: the float64 candidate truth decides "
                          f"rounding only to narrower formats ({', '.join(SWEEP_FORMATS)})")
     return fmt
-
-
-def bits_to_float64(bits, fmt):
-    """The values of the bit patterns ``bits`` (an integer array) in ``fmt``, as float64
-    (exact: every value of a narrow format is a float64; NaN patterns give NaN)."""
-    fmt = _check_sweep_format(fmt)
-    bits = np.asarray(bits)
-    with np.errstate(invalid="ignore"):
-        if fmt.name == "float32":
-            return bits.astype(np.uint32).view(np.float32).astype(np.float64)
-        if fmt.name == "float16":
-            return bits.astype(np.uint16).view(np.float16).astype(np.float64)
-        # bfloat16 is the upper half of a float32: no ml_dtypes needed to read it.
-        return (bits.astype(np.uint32) << np.uint32(16)).view(np.float32).astype(np.float64)
-
-
-def narrow_array(bits, fmt):
-    """The bit patterns as a numpy array of the format's own dtype (ml_dtypes' bfloat16)."""
-    fmt = _check_sweep_format(fmt)
-    if fmt.name == "float32":
-        return np.asarray(bits, dtype=np.uint32).view(np.float32)
-    if fmt.name == "float16":
-        return np.asarray(bits, dtype=np.uint16).view(np.float16)
-    import ml_dtypes
-
-    return np.asarray(bits, dtype=np.uint16).view(ml_dtypes.bfloat16)
-
-
-def _bits_text(bits, fmt):
-    return f"0x{int(bits):0{fmt.width // 4}x}"
 
 
 # --- the backend, in whichever process runs the shard --------------------------------
@@ -180,17 +141,6 @@ def describe_backend(name, device="cpu", limit_threads=False):
     return {**describe(backend), "error": None}
 
 
-def _native_input(backend, bits, fmt):
-    """The shard's inputs as the backend's native array, without a Python list."""
-    return backend.from_numpy(narrow_array(bits, fmt))
-
-
-def _float64_output(backend, native):
-    """``(values as a float64 array, dtype name)`` of a backend result, without a list."""
-    array = np.asarray(backend.to_numpy(native))
-    return array.astype(np.float64), array.dtype.name
-
-
 # --- one shard ---------------------------------------------------------------------------
 
 
@@ -211,158 +161,37 @@ class ShardTask:
     oracle_cache: bool = True
 
 
-def _oracle_verdicts(task, fmt, inputs, outputs):
-    """Oracle answers for the points ``inputs`` (floats) with backend results ``outputs``:
-    lists of (rounded or None, exact, class or None, ulp or None)."""
-    from refact.conformance.truth.oracle import truth_many
-
-    verdicts = []
-    for begin in range(0, len(inputs), _ORACLE_BATCH):
-        chunk = inputs[begin:begin + _ORACLE_BATCH]
-        truths = truth_many(task.function, [(x,) for x in chunk], fmt.name, cache=task.oracle_cache)
-        for truth, y in zip(truths, outputs[begin:begin + len(chunk)]):
-            if not truth.decided:
-                verdicts.append((None, None, ruler.UNDECIDED, None))
-                continue
-            cls = ruler.classify(y, truth.exact, fmt)
-            ulp = ruler.ulp_error(y, truth.exact, fmt) if cls is None else None
-            verdicts.append((truth.rounded, truth.exact, cls, ulp))
-    return verdicts
-
-
-def _is_exact_zero(value):
-    return value is not None and value == value and not value
-
-
-_BOUND_CONTEXT = None
-
-
-def _bound_context():
-    """A private mpmath context at a fixed 160 bits, for checking the bound: enough for a
-    relative difference of 2**-48 to show, and never touched by anyone else (shards may
-    run in threads of one Dask worker)."""
-    global _BOUND_CONTEXT
-    if _BOUND_CONTEXT is None:
-        from mpmath.ctx_mp import MPContext
-
-        context = MPContext()
-        context.prec = 160
-        _BOUND_CONTEXT = context
-    return _BOUND_CONTEXT
-
-
-def _outside_bound(candidate, exact, fmt):
-    """True if the oracle's exact value shows the candidate outside the stated bound.
-    The stored exact value keeps only about p + 32 bits, so its own rounding is allowed."""
-    if not (math.isfinite(candidate) and candidate != 0):
-        return False
-    ctx = _bound_context()
-    if hasattr(exact, "numerator"):  # an exact rational from the catalog
-        t = ctx.mpf(exact.numerator) / exact.denominator
-    else:
-        t = ctx.convert(exact)
-    if not ctx.isfinite(t):
-        return True
-    c = ctx.convert(candidate)
-    slack = (fastpath.RELATIVE_BOUND * abs(c) + fastpath.ABSOLUTE_BOUND
-             + abs(t) * ctx.ldexp(1, -(fmt.precision + 30)))
-    return abs(t - c) > slack
-
-
-@dataclass
-class ShardPoints:
-    """Every point of a shard, judged: what :func:`summarise_shard` condenses.
-
-    ``rounded``: the correctly rounded truth (NaN where undecided); ``codes``: class
-    codes (0 = none; see :data:`CLASS_NAMES`); ``ulp``: ULP error where ``codes == 0``;
-    ``exact_zero``: the truth is exactly 0 (either zero is right), known where it matters;
-    ``oracle``: the points mpmath decided; ``covered``: index into ``conventions`` of the
-    backend's documented convention covering a point outside the budget (-1: none);
-    ``errors``: what the backend raised.
-    """
-
-    task: ShardTask
-    bits: np.ndarray
-    x64: np.ndarray
-    y64: np.ndarray = None
-    rounded: np.ndarray = None
-    codes: np.ndarray = None
-    ulp: np.ndarray = None
-    exact_zero: np.ndarray = None
-    oracle: np.ndarray = None
-    candidate: np.ndarray = None
-    covered: np.ndarray = None
-    conventions: tuple = ()
-    fast_decided: int = 0
-    disagreements: list = None
-    errors: list = None
-    dtype: str = None
-
-
 def evaluate_shard(task):
-    """Call the backend on every input of the shard and judge each point (steps 1-4 of
-    the module docstring). A backend that raises leaves ``errors`` set and no results."""
+    """Call the backend on every input of the shard and judge each point (the engine's
+    :func:`~refact.conformance.run.engine.judge`). A backend that raises leaves
+    ``errors`` set and no results."""
     fmt = get_format(task.format)
     bits = np.arange(task.start, task.stop, dtype=np.uint64)
-    points = ShardPoints(task, bits, bits_to_float64(bits, fmt), disagreements=[], errors=[])
+    x64 = values_of_bits(bits, fmt)
     try:
         backend = _backend_in_this_process(task.backend, task.device, task.limit_threads)
-        result = backend.call(task.function, _native_input(backend, bits, fmt))
-        points.y64, points.dtype = _float64_output(backend, result)
-        if points.y64.shape != points.x64.shape:
-            raise ValueError(f"result has shape {points.y64.shape}, the input {points.x64.shape}")
+        y64, dtype = outputs_on(task.function, fmt, bits, backend=backend)
     except Exception as error:
-        points.y64 = None
-        points.errors.append(f"{task.function} on {_bits_text(task.start, fmt)}..."
-                             f"{_bits_text(task.stop - 1, fmt)}: {type(error).__name__}: {error}")
-        return points
-    exacts = _judge(points, fmt)
+        judged = engine.Judged(task.function, fmt, _no_truths(task, bits, x64))
+        judged.errors.append(f"{task.function} on {pattern_hex(task.start, fmt)}..."
+                             f"{pattern_hex(task.stop - 1, fmt)}: {type(error).__name__}: {error}")
+        return judged
+    truths = point_truths(task.function, fmt, x64, bits=bits, sample=task.sample,
+                          seed=(task.seed, task.index), cache=task.oracle_cache)
     conventions_for = getattr(backend, "conventions_for", None)
-    points.conventions = tuple(conventions_for(task.function)) if conventions_for else ()
-    _apply_conventions(points, fmt, exacts)
-    return points
+    conventions = tuple(conventions_for(task.function)) if conventions_for else ()
+    judged = engine.judge(task.function, fmt, truths, y64, conventions, oracle_cache=task.oracle_cache)
+    judged.dtype = dtype
+    return judged
 
 
-def _failing(points, budget):
-    """Points outside the budget: a failure class, or a ULP error above ``budget``."""
-    with np.errstate(invalid="ignore"):
-        over = points.ulp > budget if budget is not None else np.zeros(len(points.ulp), dtype=bool)
-    return ((points.codes != 0) & (points.codes != _UNDECIDED_CODE)) | over
+def _no_truths(task, bits, x64):
+    from refact.conformance.truth.arrays import PointTruths
 
-
-def _apply_conventions(points, fmt, exacts):
-    """Mark the failing points a documented convention of the backend covers, as
-    ``records.Judgement`` does for sampled points: the first convention whose predicate
-    accepts the point (its input, its truth: mpmath's where asked, else the candidate).
-
-    Predicates are Python, one call per failing point, so a function failing on most of a
-    shard pays a few µs a point (one that passes pays nothing). A convention may offer
-    ``applies_array(x64, truth64, format_name) -> bool array`` to be asked once per shard.
-    """
-    points.covered = np.full(len(points.x64), -1, dtype=np.int8)
-    if not points.conventions:
-        return
-    budget = get_function(points.task.function).budgets.get(fmt.name)
-    open_points = np.flatnonzero(_failing(points, budget))
-    for k, convention in enumerate(points.conventions):
-        if not len(open_points):
-            break
-        on_arrays = getattr(convention, "applies_array", None)
-        if on_arrays is not None:
-            truths = points.candidate.copy()
-            for i, exact in exacts.items():
-                if exact is not None:
-                    truths[i] = float(exact)
-            accepted = np.asarray(on_arrays(points.x64[open_points], truths[open_points], fmt.name),
-                                  dtype=bool)
-        else:
-            inputs = points.x64[open_points].tolist()
-            candidates = points.candidate[open_points].tolist()
-            accepted = np.array([convention.applies((x,), exacts.get(i, candidate), fmt.name)
-                                 for i, x, candidate in zip(open_points.tolist(), inputs, candidates)],
-                                dtype=bool)
-        points.covered[open_points[accepted]] = k
-        open_points = open_points[~accepted]
+    n = len(bits)
+    empty = np.zeros(n, dtype=bool)
+    return PointTruths(task.function, task.format, bits, x64, np.full(n, np.nan), np.zeros(n),
+                       np.zeros(n), np.zeros(n, dtype=np.int32), empty, empty, empty, empty)
 
 
 def run_shard(task):
@@ -371,212 +200,10 @@ def run_shard(task):
     This is the one function every executor runs.
     """
     started = time.perf_counter()
-    summary = summarise_shard(evaluate_shard(task))
+    summary = summarise(evaluate_shard(task), task.index, task.start, task.stop)
+    summary["points"] = task.stop - task.start
     summary["seconds"] = time.perf_counter() - started
     return summary
-
-
-def _oracle_mask(task, x64, y64, decision):
-    """Which points the oracle must decide (see the module docstring, step 3)."""
-    n = len(x64)
-    ask = ~decision.decided
-    open_binade = np.flatnonzero(~decision.binade_known)
-    ask[open_binade] |= ~same_values(y64[open_binade], decision.rounded[open_binade])
-    ask |= (x64 == 0) | np.isinf(x64)
-    nan_inputs = np.flatnonzero(np.isnan(x64))
-    if len(nan_inputs):
-        ask[nan_inputs[0]] = True  # NaN in, NaN out: one per shard confirms the rule
-    if task.sample > 0:
-        rng = np.random.default_rng([task.seed, task.index])
-        ask[rng.choice(n, size=min(task.sample, n), replace=False)] = True
-    return ask
-
-
-def _judge(points, fmt):
-    task, bits, x64, y64 = points.task, points.bits, points.x64, points.y64
-    decision = fastpath.decide(fast_truth_of(task.function), x64, fmt)
-    rounded = decision.rounded.copy()
-    truth = decision.candidate
-    exact_zero = decision.exact_zero.copy()
-    ask = _oracle_mask(task, x64, y64, decision)
-    codes = classify_array(y64, rounded, fmt, exact_zero)
-    ulp = ulp_error_array(y64, truth, rounded, fmt, decision.ulp)
-
-    asked = np.flatnonzero(ask)
-    verdicts = _oracle_verdicts(task, fmt, x64[asked].tolist(), y64[asked].tolist())
-    exacts = {}
-    for i, (oracle_rounded, exact, cls, point_ulp) in zip(asked.tolist(), verdicts):
-        exacts[i] = exact
-        if cls == ruler.UNDECIDED:
-            codes[i] = _UNDECIDED_CODE
-            rounded[i] = ulp[i] = np.nan
-            continue
-        fast_rounded = float(rounded[i])
-        if decision.decided[i]:
-            agree = same_value(fast_rounded, oracle_rounded) or (
-                fast_rounded == 0 and oracle_rounded == 0 and _is_exact_zero(exact))
-            if not agree or _outside_bound(float(truth[i]), exact, fmt) or (
-                    bool(exact_zero[i]) != _is_exact_zero(exact)):
-                points.disagreements.append({
-                    "input_bits": _bits_text(bits[i], fmt), "input": float(x64[i]),
-                    "candidate": float(truth[i]), "fast_rounded": fast_rounded,
-                    "oracle_rounded": oracle_rounded, "oracle_exact": str(exact),
-                })
-        # mpmath decides: its value is the one measured against, agreement or not.
-        rounded[i] = oracle_rounded
-        exact_zero[i] = _is_exact_zero(exact)
-        codes[i] = 0 if cls is None else ruler.CLASS_CODES[cls]
-        ulp[i] = point_ulp if point_ulp is not None else np.nan
-    points.rounded, points.codes, points.ulp, points.exact_zero = rounded, codes, ulp, exact_zero
-    points.candidate = truth
-    points.oracle = ask
-    points.fast_decided = int(np.count_nonzero(decision.decided))
-    return exacts
-
-
-def _empty_summary(task):
-    return {
-        "index": task.index, "start": task.start, "stop": task.stop,
-        "points": task.stop - task.start, "seconds": 0.0, "errors": [], "disagreements": [],
-        "correctly_rounded": 0, "within_1ulp": 0, "measured": 0, "ulp_sum": 0.0, "max_ulp": None,
-        "failing": 0, "histogram": [0] * (len(HISTOGRAM_EDGES) + 1),
-        "classes": {name: 0 for name in CLASS_NAMES}, "class_examples": {}, "conventions": {},
-        "worst": [], "oracle_points": 0, "fast_decided": 0, "output_dtypes": [],
-    }
-
-
-def summarise_shard(points):
-    """The mergeable summary (plain JSON data) of a judged shard.
-
-    Counted as in ``records.Judgement``: a point a convention covers leaves the class
-    counts and the ULP statistics and is counted with its convention instead (its
-    distance kept: inf for a class point); ``failing`` counts the points outside the
-    budget that nothing covers; ``correctly_rounded`` and ``within_1ulp`` are the
-    ordinary points within 0.5 and 1 ULP, as fractions of all points once merged.
-    """
-    summary = _empty_summary(points.task)
-    summary["errors"] = list(points.errors)
-    if points.y64 is None:
-        return summary
-    fmt = get_format(points.task.format)
-    budget = get_function(points.task.function).budgets.get(fmt.name)
-    bits, x64, y64, rounded, ulp = points.bits, points.x64, points.y64, points.rounded, points.ulp
-    covered = points.covered >= 0
-    codes = np.where(covered, np.int8(-1), points.codes)  # -1: shown with its convention
-    summary["output_dtypes"] = [points.dtype]
-    summary["oracle_points"] = int(np.count_nonzero(points.oracle))
-    summary["fast_decided"] = points.fast_decided
-    summary["disagreements"] = points.disagreements[:DISAGREEMENTS_KEPT]
-    if len(points.disagreements) > DISAGREEMENTS_KEPT:
-        summary["errors"].append(f"{len(points.disagreements)} fast-path disagreements in this shard")
-    summary["failing"] = int(np.count_nonzero(_failing(points, budget) & ~covered))
-    for k, convention in enumerate(points.conventions):
-        mine = points.covered == k
-        if mine.any():
-            distance = np.where(points.codes[mine] == 0, ulp[mine], np.inf)
-            summary["conventions"][convention.name] = {
-                "summary": convention.summary, "reference": convention.reference,
-                "points": int(np.count_nonzero(mine)), "max_ulp": float(np.max(distance))}
-    for name, code in ruler.CLASS_CODES.items():
-        where = codes == code
-        summary["classes"][name] = int(np.count_nonzero(where))
-        if summary["classes"][name]:
-            summary["class_examples"][name] = [int(b) for b in bits[where][:EXAMPLES_KEPT]]
-    measured = codes == 0
-    errors_measured = ulp[measured]
-    summary["measured"] = int(errors_measured.size)
-    summary["correctly_rounded"] = int(np.count_nonzero(errors_measured <= 0.5))
-    summary["within_1ulp"] = int(np.count_nonzero(errors_measured <= 1.0))
-    if errors_measured.size:
-        summary["ulp_sum"] = float(np.sum(errors_measured))
-        summary["max_ulp"] = float(np.max(errors_measured))
-        # Most points fall in the first bin (<= 0.5); only the others need searching.
-        above = errors_measured[errors_measured > HISTOGRAM_EDGES[0]]
-        bins = np.searchsorted(np.asarray(HISTOGRAM_EDGES), above, side="left")
-        histogram = np.bincount(bins, minlength=len(HISTOGRAM_EDGES) + 1)
-        histogram[0] = errors_measured.size - above.size
-        summary["histogram"] = histogram.tolist()
-        summary["worst"] = _worst_points(bits[measured], x64[measured], y64[measured],
-                                         rounded[measured], errors_measured)
-    return summary
-
-
-def _worst_points(bits, x64, y64, rounded, ulp):
-    """The WORST_KEPT largest errors, ties broken by the smaller bit pattern (so the
-    choice does not depend on how the range was cut into shards). ``bits`` ascend."""
-    k = min(WORST_KEPT, ulp.size)
-    threshold = np.partition(ulp, ulp.size - k)[ulp.size - k]
-    above = np.flatnonzero(ulp > threshold)
-    order = above[np.lexsort((bits[above], -ulp[above]))]
-    # Ties at the threshold (a shard of exact results has a million) come in bit order.
-    ties = np.flatnonzero(ulp == threshold)[:k - len(order)]
-    order = np.concatenate([order, ties])
-    return [[float(ulp[i]), int(bits[i]), float(x64[i]), float(y64[i]), float(rounded[i])] for i in order]
-
-
-# --- merging -----------------------------------------------------------------------------
-
-
-def merge_summaries(a, b):
-    """The summary of two disjoint sets of shards. Associative and commutative up to the
-    order of float additions in ``ulp_sum`` and ``seconds`` (merge in shard order for
-    results that agree to the bit)."""
-    max_ulp = [m for m in (a["max_ulp"], b["max_ulp"]) if m is not None]
-    examples = {}
-    for name in set(a["class_examples"]) | set(b["class_examples"]):
-        both = a["class_examples"].get(name, []) + b["class_examples"].get(name, [])
-        examples[name] = sorted(both)[:EXAMPLES_KEPT]
-    return {
-        "index": min(a["index"], b["index"]), "start": min(a["start"], b["start"]),
-        "stop": max(a["stop"], b["stop"]),
-        "points": a["points"] + b["points"], "seconds": a["seconds"] + b["seconds"],
-        "errors": a["errors"] + b["errors"],
-        "disagreements": a["disagreements"] + b["disagreements"],
-        "correctly_rounded": a["correctly_rounded"] + b["correctly_rounded"],
-        "within_1ulp": a["within_1ulp"] + b["within_1ulp"],
-        "measured": a["measured"] + b["measured"], "ulp_sum": a["ulp_sum"] + b["ulp_sum"],
-        "failing": a["failing"] + b["failing"],
-        "conventions": _merge_conventions(a["conventions"], b["conventions"]),
-        "max_ulp": max(max_ulp) if max_ulp else None,
-        "histogram": [x + y for x, y in zip(a["histogram"], b["histogram"])],
-        "classes": {name: a["classes"][name] + b["classes"][name] for name in CLASS_NAMES},
-        "class_examples": examples,
-        "worst": sorted(a["worst"] + b["worst"], key=lambda w: (-w[0], w[1]))[:WORST_KEPT],
-        "oracle_points": a["oracle_points"] + b["oracle_points"],
-        "fast_decided": a["fast_decided"] + b["fast_decided"],
-        "output_dtypes": sorted(set(a["output_dtypes"]) | set(b["output_dtypes"])),
-    }
-
-
-def _merge_conventions(a, b):
-    merged = {name: dict(entry) for name, entry in a.items()}
-    for name, entry in b.items():
-        if name in merged:
-            merged[name]["points"] += entry["points"]
-            merged[name]["max_ulp"] = max(merged[name]["max_ulp"], entry["max_ulp"])
-        else:
-            merged[name] = dict(entry)
-    return merged
-
-
-def _merge_in_order(summaries):
-    ordered = sorted(summaries, key=lambda s: s["index"])
-    merged = ordered[0]
-    for summary in ordered[1:]:
-        merged = merge_summaries(merged, summary)
-    return merged
-
-
-def _p99_from_histogram(histogram, measured):
-    if not measured:
-        return None
-    needed = math.ceil(0.99 * measured)
-    running = 0
-    for upper, count in zip(HISTOGRAM_EDGES + (math.inf,), histogram):
-        running += count
-        if running >= needed:
-            return upper
-    return math.inf
 
 
 # --- executors: where shards run ---------------------------------------------------------
@@ -907,13 +534,15 @@ def run_sweep(function, backend_name, fmt, lo=None, hi=None, *, device="cpu", wo
     finally:
         if runner is not executor:  # made here: ours to close (a caller's stays open)
             runner.close()
-    merged = _merge_in_order(finished.values())
-    return _accuracy_record(info, spec, fmt, merged, {
-        "range": [_bits_text(lo, fmt), _bits_text(hi, fmt)], "exhaustive": exhaustive,
+    merged = merge_in_order(finished.values())
+    scope = "exhaustive" if exhaustive else "range"
+    return accuracy_record(info["name"], spec.name, fmt, merged, {
+        "scope": f"{scope} {pattern_hex(lo, fmt)}..{pattern_hex(hi, fmt)}: {merged['points']:,} points",
+        "range": [pattern_hex(lo, fmt), pattern_hex(hi, fmt)], "exhaustive": exhaustive,
         "shards": len(tasks), "shard_size": shard_size, "resumed_shards": len(tasks) - len(pending),
         "seed": int(seed), "sample": int(sample), "executor": runner.name,
         "wall_seconds": time.perf_counter() - started, "backend_version": info["version"],
-    }), info
+    }, section_name="sweep"), info
 
 
 def exhaustive_records(backend_name, *, device="cpu", functions=None, formats=("float16", "bfloat16"),
@@ -946,76 +575,9 @@ def _missing(info, function, fmt):
     return None
 
 
-def _empty_classes():
-    return {name: 0 for name in CLASS_NAMES}
-
-
 def _skip_record(info, spec, fmt, reason):
     return record(info["name"], spec.name, fmt.name, "accuracy", status="skip", message=reason,
                   budget=spec.budgets.get(fmt.name))
-
-
-def _worst_entry(fmt, worst):
-    ulp, bits, x, y, expected = worst
-    return {"input": [x], "input_hex": [x.hex()], "input_bits": [_bits_text(bits, fmt)],
-            "output": y, "expected": expected, "ulp": ulp}
-
-
-def _accuracy_record(info, spec, fmt, merged, sweep):
-    budget = spec.budgets.get(fmt.name)
-    measured = merged["measured"]
-    points = merged["points"]
-    failures = {name: n for name, n in merged["classes"].items() if n and name != ruler.UNDECIDED}
-    problems = []
-    if merged["errors"]:
-        problems.append(f"the backend failed on {len(merged['errors'])} shard(s): {merged['errors'][0]}")
-    if merged["disagreements"]:
-        first = merged["disagreements"][0]
-        problems.append(
-            f"REFACT BUG: the fast truth disagrees with mpmath at {len(merged['disagreements'])} "
-            f"point(s), first {spec.name}({first['input_bits']}) fast {first['fast_rounded']!r} "
-            f"vs mpmath {first['oracle_rounded']!r}; the mpmath value was used")
-    if problems:
-        status = "error"
-    elif merged["failing"]:
-        status = "fail"
-    else:
-        status = "convention" if merged["conventions"] else "pass"
-    worst = [_worst_entry(fmt, w) for w in merged["worst"]]
-    where = f" at {worst[0]['input_bits'][0]}" if worst else ""
-    max_text = "no measured points" if merged["max_ulp"] is None else f"max {merged['max_ulp']:.3g} ULP{where}"
-    details = [f"{name} {n:,}" for name, n in failures.items()]
-    if merged["failing"]:
-        details.insert(0, f"{merged['failing']:,} points outside the budget of {budget:g} ULP")
-    details += [f"{entry['points']:,} points covered by the convention {name}"
-                for name, entry in sorted(merged["conventions"].items())]
-    message = "; ".join(problems + [
-        f"{'exhaustive' if sweep['exhaustive'] else 'range'} {sweep['range'][0]}..{sweep['range'][1]}: "
-        f"{points:,} points, {max_text}"] + details)
-    dtypes = [d for d in merged["output_dtypes"] if d != fmt.name]
-    if dtypes:
-        message += f"; results came back as {', '.join(dtypes)}"
-    sweep = dict(sweep)
-    sweep.update(
-        oracle_points=merged["oracle_points"], fast_decided=merged["fast_decided"],
-        seconds=merged["seconds"], output_dtypes=merged["output_dtypes"],
-        histogram={"upper_edges": list(HISTOGRAM_EDGES) + [math.inf], "counts": merged["histogram"]},
-        class_examples={name: [_bits_text(b, fmt) for b in bits]
-                        for name, bits in sorted(merged["class_examples"].items())},
-        disagreements=merged["disagreements"], backend_errors=merged["errors"][:DISAGREEMENTS_KEPT],
-        fast_truth={"relative_bound": fastpath.RELATIVE_BOUND, "absolute_bound": fastpath.ABSOLUTE_BOUND,
-                    "why": fast_truth_of(spec.name).why},
-    )
-    return record(
-        info["name"], spec.name, fmt.name, "accuracy", status=status, message=message, budget=budget,
-        classes_counted=merged["classes"], points=points, max_ulp=merged["max_ulp"],
-        p99_ulp=_p99_from_histogram(merged["histogram"], measured),
-        mean_ulp=merged["ulp_sum"] / measured if measured else None,
-        correctly_rounded=merged["correctly_rounded"] / points if points else None,
-        within_1ulp=merged["within_1ulp"] / points if points else None,
-        convention=convention_field([{"name": name, **entry} for name, entry in sorted(merged["conventions"].items())]),
-        worst=worst, case_sets={"exhaustive" if sweep["exhaustive"] else "sweep_range": points}, sweep=sweep,
-    )
 
 
 def sweep_report(records, backends, seed=0):

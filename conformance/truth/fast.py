@@ -53,8 +53,8 @@ from refact.conformance.numbers.formats import (
 )
 
 __all__ = [
-    "RELATIVE_BOUND", "ABSOLUTE_BOUND", "FastTruth", "numpy_candidate", "hard_sigmoid_exact_at",
-    "DecidedTruth", "decide",
+    "RELATIVE_BOUND", "ABSOLUTE_BOUND", "EXTENDED", "EXTENDED_RELATIVE_BOUND", "FastTruth",
+    "numpy_candidate", "hard_sigmoid_exact_at", "DecidedTruth", "decide", "EXTENDED_FORMULAS",
 ]
 
 RELATIVE_BOUND = 2.0 ** -48
@@ -84,6 +84,12 @@ class FastTruth:
     why: str
     exact_zero: object
     exact_at: object = None
+
+    @property
+    def extended(self):
+        """The second formula in extended precision (:data:`EXTENDED_FORMULAS`), or None
+        where this platform's long double is no wider than float64 or none is written."""
+        return EXTENDED_FORMULAS.get(self.function) if EXTENDED else None
 
 
 def _numpy_impl():
@@ -136,6 +142,11 @@ class DecidedTruth:
     binade_known: np.ndarray
     ulp: np.ndarray
     exact_zero: np.ndarray
+    #: the candidate in units of the spacing at its binade, signed, as two float64
+    #: (``units_lo`` is 0 for a float64 candidate), and that spacing's log2
+    units: np.ndarray = None
+    units_lo: np.ndarray = None
+    ulp_exponent: np.ndarray = None
 
 
 def decide(fast_truth, x64, fmt):
@@ -153,7 +164,9 @@ def decide(fast_truth, x64, fmt):
     """
     fmt = get_format(fmt)
     if fmt == FLOAT64:
-        raise ValueError("a float64 candidate cannot decide rounding to float64")
+        if fast_truth.extended is None:
+            raise ValueError(f"no extended-precision candidate decides {fast_truth.function} in float64 here")
+        return decide_extended(fast_truth, x64)
     t64 = fast_truth.evaluate(x64)
     units, ulp_exponent = scaled_by_ulp(t64, fmt)
     nearest = np.rint(units)
@@ -187,4 +200,110 @@ def decide(fast_truth, x64, fmt):
     binade_known = ~finite_nonzero | ~(near_bottom | near_top)
     ulp = np.where(np.isfinite(t64), power_of_two(ulp_exponent), np.abs(t64))
     exact_zero = np.asarray(fast_truth.exact_zero(x64), dtype=bool)
-    return DecidedTruth(t64, rounded, decided, binade_known, ulp, exact_zero)
+    return DecidedTruth(t64, rounded, decided, binade_known, ulp, exact_zero,
+                        np.copysign(units, t64), np.zeros_like(units), ulp_exponent)
+
+
+# --- float64: a second formula in extended precision -------------------------------------
+#
+# float64 results are decided by the same rule one level up: a candidate in the
+# platform's long double (x87 80-bit extended on x86-64, 64 significant bits; IEEE quad
+# on aarch64 Linux, 113), with a stated bound, decides the rounding to float64 where its
+# interval holds no float64 midpoint. The formulas are written afresh, not taken from
+# numpy_impl: they are the textbook forms, which are stable in 11 extra bits (no
+# two-sums needed), so the numpy backend, whose float64 code is numpy_impl's, is never
+# judged by its own formulas. They also serve the narrow formats as a second formula: a
+# conformance run compares the float64 candidate with them on every point.
+#
+# Why the bound holds: each formula is at most four long double operations, each within
+# one unit in the last place of long double (glibc's expl, logl, log1pl are below one;
+# + and / are correctly rounded), on an exactly converted float64 input, with no
+# cancellation (the terms of each sum have one sign; logit's 2p - 1 and 1 - p are exact
+# where its second form is used). Four units of 2**-63 are 2**-61; the stated bound,
+# 2**-59, leaves a factor of 4 above that and of 7 above the largest error measured
+# against mpmath, 2**-61.9 (tests/conformance/truth/test_fast.py). Values below long double's normal range (2**-16382) are far
+# below every format's smallest subnormal and round to zero in all of them.
+
+EXTENDED = np.finfo(np.longdouble).nmant >= 63
+EXTENDED_RELATIVE_BOUND = 2.0 ** -59
+_LD = np.longdouble
+
+
+def _softplus_ld(x):
+    return np.maximum(x, _LD(0)) + np.log1p(np.exp(-np.abs(x)))
+
+
+def _sigmoid_ld(x):
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _sigmoid_grad_ld(x):
+    e = np.exp(-np.abs(x))
+    return e / ((1 + e) * (1 + e))
+
+
+def _log_sigmoid_ld(x):
+    return -_softplus_ld(-x)
+
+
+def _logit_ld(p):
+    # Below 1/4: log p - log(1 - p), terms of opposite sign but |log p| > 4.8 |log1p(-p)|,
+    # so no cancellation. From 1/4 on, 2p - 1 and 1 - p are exact (p has 53 bits) and
+    # log1p((2p - 1) / (1 - p)) keeps the relative accuracy next to 1/2.
+    low = np.log(p) - np.log1p(-p)
+    high = np.log1p((2 * p - 1) / (1 - p))
+    return np.where(p < 0.25, low, high)
+
+
+def _hard_sigmoid_ld(x):
+    return np.clip((x + 3) / 6, _LD(0), _LD(1))
+
+
+#: function -> formula on long double arrays (ndtr and probit have none: numpy has no
+#: long double erfc, so the oracle decides their float64 points)
+EXTENDED_FORMULAS = {
+    "sigmoid": _sigmoid_ld, "sigmoid_grad": _sigmoid_grad_ld, "log_sigmoid": _log_sigmoid_ld,
+    "softplus": _softplus_ld, "logit": _logit_ld, "hard_sigmoid": _hard_sigmoid_ld,
+}
+
+
+def extended_candidate(fast_truth, x64):
+    """The extended-precision candidate at the float64 inputs ``x64`` (long double array)."""
+    with np.errstate(all="ignore"):
+        return fast_truth.extended(np.asarray(x64, dtype=np.float64).astype(_LD))
+
+
+def decide_extended(fast_truth, x64):
+    """:func:`decide` for float64, from the extended candidate ``t``.
+
+    ``hi = fl64(t)`` is the rounding of the candidate; it is that of the truth when the
+    distance from ``t`` to the float64 midpoint on its side, half the gap to the
+    neighbour toward ``t``, exceeds the radius (all in long double, where ``t - hi`` and
+    the gaps are exact). The truth's binade is open where the radius reaches a power of
+    two; a finite candidate past float64's range is left to the oracle.
+    """
+    t = extended_candidate(fast_truth, x64)
+    with np.errstate(all="ignore"):
+        hi = t.astype(np.float64)
+        rest = t - hi.astype(_LD)
+        finite_nonzero = np.isfinite(t) & (t != 0)
+        toward = np.nextafter(hi, np.where(rest < 0, -np.inf, np.inf))
+        half_gap = np.abs(toward.astype(_LD) - hi.astype(_LD)) / 2
+        magnitude = np.abs(t)
+        radius = magnitude * _LD(EXTENDED_RELATIVE_BOUND + 2.0 ** -61)
+        decided = ~finite_nonzero | (half_gap - np.abs(rest) > radius)
+        decided &= ~(finite_nonzero & np.isinf(hi))
+        # the binade of the truth: that of t unless the radius reaches a power of two
+        fraction, exponent = np.frexp(magnitude)
+        binade = np.where(finite_nonzero, exponent.astype(np.int64) - 1, FLOAT64.emin)
+        power = np.ldexp(_LD(1), binade.astype(np.int32))
+        binade_known = ~finite_nonzero | (binade < FLOAT64.emin) | (
+            (magnitude - power > radius) & (2 * power - magnitude > radius))
+        ulp_exponent = np.maximum(binade, FLOAT64.emin) - (FLOAT64.precision - 1)
+        units_ld = np.ldexp(t, (-ulp_exponent).astype(np.int32))
+        units = units_ld.astype(np.float64)
+        units_lo = np.where(np.isfinite(units), (units_ld - units.astype(_LD)).astype(np.float64), 0.0)
+    ulp = np.where(np.isfinite(hi), np.ldexp(1.0, ulp_exponent.astype(np.int32)), np.abs(hi))
+    exact_zero = np.asarray(fast_truth.exact_zero(np.asarray(x64, dtype=np.float64)), dtype=bool)
+    return DecidedTruth(hi, hi, decided, binade_known, ulp, exact_zero, units, units_lo, ulp_exponent)

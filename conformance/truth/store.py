@@ -29,7 +29,7 @@ from pathlib import Path
 
 __all__ = [
     "GOLDEN_FILE", "SCHEMA", "golden_records", "golden_thresholds", "golden_data", "forget_golden",
-    "cache_path", "cache_get", "cache_put", "cache_clear", "atomic_write_text", "UnwritablePath",
+    "cache_directory", "cache_path", "cache_get", "cache_put", "cache_clear", "atomic_write_text", "atomic_write_bytes", "UnwritablePath",
 ]
 
 GOLDEN_FILE = Path(__file__).parent.parent / "data" / "golden.json.gz"
@@ -108,14 +108,19 @@ def _checksum(key, record, version):
     return hashlib.sha256(f"{int(version)}\0{key}\0{record}".encode()).hexdigest()
 
 
-def cache_path():
-    """The sqlite3 file of the disk cache, or None when caching is disabled."""
+def cache_directory():
+    """The directory of the disk caches (``REFACT_CACHE_DIR``, else ~/.cache/refact), or
+    None when caching is disabled (the variable set to an empty string)."""
     directory = os.environ.get("REFACT_CACHE_DIR")
     if directory is None:
         directory = os.path.join(os.path.expanduser("~"), ".cache", "refact")
-    if not directory:
-        return None
-    return os.path.join(directory, "oracle.sqlite3")
+    return directory or None
+
+
+def cache_path():
+    """The sqlite3 file of the disk cache, or None when caching is disabled."""
+    directory = cache_directory()
+    return None if directory is None else os.path.join(directory, "oracle.sqlite3")
 
 
 def _connection_key(version):
@@ -313,9 +318,14 @@ def _refuse_unless_regular(path):
 
 
 def atomic_write_text(path, text):
-    """Replace the regular file at ``path`` with ``text`` (UTF-8) all at once.
+    """:func:`atomic_write_bytes` of ``text`` in UTF-8."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
-    The text goes to a temporary file in the same directory (``os.replace`` is atomic only
+
+def atomic_write_bytes(path, data):
+    """Replace the regular file at ``path`` with ``data`` all at once.
+
+    The data goes to a temporary file in the same directory (``os.replace`` is atomic only
     within one filesystem), is flushed and fsynced, then renamed over ``path``: a reader, or
     whoever looks after a crash, sees the old file or the new one, never part of one.
     Missing parent directories are created.
@@ -324,6 +334,7 @@ def atomic_write_text(path, text):
     a regular file sits at ``path`` (left untouched), and when the directory cannot be
     made or written or the disk is full; no temporary file is left behind either way.
     """
+    data = memoryview(data)
     path = Path(path)
     directory = path.parent
     try:
@@ -339,7 +350,6 @@ def atomic_write_text(path, text):
         raise _unwritable(path, error) from error
     try:
         try:
-            data = memoryview(text.encode("utf-8"))
             while data:
                 data = data[os.write(descriptor, data):]
             os.fsync(descriptor)

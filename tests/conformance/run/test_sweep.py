@@ -91,7 +91,7 @@ def test_classify_array_agrees_with_errors_classify(name):
     codes = ruler.classify_array(y, rounded, fmt, exact_zero)
     for yi, ti, code in zip(y.tolist(), t, codes.tolist()):
         expected = ruler.classify(yi, ti, fmt)
-        got = None if code == 0 else sweep.CLASS_NAMES[code - 1]
+        got = None if code == 0 else ruler.ALL_CLASSES[code - 1]
         assert got == expected, (yi, ti)
 
 
@@ -123,7 +123,7 @@ def test_ulp_error_array_agrees_with_errors_ulp_error(name):
 @pytest.mark.parametrize("function", sorted(catalog.FAST_TRUTHS))
 def test_fast_truth_exact_zeros_are_the_catalogs(function):
     spec = get_function(function)
-    x = np.concatenate([sweep.bits_to_float64(np.arange(1 << 16), "float16"),
+    x = np.concatenate([formats.values_of_bits(np.arange(1 << 16), "float16"),
                         [0.5, 1.0, 3.0, -3.0, 1e30, -1e30, math.inf, -math.inf, -2.9999998]])
     declared = catalog.fast_truth_of(function).exact_zero(x)
     for value, zero in zip(x.tolist(), declared.tolist()):
@@ -248,7 +248,7 @@ def test_float32_range_agrees_with_pure_mpmath(backend):
         for i, (rounded, cls, ulp) in zip(picked.tolist(), reference):
             assert formats.same_value(float(points.rounded[i]), rounded)
             code = points.codes[i]
-            assert (None if code == 0 else sweep.CLASS_NAMES[code - 1]) == cls
+            assert (None if code == 0 else ruler.ALL_CLASSES[code - 1]) == cls
             if ulp is not None:
                 # The fast path's ULP uses the float64 candidate: good to 2**-48 * 2**24.
                 assert abs(points.ulp[i] - ulp) <= 1e-6

@@ -1,0 +1,500 @@
+"""The one engine: a backend's outputs on an array of inputs, judged against their truths.
+
+``refact conform`` (on the dense sets of :mod:`refact.conformance.cases.dense`) and
+``refact sweep`` (on shards of bit patterns) judge the same way, here:
+
+1. :func:`judge`: every result gets a failure class or a ULP error against the truths of
+   :mod:`refact.conformance.truth.arrays`, by the ruler's definitions (array forms,
+   tested against the scalar ones), then the budget and the backend's conventions;
+2. :func:`summarise`: the judged points condensed into a mergeable summary (counts, ULP
+   histogram, largest errors, class examples), merged associatively
+   (:func:`merge_summaries`);
+3. :func:`search_worst`: around the worst points, their neighbours in ULP space, judged
+   the same way, until the largest error stops growing or the rounds run out;
+4. :func:`accuracy_record`: the summary as one ``accuracy`` record of the report contract.
+
+Verdicts. A failure class is kept only where the value is wrong beyond the budget: a 0
+returned for a truth just above half the smallest subnormal (a near-tie: 0.5000x ULP) or
+the largest finite value for a truth just past the overflow threshold is an ordinary
+point with its ULP error, not a flush or a missing infinity. A sign of zero is a class
+(a wrong sign) whatever its size, and its severity is minor. A convention marked
+``flushes`` covers a zero only where the backend shows the mechanism: if it returns a
+nonzero subnormal anywhere in the same function and format, it does not flush there, and
+its zeros are failures (JAX's float16 sigmoid underflows ``exp`` and returns 0 below
+-11.09 while returning correct subnormals above).
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from refact.conformance.numbers import ruler
+from refact.conformance.numbers.formats import (
+    bits_of_ordinals, get_format, native_array, ordinal, ordinals_of_bits, pattern_hex, values_of_bits,
+)
+from refact.conformance.numbers.ruler import classify_array, same_values
+from refact.conformance.truth import fast as fastpath
+from refact.conformance.truth.arrays import oracle_units, point_truths
+from refact.conformance.truth.catalog import fast_truth_of, FAST_TRUTHS, get_function
+from refact.conformance.truth.oracle import truth_many
+from refact.conformance.run.records import convention_field, record
+
+__all__ = [
+    "HISTOGRAM_EDGES", "CLASS_NAMES", "WORST_KEPT", "Judged", "judge", "summarise", "empty_summary",
+    "merge_summaries", "merge_in_order", "p99_from_histogram", "search_worst", "accuracy_record",
+    "outputs_on", "plot_series",
+]
+
+WORST_KEPT = 10
+EXAMPLES_KEPT = 3
+DISAGREEMENTS_KEPT = 20
+# Upper edges of the ULP histogram: [0, 0.5] (correctly rounded), then four bins per
+# octave up to 2**43; one more bin above that. p99_ulp is read off these bins (the upper
+# edge of the bin holding the 99th percentile), so it is an upper bound to 2**(1/4).
+HISTOGRAM_EDGES = tuple(0.5 * 2.0 ** (k / 4) for k in range(4 * 44 + 1))
+CLASS_NAMES = ruler.ALL_CLASSES
+_UNDECIDED = ruler.CLASS_CODES[ruler.UNDECIDED]
+#: classes a small enough error turns back into an ordinary point (see the docstring)
+_SIZED_CLASSES = (ruler.CLASS_CODES["flush_to_zero"], ruler.CLASS_CODES["missing_inf"])
+
+
+def outputs_on(function, fmt, bits, *, backend):
+    """The backend's results at the bit patterns ``bits`` of ``fmt``, one native array in
+    and out: ``(float64 array, dtype name)``. Runs where the backend lives (its worker)."""
+    fmt = get_format(fmt)
+    native = backend.call(function, backend.from_numpy(native_array(bits, fmt)))
+    array = np.asarray(backend.to_numpy(native))
+    if array.shape != np.shape(bits):
+        raise ValueError(f"{function} returned shape {array.shape} for an input of shape {np.shape(bits)}")
+    return array.astype(np.float64), array.dtype.name
+
+
+@dataclass
+class Judged:
+    """Every point of an array, judged: what :func:`summarise` condenses.
+
+    ``codes``: class codes (0 = none; see :data:`CLASS_NAMES`); ``ulp``: ULP error where
+    ``codes == 0``; ``covered``: index into ``conventions`` of the documented convention
+    covering a point outside the budget (-1: none); ``rounded``: the correctly rounded
+    truths (the oracle's where it was asked after the fact).
+    """
+
+    function: str
+    fmt: object
+    truths: object
+    y64: np.ndarray = None
+    rounded: np.ndarray = None
+    codes: np.ndarray = None
+    ulp: np.ndarray = None
+    covered: np.ndarray = None
+    exact_zero: np.ndarray = None
+    conventions: tuple = ()
+    errors: list = field(default_factory=list)
+    dtype: str = None
+    oracle_points: int = 0
+
+    @property
+    def bits(self):
+        return self.truths.bits
+
+    @property
+    def x64(self):
+        return self.truths.x
+
+
+def _ulp_errors(y64, units, units_lo, exponent, rounded):
+    with np.errstate(all="ignore"):
+        error = np.abs((np.ldexp(y64, -exponent) - units) - units_lo)
+    special = np.flatnonzero(~(np.isfinite(y64) & np.isfinite(units)))
+    if len(special):
+        error[special] = np.where(same_values(y64[special], rounded[special]), 0.0, np.inf)
+    return error
+
+
+def judge(function, fmt, truths, y64, conventions=(), *, oracle_cache=True):
+    """Judge the results ``y64`` against ``truths`` (a :class:`PointTruths`)."""
+    fmt = get_format(fmt)
+    budget = get_function(function).budgets.get(fmt.name)
+    y64 = np.asarray(y64, dtype=np.float64)
+    rounded = np.array(truths.rounded, dtype=np.float64)
+    units = np.array(truths.units, dtype=np.float64)
+    units_lo = np.array(truths.units_lo, dtype=np.float64)
+    exponent = np.array(truths.ulp_exponent, dtype=np.int64)
+    exact_zero = np.array(truths.exact_zero, dtype=bool)
+    # Where the truth's binade is open and the result is not the rounded truth, the
+    # spacing the error is measured in matters: mpmath settles it.
+    open_binade = np.flatnonzero(~np.asarray(truths.binade_known) & ~same_values(y64, rounded))
+    if len(open_binade):
+        answers = truth_many(function, [(x,) for x in truths.x[open_binade].tolist()], fmt, cache=oracle_cache)
+        for i, truth in zip(open_binade.tolist(), answers):
+            if truth.decided:
+                units[i], units_lo[i], exponent[i], exact_zero[i] = oracle_units(truth.exact, truth.rounded, fmt)
+                rounded[i] = truth.rounded
+    codes = classify_array(y64, rounded, fmt, exact_zero)
+    codes[~np.asarray(truths.decided)] = _UNDECIDED
+    ulp = _ulp_errors(y64, units, units_lo, exponent, rounded)
+    if budget is not None:
+        # a near-tie at the subnormal boundary or the overflow threshold is an ULP error
+        sized = np.isin(codes, _SIZED_CLASSES) & np.isfinite(y64) & (ulp <= budget)
+        codes[sized] = 0
+    ulp[codes != 0] = np.nan
+    judged = Judged(function, fmt, truths, y64, rounded, codes, ulp, exact_zero=exact_zero,
+                    oracle_points=len(open_binade))
+    _apply_conventions(judged, tuple(conventions), budget)
+    return judged
+
+
+def failing(judged, budget):
+    """Points outside the budget: a failure class, or a ULP error above ``budget``."""
+    with np.errstate(invalid="ignore"):
+        over = judged.ulp > budget if budget is not None else np.zeros(len(judged.ulp), dtype=bool)
+    return ((judged.codes != 0) & (judged.codes != _UNDECIDED)) | over
+
+
+def _shows_no_flush(judged):
+    """The backend returned a nonzero subnormal result: it does not flush here."""
+    y = np.abs(judged.y64)
+    return bool(np.any((y > 0) & (y < judged.fmt.smallest_normal)))
+
+
+def _apply_conventions(judged, conventions, budget):
+    """Mark the failing points a documented convention of the backend covers: the first
+    whose predicate accepts the point (its input and its truth), asked once per array
+    when the convention offers ``applies_array(x64, truth64, format_name)``, else once
+    per failing point (a passing point costs nothing)."""
+    judged.conventions = conventions
+    judged.covered = np.full(len(judged.y64), -1, dtype=np.int8)
+    if not conventions:
+        return
+    open_points = np.flatnonzero(failing(judged, budget))
+    truth64 = judged.truths.value() if len(open_points) else None
+    for k, convention in enumerate(conventions):
+        if not len(open_points):
+            break
+        if getattr(convention, "flushes", False) and _shows_no_flush(judged):
+            continue
+        x, t = judged.x64[open_points], truth64[open_points]
+        on_arrays = getattr(convention, "applies_array", None)
+        if on_arrays is not None:
+            accepted = np.asarray(on_arrays(x, t, judged.fmt.name), dtype=bool)
+        else:
+            accepted = np.array([convention.applies((xi,), ti, judged.fmt.name)
+                                 for xi, ti in zip(x.tolist(), t.tolist())], dtype=bool)
+        judged.covered[open_points[accepted]] = k
+        open_points = open_points[~accepted]
+
+
+# --- summaries -------------------------------------------------------------------------
+
+
+def empty_summary(index=0, start=0, stop=0, points=0):
+    return {
+        "index": index, "start": start, "stop": stop,
+        "points": points, "seconds": 0.0, "errors": [], "disagreements": [],
+        "correctly_rounded": 0, "within_1ulp": 0, "measured": 0, "ulp_sum": 0.0, "max_ulp": None,
+        "failing": 0, "histogram": [0] * (len(HISTOGRAM_EDGES) + 1),
+        "classes": {name: 0 for name in CLASS_NAMES}, "class_examples": {}, "conventions": {},
+        "worst": [], "oracle_points": 0, "fast_decided": 0, "output_dtypes": [],
+    }
+
+
+def summarise(judged, index=0, start=0, stop=0):
+    """The mergeable summary (plain JSON data) of a judged array.
+
+    A point a convention covers leaves the class counts and the ULP statistics and is
+    counted with its convention instead (its distance kept: inf for a class point);
+    ``failing`` counts the points outside the budget that nothing covers;
+    ``correctly_rounded`` counts the ordinary results equal to the rounded truth and
+    ``within_1ulp`` those within 1 ULP.
+    """
+    truths = judged.truths
+    summary = empty_summary(index, start, stop, len(truths))
+    summary["errors"] = list(judged.errors)
+    summary["disagreements"] = list(truths.disagreements)[:DISAGREEMENTS_KEPT]
+    summary["oracle_points"] = int(np.count_nonzero(truths.oracle)) + judged.oracle_points
+    summary["fast_decided"] = int(truths.fast_decided)
+    if judged.y64 is None:
+        return summary
+    fmt = judged.fmt
+    budget = get_function(judged.function).budgets.get(fmt.name)
+    bits, x64, y64, rounded, ulp = judged.bits, judged.x64, judged.y64, judged.rounded, judged.ulp
+    covered = judged.covered >= 0
+    codes = np.where(covered, np.int8(-1), judged.codes)  # -1: shown with its convention
+    summary["output_dtypes"] = [judged.dtype] if judged.dtype else []
+    summary["failing"] = int(np.count_nonzero(failing(judged, budget) & ~covered))
+    for k, convention in enumerate(judged.conventions):
+        mine = judged.covered == k
+        if mine.any():
+            distance = np.where(judged.codes[mine] == 0, ulp[mine], np.inf)
+            summary["conventions"][convention.name] = {
+                "summary": convention.summary, "reference": convention.reference,
+                "points": int(np.count_nonzero(mine)), "max_ulp": float(np.max(distance))}
+    for name, code in ruler.CLASS_CODES.items():
+        where = codes == code
+        summary["classes"][name] = int(np.count_nonzero(where))
+        if summary["classes"][name]:
+            summary["class_examples"][name] = [int(b) for b in bits[where][:EXAMPLES_KEPT]]
+    measured = codes == 0
+    errors_measured = ulp[measured]
+    summary["measured"] = int(errors_measured.size)
+    # either zero is the correctly rounded value of an exact zero
+    correct = same_values(y64, rounded) | (judged.exact_zero & (y64 == 0))
+    summary["correctly_rounded"] = int(np.count_nonzero(correct[measured]))
+    summary["within_1ulp"] = int(np.count_nonzero(errors_measured <= 1.0))
+    if errors_measured.size:
+        summary["ulp_sum"] = float(np.sum(errors_measured))
+        summary["max_ulp"] = float(np.max(errors_measured))
+        # Most points fall in the first bin (<= 0.5); only the others need searching.
+        above = errors_measured[errors_measured > HISTOGRAM_EDGES[0]]
+        bins = np.searchsorted(np.asarray(HISTOGRAM_EDGES), above, side="left")
+        histogram = np.bincount(bins, minlength=len(HISTOGRAM_EDGES) + 1)
+        histogram[0] = errors_measured.size - above.size
+        summary["histogram"] = histogram.tolist()
+        summary["worst"] = _worst_points(bits[measured], x64[measured], y64[measured],
+                                         rounded[measured], errors_measured)
+    # the worst failures too, ranked above every ordinary point (inf)
+    failures = np.flatnonzero((codes > 0) & (codes != _UNDECIDED))[:WORST_KEPT]
+    summary["worst"] = sorted(
+        [[math.inf, int(bits[i]), float(x64[i]), float(y64[i]), float(rounded[i]), CLASS_NAMES[codes[i] - 1]]
+         for i in failures.tolist()] + summary["worst"], key=lambda w: (-w[0], w[1]))[:WORST_KEPT]
+    return summary
+
+
+def _worst_points(bits, x64, y64, rounded, ulp):
+    """The WORST_KEPT largest errors, ties broken by the smaller bit pattern (so the
+    choice does not depend on how the range was cut into shards). ``bits`` ascend."""
+    k = min(WORST_KEPT, ulp.size)
+    threshold = np.partition(ulp, ulp.size - k)[ulp.size - k]
+    above = np.flatnonzero(ulp > threshold)
+    order = above[np.lexsort((bits[above], -ulp[above]))]
+    # Ties at the threshold (a shard of exact results has a million) come in bit order.
+    ties = np.flatnonzero(ulp == threshold)[:k - len(order)]
+    order = np.concatenate([order, ties])
+    return [[float(ulp[i]), int(bits[i]), float(x64[i]), float(y64[i]), float(rounded[i]), None]
+            for i in order]
+
+
+def merge_summaries(a, b):
+    """The summary of two disjoint sets of points. Associative and commutative up to the
+    order of float additions in ``ulp_sum`` and ``seconds`` (merge in shard order for
+    results that agree to the bit)."""
+    max_ulp = [m for m in (a["max_ulp"], b["max_ulp"]) if m is not None]
+    examples = {}
+    for name in set(a["class_examples"]) | set(b["class_examples"]):
+        both = a["class_examples"].get(name, []) + b["class_examples"].get(name, [])
+        examples[name] = sorted(both)[:EXAMPLES_KEPT]
+    return {
+        "index": min(a["index"], b["index"]), "start": min(a["start"], b["start"]),
+        "stop": max(a["stop"], b["stop"]),
+        "points": a["points"] + b["points"], "seconds": a["seconds"] + b["seconds"],
+        "errors": a["errors"] + b["errors"],
+        "disagreements": a["disagreements"] + b["disagreements"],
+        "correctly_rounded": a["correctly_rounded"] + b["correctly_rounded"],
+        "within_1ulp": a["within_1ulp"] + b["within_1ulp"],
+        "measured": a["measured"] + b["measured"], "ulp_sum": a["ulp_sum"] + b["ulp_sum"],
+        "failing": a["failing"] + b["failing"],
+        "conventions": _merge_conventions(a["conventions"], b["conventions"]),
+        "max_ulp": max(max_ulp) if max_ulp else None,
+        "histogram": [x + y for x, y in zip(a["histogram"], b["histogram"])],
+        "classes": {name: a["classes"][name] + b["classes"][name] for name in CLASS_NAMES},
+        "class_examples": examples,
+        "worst": sorted(a["worst"] + b["worst"], key=lambda w: (-w[0], w[1]))[:WORST_KEPT],
+        "oracle_points": a["oracle_points"] + b["oracle_points"],
+        "fast_decided": a["fast_decided"] + b["fast_decided"],
+        "output_dtypes": sorted(set(a["output_dtypes"]) | set(b["output_dtypes"])),
+    }
+
+
+def _merge_conventions(a, b):
+    merged = {name: dict(entry) for name, entry in a.items()}
+    for name, entry in b.items():
+        if name in merged:
+            merged[name]["points"] += entry["points"]
+            merged[name]["max_ulp"] = max(merged[name]["max_ulp"], entry["max_ulp"])
+        else:
+            merged[name] = dict(entry)
+    return merged
+
+
+def merge_in_order(summaries):
+    ordered = sorted(summaries, key=lambda s: s["index"])
+    merged = ordered[0]
+    for summary in ordered[1:]:
+        merged = merge_summaries(merged, summary)
+    return merged
+
+
+def p99_from_histogram(histogram, measured):
+    if not measured:
+        return None
+    needed = math.ceil(0.99 * measured)
+    running = 0
+    for upper, count in zip(HISTOGRAM_EDGES + (math.inf,), histogram):
+        running += count
+        if running >= needed:
+            return upper
+    return math.inf
+
+
+# --- the worst-case search ----------------------------------------------------------------
+
+#: Offsets, in ulps, of the neighbours asked around each worst point every round.
+SEARCH_OFFSETS = np.unique(np.concatenate([
+    np.arange(-16, 17), [s * 2 ** k for k in range(5, 21) for s in (-3, -2, -1, 1, 2, 3)]])).astype(np.int64)
+SEARCH_SEEDS = 16
+SEARCH_ROUNDS = 6
+
+
+def search_worst(function, fmt, judged, evaluate, conventions=(), *, rounds=SEARCH_ROUNDS,
+                 seeds=SEARCH_SEEDS, oracle_cache=True):
+    """Search around the largest errors of ``judged`` for larger ones, in the manner of
+    the black-box search of Zimmermann's accuracy tables: each round asks the neighbours
+    (:data:`SEARCH_OFFSETS` ulps away) of the ``seeds`` worst ordinary points not yet
+    asked, judges them like the others (``evaluate(bits) -> (y64, dtype)`` calls the
+    backend) and goes on from the new worst, until a round finds nothing larger.
+    Returns ``(summary of the new points, figures)``; points already judged are skipped."""
+    fmt = get_format(fmt)
+    seen = set(judged.bits.tolist())
+    summaries = []
+    best = np.nanmax(judged.ulp) if np.any(np.isfinite(judged.ulp)) else None
+    before = None if best is None else float(best)
+    frontier = _worst_bits(judged, seeds)
+    asked = 0
+    for _ in range(rounds):
+        if not len(frontier):
+            break
+        ordinals = (ordinals_of_bits(frontier, fmt)[:, None] + SEARCH_OFFSETS[None, :]).ravel()
+        limit = ordinal(fmt.largest_finite, fmt)
+        ordinals = np.unique(np.clip(ordinals, -limit, limit))
+        candidates = bits_of_ordinals(ordinals, fmt)
+        fresh = np.array([b for b in candidates.tolist() if b not in seen], dtype=np.uint64)
+        if not len(fresh):
+            break
+        seen.update(fresh.tolist())
+        asked += len(fresh)
+        x64 = values_of_bits(fresh, fmt)
+        truths = point_truths(function, fmt, x64, bits=fresh, sample=0, cache=oracle_cache)
+        y64, dtype = evaluate(fresh)
+        found = judge(function, fmt, truths, y64, conventions, oracle_cache=oracle_cache)
+        found.dtype = dtype
+        summaries.append(summarise(found, index=len(summaries) + 1))
+        top = np.nanmax(found.ulp) if np.any(np.isfinite(found.ulp)) else None
+        if top is None or (best is not None and top <= best):
+            break
+        best = top
+        frontier = _worst_bits(found, seeds)
+    figures = {"points": asked, "rounds": len(summaries), "max_ulp_before": before,
+               "max_ulp_after": None if best is None else float(best)}
+    return (merge_in_order(summaries) if summaries else None), figures
+
+
+def _worst_bits(judged, seeds):
+    ordinary = np.flatnonzero(np.isfinite(judged.ulp) & (judged.covered < 0))
+    if not len(ordinary):
+        return np.zeros(0, dtype=np.uint64)
+    k = min(seeds, len(ordinary))
+    top = ordinary[np.argsort(-judged.ulp[ordinary], kind="stable")[:k]]
+    return judged.bits[top]
+
+
+# --- the record ---------------------------------------------------------------------------
+
+
+def _worst_entry(fmt, worst):
+    ulp, bits, x, y, expected, kind = worst
+    entry = {"input": [x], "input_hex": [x.hex()], "input_bits": [pattern_hex(bits, fmt)],
+             "output": y, "expected": expected, "ulp": None if kind else ulp}
+    if kind:
+        entry["class"] = kind
+    return entry
+
+
+def accuracy_record(backend_name, function, fmt, merged, section, section_name="engine"):
+    """The ``accuracy`` record of a merged summary; ``section`` (the sweep's or the
+    engine's own figures) is kept under ``section_name``."""
+    spec = get_function(function)
+    fmt = get_format(fmt)
+    budget = spec.budgets.get(fmt.name)
+    measured = merged["measured"]
+    points = merged["points"]
+    failures = {name: n for name, n in merged["classes"].items() if n and name != ruler.UNDECIDED}
+    problems = []
+    if merged["errors"]:
+        problems.append(f"the backend failed on {len(merged['errors'])} array(s): {merged['errors'][0]}")
+    if merged["disagreements"]:
+        first = merged["disagreements"][0]
+        problems.append(
+            f"REFACT BUG: the fast truth disagrees ({first.get('kind', 'rounding')}) at "
+            f"{len(merged['disagreements'])} point(s), first {spec.name}({first['input_bits']}) "
+            f"= {spec.name}({first['input']!r}); "
+            f"the mpmath value was used where it was asked")
+    if problems:
+        status = "error"
+    elif merged["failing"]:
+        status = "fail"
+    else:
+        status = "convention" if merged["conventions"] else "pass"
+    worst = [_worst_entry(fmt, w) for w in merged["worst"]]
+    ordinary = [w for w in worst if "class" not in w]
+    where = f" at {ordinary[0]['input_bits'][0]}" if ordinary else ""
+    max_text = "no measured points" if merged["max_ulp"] is None else f"max {merged['max_ulp']:.3g} ULP{where}"
+    details = [f"{name} {n:,}" for name, n in failures.items()]
+    if merged["failing"]:
+        details.insert(0, f"{merged['failing']:,} points outside the budget of {budget:g} ULP")
+    details += [f"{entry['points']:,} points covered by the convention {name}"
+                for name, entry in sorted(merged["conventions"].items())]
+    scope = section.get("scope", f"{points:,} points")
+    message = "; ".join(problems + [f"{scope}: {max_text}"] + details)
+    dtypes = [d for d in merged["output_dtypes"] if d != fmt.name]
+    if dtypes:
+        message += f"; results came back as {', '.join(dtypes)}"
+    section = dict(section)
+    section.update(
+        oracle_points=merged["oracle_points"], fast_decided=merged["fast_decided"],
+        seconds=merged["seconds"], output_dtypes=merged["output_dtypes"],
+        histogram={"upper_edges": list(HISTOGRAM_EDGES) + [math.inf], "counts": merged["histogram"]},
+        class_examples={name: [pattern_hex(b, fmt) for b in bits]
+                        for name, bits in sorted(merged["class_examples"].items())},
+        disagreements=merged["disagreements"], backend_errors=merged["errors"][:DISAGREEMENTS_KEPT],
+        fast_truth=_fast_truth_text(spec.name, fmt),
+    )
+    section.pop("scope", None)
+    return record(
+        backend_name, spec.name, fmt.name, "accuracy", status=status, message=message, budget=budget,
+        classes_counted=merged["classes"], points=points, max_ulp=merged["max_ulp"],
+        p99_ulp=p99_from_histogram(merged["histogram"], measured),
+        mean_ulp=merged["ulp_sum"] / measured if measured else None,
+        correctly_rounded=merged["correctly_rounded"] / points if points else None,
+        within_1ulp=merged["within_1ulp"] / points if points else None,
+        convention=convention_field([{"name": name, **entry} for name, entry in sorted(merged["conventions"].items())]),
+        worst=worst[:5], **{section_name: section},
+    )
+
+
+def _fast_truth_text(function, fmt):
+    truth = FAST_TRUTHS.get(function)
+    if truth is None:
+        return None
+    if fmt.name == "float64":
+        if truth.extended is None:
+            return {"why": "no extended-precision formula: mpmath decided every point"}
+        return {"relative_bound": fastpath.EXTENDED_RELATIVE_BOUND,
+                "why": "textbook formula in long double (see refact.conformance.truth.fast)"}
+    return {"relative_bound": fastpath.RELATIVE_BOUND, "absolute_bound": fastpath.ABSOLUTE_BOUND,
+            "why": fast_truth_of(function).why}
+
+
+def plot_series(judged, limit=1500, seed=0):
+    """At most ``limit`` judged points for a plot: the largest errors, every failure up
+    to half the limit, and an even sample of the rest; ``(x, ulp)`` lists (ULP None for a
+    class point)."""
+    n = len(judged.x64)
+    finite_x = np.isfinite(judged.x64)
+    bad = np.flatnonzero(finite_x & ((judged.codes > 0) & (judged.codes != _UNDECIDED)))[: limit // 4]
+    ordinary = np.flatnonzero(finite_x & np.isfinite(judged.ulp))
+    largest = ordinary[np.argsort(-judged.ulp[ordinary], kind="stable")[: limit // 4]] if len(ordinary) else ordinary
+    rest = np.random.default_rng(seed).choice(n, size=min(n, limit // 2), replace=False)
+    chosen = np.unique(np.concatenate([bad, largest, rest[finite_x[rest]]]))
+    ulp = judged.ulp[chosen]
+    return judged.x64[chosen].tolist(), [None if u != u else float(u) for u in ulp.tolist()]
