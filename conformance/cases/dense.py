@@ -21,7 +21,9 @@
                               (every binade down to the subnormals), and for a
                               probability the patterns just below 1 as densely
   whole range                 log-uniform magnitudes with a random sign, random
-                              finite patterns, and the special values
+                              finite patterns, and the special values (for a
+                              probability only those in [0, 1]: what it gives
+                              outside is the special-value check's)
   ==========================  ====================================================
 
 The set depends on ``(function, format, seed)`` only; a conformance run computes its
@@ -35,7 +37,7 @@ import numpy as np
 
 from refact.conformance.cases.sets import threshold_names, threshold_values
 from refact.conformance.numbers.formats import (
-    bits_of_ordinals, bits_of_values, get_format, ordinal, round_to_format_array,
+    bits_of_ordinals, bits_of_values, get_format, ordinal, round_to_format_array, values_of_bits,
 )
 from refact.conformance.truth.catalog import get_function
 
@@ -125,27 +127,30 @@ def _specials(fmt):
     return bits_of_values(values, fmt)
 
 
-def dense_bits(function, fmt, seed=0, size=DENSE_POINTS):
+def dense_bits(function, fmt, seed=0, size=DENSE_POINTS, extra=()):
     """The dense point set of an elementwise ``function`` in ``fmt`` (see the module
-    docstring): a sorted uint64 array of distinct bit patterns."""
+    docstring): a sorted uint64 array of distinct bit patterns; ``extra`` patterns (the
+    sampled sets' points) join it."""
     fmt = get_format(fmt)
     spec = get_function(function)
     if spec.kind != "elementwise":
         raise ValueError(f"{function} is not elementwise: dense sets are of scalar inputs")
+    extra = np.asarray(extra, dtype=np.uint64)
     if fmt.width <= 16:
         return np.arange(1 << fmt.width, dtype=np.uint64)
     rng = np.random.default_rng([int(seed), zlib.crc32(f"{spec.name}/{fmt.name}".encode())])
     lo, hi = active_region(spec.name, fmt)
     probability = spec.parameters[0].role == "probability"
-    parts = [_specials(fmt), _neighbourhoods(_anchors(spec.name, fmt), fmt, rng)]
+    parts = [extra, _specials(fmt), _neighbourhoods(_anchors(spec.name, fmt), fmt, rng)]
     parts.append(_by_ulp(lo, hi, size // 8, fmt, rng))
     if probability:
         parts.append(_by_ulp(0.5, 1.0, size // 8, fmt, rng))  # just below 1 as densely as above 0
-        outside = _log_uniform(size // 16, fmt, rng)
-        parts.append(outside)
     parts.append(_log_uniform(size // 8, fmt, rng))
     parts.append(_by_ulp(-fmt.largest_finite, fmt.largest_finite, size // 16, fmt, rng))
     chosen = np.unique(np.concatenate(parts))
+    if probability:  # the accuracy check measures the domain; outside it is special_values'
+        x = values_of_bits(chosen, fmt)
+        chosen = chosen[np.isnan(x) | ((x >= 0) & (x <= 1))]
     while len(chosen) < size:  # the rest, and any repeats made good, uniform by value
         more = _by_value(lo, hi, size - len(chosen), fmt, rng)
         chosen = np.unique(np.concatenate([chosen, more]))

@@ -229,7 +229,8 @@ def summarise(judged, index=0, start=0, stop=0):
             distance = np.where(judged.codes[mine] == 0, ulp[mine], np.inf)
             summary["conventions"][convention.name] = {
                 "summary": convention.summary, "reference": convention.reference,
-                "points": int(np.count_nonzero(mine)), "max_ulp": float(np.max(distance))}
+                "points": int(np.count_nonzero(mine)), "max_ulp": float(np.max(distance)),
+                "flushes": bool(getattr(convention, "flushes", False))}
     for name, code in ruler.CLASS_CODES.items():
         where = codes == code
         summary["classes"][name] = int(np.count_nonzero(where))
@@ -357,8 +358,8 @@ def search_worst(function, fmt, judged, evaluate, conventions=(), *, rounds=SEAR
     fmt = get_format(fmt)
     seen = set(judged.bits.tolist())
     summaries = []
-    best = np.nanmax(judged.ulp) if np.any(np.isfinite(judged.ulp)) else None
-    before = None if best is None else float(best)
+    best = _largest_own_error(judged)
+    before = best
     frontier = _worst_bits(judged, seeds)
     asked = 0
     for _ in range(rounds):
@@ -379,7 +380,7 @@ def search_worst(function, fmt, judged, evaluate, conventions=(), *, rounds=SEAR
         found = judge(function, fmt, truths, y64, conventions, oracle_cache=oracle_cache)
         found.dtype = dtype
         summaries.append(summarise(found, index=len(summaries) + 1))
-        top = np.nanmax(found.ulp) if np.any(np.isfinite(found.ulp)) else None
+        top = _largest_own_error(found)
         if top is None or (best is not None and top <= best):
             break
         best = top
@@ -387,6 +388,12 @@ def search_worst(function, fmt, judged, evaluate, conventions=(), *, rounds=SEAR
     figures = {"points": asked, "rounds": len(summaries), "max_ulp_before": before,
                "max_ulp_after": None if best is None else float(best)}
     return (merge_in_order(summaries) if summaries else None), figures
+
+
+def _largest_own_error(judged):
+    """The largest ULP error no convention covers, or None."""
+    own = judged.ulp[np.isfinite(judged.ulp) & (judged.covered < 0)]
+    return float(own.max()) if own.size else None
 
 
 def _worst_bits(judged, seeds):
@@ -468,6 +475,7 @@ def accuracy_record(backend_name, function, fmt, merged, section, section_name="
         correctly_rounded=merged["correctly_rounded"] / points if points else None,
         within_1ulp=merged["within_1ulp"] / points if points else None,
         convention=convention_field([{"name": name, **entry} for name, entry in sorted(merged["conventions"].items())]),
+        flush_covered=any(entry.get("flushes") for entry in merged["conventions"].values()),
         worst=worst[:5], **{section_name: section},
     )
 

@@ -18,6 +18,7 @@ from refact.conformance.numbers.ruler import ALL_CLASSES, UNDECIDED, classify, u
 __all__ = [
     "SCHEMA", "CHECKS", "STATUSES", "ALL_CLASSES", "WORST", "Judgement", "record", "convention_field",
     "report_envelope", "input_hex", "plain", "percentile", "printable", "printable_fields",
+    "SEVERITIES", "CRITICAL_CLASSES", "CRITICAL_ULP", "severity_of",
 ]
 
 SCHEMA = "refact.report/1"
@@ -25,6 +26,33 @@ CHECKS = ("accuracy", "special_values", "properties", "dtype", "gradient")
 STATUSES = ("pass", "fail", "convention", "error", "skip")
 #: Worst points kept in a record.
 WORST = 5
+#: Record severities, worst first (DESIGN.md); None for a record with nothing to weigh.
+SEVERITIES = ("critical", "major", "minor")
+#: Classes of a silent wrong number in kind: a NaN or an infinity where a finite value is
+#: due (or the reverse), a normal result lost to 0 or inf, a number where none exists.
+CRITICAL_CLASSES = ("spurious_nan", "spurious_inf", "missing_inf", "premature_underflow",
+                    "premature_overflow", "missing_nan")
+#: An error this large (in ULPs) is critical whatever its budget: the digits are gone.
+CRITICAL_ULP = 1e3
+
+
+def severity_of(status, classes, max_ulp, budget, flush_covered=False):
+    """The severity of a record: ``critical`` (a class of :data:`CRITICAL_CLASSES`, or
+    an error of :data:`CRITICAL_ULP` or more), ``major`` (over the budget: a larger
+    error, a flushed subnormal, a refusal where a number was due, a wrong dtype),
+    ``minor`` (only a wrong sign of zero; or, for a convention record, a flush to zero
+    the backend documents), else None (a pass, a skip, an error of the run)."""
+    if status == "convention":
+        return "minor" if flush_covered else None
+    if status != "fail":
+        return None
+    if any(classes.get(name) for name in CRITICAL_CLASSES) or (
+            max_ulp is not None and max_ulp >= CRITICAL_ULP):
+        return "critical"
+    over = max_ulp is not None and budget is not None and max_ulp > budget
+    if over or classes.get("flush_to_zero") or not classes.get("wrong_sign_zero"):
+        return "major"
+    return "minor"
 
 
 def input_hex(value, fmt):
@@ -167,9 +195,11 @@ def percentile(sorted_values, q):
 
 
 def record(backend, function, fmt, check, judgement=None, status=None, message="",
-           budget=None, classes_counted=None, **extra):
+           budget=None, classes_counted=None, flush_covered=False, **extra):
     """A result record of the report contract; status derived from the judgement
-    unless given (``error``/``skip`` and checks that decide it themselves)."""
+    unless given (``error``/``skip`` and checks that decide it themselves), severity
+    (:func:`severity_of`) from its figures; ``flush_covered``: a convention that flushes
+    subnormals covers some of its points."""
     classes = dict.fromkeys(ALL_CLASSES, 0)
     fields = {"points": 0, "max_ulp": None, "p99_ulp": None, "mean_ulp": None,
               "correctly_rounded": None, "within_1ulp": None, "worst": [], "convention": None}
@@ -187,6 +217,8 @@ def record(backend, function, fmt, check, judgement=None, status=None, message="
         )
         if judgement.convention_points:
             by_name = {c.name: c for c in judgement.conventions}
+            flush_covered = flush_covered or any(getattr(by_name[n], "flushes", False)
+                                                 for n in judgement.convention_points)
             fields["convention"] = convention_field([
                 {"name": n, "summary": by_name[n].summary, "reference": by_name[n].reference,
                  "points": k, "max_ulp": judgement.convention_ulp[n]}
@@ -201,9 +233,10 @@ def record(backend, function, fmt, check, judgement=None, status=None, message="
     fields.update(extra)
     if classes_counted is not None:
         classes = dict(classes_counted)
+    severity = severity_of(status, classes, fields["max_ulp"], budget, flush_covered)
     return {"backend": backend, "function": function, "format": fmt, "check": check,
-            "status": status, "budget_ulp": budget, "message": message, "classes": classes,
-            **fields}
+            "status": status, "severity": severity, "budget_ulp": budget, "message": message,
+            "classes": classes, **fields}
 
 
 def failure_message(judgement):

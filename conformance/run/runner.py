@@ -15,22 +15,29 @@ import multiprocessing.connection
 import os
 import threading
 
+import tempfile
+
+import numpy as np
+
 from refact.backends import BUILTIN, backend_class, plugin_targets
-from refact.conformance.run import checks
+from refact.conformance.run import checks, engine
+from refact.conformance.cases.dense import DENSE_POINTS, dense_bits
 from refact.conformance.cases.sets import cases_for
-from refact.conformance.truth.catalog import FAST_TRUTHS, NAMES
-from refact.conformance.numbers.formats import FORMATS
+from refact.conformance.truth import store
+from refact.conformance.truth.arrays import cached_point_truths, load_point_truths
+from refact.conformance.truth.catalog import NAMES, get_function
+from refact.conformance.numbers.formats import FORMATS, bits_of_values, values_of_bits
 from refact.conformance.run.isolation import (
     REAP_SECONDS, SPAWN, JobError, Worker, children_ignore_sigint, exit_with_parent,
 )
 from refact.conformance.run.progress import Progress
-from refact.conformance.run.sweep import sweep_record
 from refact.conformance.run.records import CHECKS, STATUSES, record, report_envelope
 
-__all__ = ["run_conformance", "STATUSES"]
+__all__ = ["run_conformance", "STATUSES", "DENSE_SIZES"]
 
-#: Formats whose every value `--cases full` checks (65,536 bit patterns each).
-EXHAUSTIVE_FORMATS = ("float16", "bfloat16")
+#: Points of the dense set of an elementwise function in float32 and float64 by level
+#: (16-bit formats: every value, at every level).
+DENSE_SIZES = {"quick": 1 << 12, "default": DENSE_POINTS, "full": 1 << 20}
 
 
 def _backend_names(requested):
@@ -46,19 +53,27 @@ def _conventions(name):
         return ()
 
 
-def _truth_table(functions, formats, level, seed, workers):
-    """``{(function, format): (cases, truths)}``, computed once for all backends."""
+def _truth_table(functions, formats, level, seed, workers, directory):
+    """``{(function, format): (cases, truths, dense)}``, computed once for all backends:
+    the sampled case points and their oracle truths, and for an elementwise function the
+    file of its dense point set's truths (under ``directory``), which each backend's
+    process maps."""
     from refact.conformance.truth.oracle import truth_many
 
     table = {}
     for function in functions:
         for fmt in formats:
-            sampled = level
-            if level == "full" and fmt in EXHAUSTIVE_FORMATS and function in FAST_TRUTHS:
-                sampled = "default"  # the exhaustive sweep gives the accuracy verdict
-            cases = cases_for(function, fmt, sampled, seed)
+            cases = cases_for(function, fmt, level, seed)
             truths = truth_many(function, [p for _, p in cases], fmt, workers=workers)
-            table[function, fmt] = (cases, truths)
+            dense = None
+            if get_function(function).kind == "elementwise":
+                # the sampled points (the seed's, the per-function hard cases) join the set
+                sampled = bits_of_values(np.array([p[0] for _, p in cases], dtype=np.float64), fmt)
+                bits = dense_bits(function, fmt, seed, DENSE_SIZES[level], extra=sampled)
+                path, arrays = cached_point_truths(function, fmt, bits, values_of_bits(bits, fmt),
+                                                   directory, seed=seed, workers=workers)
+                dense = path or arrays  # the arrays themselves where the file could not be written
+            table[function, fmt] = (cases, truths, dense)
     return table
 
 
@@ -150,19 +165,18 @@ def _checks_of(evaluator, name, info, function, fmt, wanted, table, conventions,
     if fmt not in info["formats_of"].get(function, ()):
         return [skip(c, f"{name} does not provide {function} in {fmt}") for c in wanted]
     out = []
-    cases, truths = table[function, fmt]
+    cases, truths, dense = table[function, fmt]
     result_format = None
     if "accuracy" in wanted or "dtype" in wanted:
         xs = []
         try:
-            accuracy, result_format = checks.accuracy(evaluator, name, function, fmt, cases,
-                                                      truths, conventions, plot=xs)
+            if dense is not None:
+                accuracy, result_format = _dense_accuracy(evaluator.worker, name, function, fmt,
+                                                          dense, conventions, xs)
+            else:
+                accuracy, result_format = checks.accuracy(evaluator, name, function, fmt, cases,
+                                                          truths, conventions, plot=xs)
             if "accuracy" in wanted:
-                if level == "full" and fmt in EXHAUSTIVE_FORMATS and function in FAST_TRUTHS:
-                    # the sampled record gave the dtype and the plot; the verdict is exhaustive
-                    accuracy = evaluator.worker.run({"op": "task", "task": sweep_record,
-                                                     "args": (function, name, fmt), "kwargs": {"seed": seed},
-                                                     "format": fmt})[0]
                 out.append(accuracy)
                 if xs:
                     series.append({"backend": name, "function": function, "format": fmt,
@@ -203,6 +217,38 @@ def _checks_of(evaluator, name, info, function, fmt, wanted, table, conventions,
     return out
 
 
+def _dense_accuracy(worker, name, function, fmt, truths, conventions, plot):
+    """The accuracy record of an elementwise function on its dense set (``truths``: the
+    file of :func:`_truth_table`, or the arrays themselves), then the worst-case search,
+    both judged by the engine in this process; the backend runs in ``worker``."""
+    if isinstance(truths, str):
+        truths = load_point_truths(truths, verify=False)
+
+    def evaluate(bits):
+        # Searches ask arrays of every length; a compiling framework (jax) would compile
+        # for each, so they are padded to a power of two and cut back.
+        n = len(bits)
+        size = n if n == len(truths) else 1 << max(10, (n - 1).bit_length())
+        padded = np.concatenate([bits, np.full(size - n, bits[0], dtype=np.uint64)])
+        (y64, dtype), _ = worker.run({"op": "task", "task": engine.outputs_on, "function": function,
+                                      "args": (function, fmt, padded), "format": fmt})
+        return y64[:n], dtype
+
+    y64, dtype = evaluate(np.asarray(truths.bits))
+    judged = engine.judge(function, fmt, truths, y64, conventions)
+    judged.dtype = dtype
+    summary = engine.summarise(judged)
+    found, search = engine.search_worst(function, fmt, judged, evaluate, conventions)
+    if found is not None:
+        found["index"] = 1
+        summary = engine.merge_summaries(summary, found)
+    xs, ulps = engine.plot_series(judged)
+    plot.extend(zip(xs, ulps))
+    section = {"scope": f"dense set {len(truths):,} points, worst-case search {search['points']:,} more",
+               "dense_points": len(truths), "search": search}
+    return engine.accuracy_record(name, function, fmt, summary, section), dtype
+
+
 def _curves(functions, samples=121):
     """The true function and derivative of each scalar elementwise function, for plots."""
     from refact.conformance.truth.catalog import get_function as spec_of
@@ -237,7 +283,16 @@ def run_conformance(backends=None, functions=None, formats=None, check_names=Non
     wanted = list(check_names or CHECKS)
     names = _backend_names(backends)
     workers = jobs or os.cpu_count() or 1
-    table = _truth_table(functions, formats, level, seed, workers)
+    with tempfile.TemporaryDirectory(prefix="refact-truths-") as scratch:
+        # the dense truths live in the cache, or for this run only when caching is off
+        directory = store.cache_directory() or scratch
+        table = _truth_table(functions, formats, level, seed, workers, directory)
+        return _run_with_table(table, names, functions, formats, wanted, level, device, seed,
+                               timeout, workers, progress)
+
+
+def _run_with_table(table, names, functions, formats, wanted, level, device, seed, timeout, workers,
+                    progress):
     bar = Progress("refact conform", len(names) * len(functions) * len(formats),
                    unit="checks", enabled=progress)
     steps = SPAWN.Queue()

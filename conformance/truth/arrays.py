@@ -225,11 +225,14 @@ def _disagreement(fast_rounded, fast_zero, units, units_lo, exponent, truth, ora
         return "exact zero"
     if not (math.isfinite(u) and math.isfinite(units)) or u == 0:
         return None
-    bound = fast.EXTENDED_RELATIVE_BOUND if fmt == FLOAT64 else fast.RELATIVE_BOUND + 2.0 ** -52
+    if fmt == FLOAT64:  # long double reaches 2**-16445: no absolute term at float64's scale
+        bound, absolute = fast.EXTENDED_RELATIVE_BOUND, 0.0
+    else:
+        bound, absolute = fast.RELATIVE_BOUND + 2.0 ** -52, fast.ABSOLUTE_BOUND
     # both in units of the oracle's binade (the candidate's may be the neighbouring one)
-    scale = 2.0 ** (int(exponent) - e)
+    scale = math.ldexp(1.0, int(exponent) - e)
     distance = abs((units * scale - u) + (units_lo * scale - u_lo))
-    slack = abs(u) * (bound + 2.0 ** -(fmt.precision + 28)) + fast.ABSOLUTE_BOUND * 2.0 ** -e
+    slack = abs(u) * (bound + 2.0 ** -(fmt.precision + 28)) + math.ldexp(absolute, -e)
     return "bound" if distance > slack else None
 
 
@@ -254,18 +257,20 @@ def _as_records(truths):
     return table
 
 
-def load_point_truths(path):
+def load_point_truths(path, verify=True):
     """The :class:`PointTruths` saved at ``path`` (memory-mapped), or None when the file
     or its description is missing, belongs to another format of file, or its contents
-    fail their digest (it is then recomputed by the caller)."""
+    fail their digest (it is then recomputed by the caller). ``verify=False`` skips the
+    digest: for a file this run has just verified or written."""
     try:
         with open(f"{path}.json", encoding="utf-8") as f:
             meta = json.load(f)
         if meta.get("kind") != _KIND:
             return None
-        with open(path, "rb") as f:
-            if hashlib.sha256(f.read()).hexdigest() != meta["contents"]:
-                return None
+        if verify:
+            with open(path, "rb") as f:
+                if hashlib.sha256(f.read()).hexdigest() != meta["contents"]:
+                    return None
         table = np.load(path, mmap_mode="r", allow_pickle=False)
         if table.dtype != np.dtype(list(FIELDS)):
             return None
