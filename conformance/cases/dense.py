@@ -2,8 +2,9 @@
 
 ``dense_bits(function, fmt, seed)`` returns sorted, distinct bit patterns of ``fmt``:
 
-* 16-bit formats: every pattern (65,536: the whole format, NaNs included);
-* float32 and float64: :data:`DENSE_POINTS` patterns drawn where networks and thresholds
+* 16-bit formats: every pattern (65,536: the whole format, NaNs included) whenever
+  ``size`` reaches it (the default; the quick level samples them like the others);
+* float32 and float64: ``size`` (:data:`DENSE_POINTS`) patterns drawn where networks and thresholds
   put them, as fractions of the set:
 
   ==========================  ====================================================
@@ -19,7 +20,8 @@
                               for float64); for a probability, (0, 1)
   active region, by ulp       uniform over the bit patterns of the active region
                               (every binade down to the subnormals), and for a
-                              probability the patterns just below 1 as densely
+                              probability ``1 - k ulp`` with k log-uniform: as
+                              dense next to 1 as next to 0
   whole range                 log-uniform magnitudes with a random sign, random
                               finite patterns, and the special values (for a
                               probability only those in [0, 1]: what it gives
@@ -111,6 +113,13 @@ def _by_ulp(lo, hi, n, fmt, rng):
     return _from_ordinals(rng.integers(a, b, n, endpoint=True), fmt)
 
 
+def _below_one(n, fmt, rng):
+    """Values ``1 - k ulp`` with ``k`` log-uniform: as dense in ``1 - p`` as the ulp-space
+    set is in ``p`` next to 0."""
+    k = np.floor(np.exp2(rng.uniform(0, fmt.precision - 1, n))).astype(np.int64)
+    return _from_ordinals(ordinal(1.0, fmt) - k, fmt)
+
+
 def _log_uniform(n, fmt, rng):
     tiny = np.log2(fmt.smallest_subnormal)
     exponents = rng.uniform(tiny, np.log2(fmt.largest_finite), n)
@@ -136,7 +145,7 @@ def dense_bits(function, fmt, seed=0, size=DENSE_POINTS, extra=()):
     if spec.kind != "elementwise":
         raise ValueError(f"{function} is not elementwise: dense sets are of scalar inputs")
     extra = np.asarray(extra, dtype=np.uint64)
-    if fmt.width <= 16:
+    if size >= 1 << fmt.width:
         return np.arange(1 << fmt.width, dtype=np.uint64)
     rng = np.random.default_rng([int(seed), zlib.crc32(f"{spec.name}/{fmt.name}".encode())])
     lo, hi = active_region(spec.name, fmt)
@@ -144,7 +153,7 @@ def dense_bits(function, fmt, seed=0, size=DENSE_POINTS, extra=()):
     parts = [extra, _specials(fmt), _neighbourhoods(_anchors(spec.name, fmt), fmt, rng)]
     parts.append(_by_ulp(lo, hi, size // 8, fmt, rng))
     if probability:
-        parts.append(_by_ulp(0.5, 1.0, size // 8, fmt, rng))  # just below 1 as densely as above 0
+        parts.append(_below_one(size // 8, fmt, rng))
     parts.append(_log_uniform(size // 8, fmt, rng))
     parts.append(_by_ulp(-fmt.largest_finite, fmt.largest_finite, size // 16, fmt, rng))
     chosen = np.unique(np.concatenate(parts))

@@ -43,7 +43,7 @@ from refact.conformance.run.records import convention_field, record
 __all__ = [
     "HISTOGRAM_EDGES", "CLASS_NAMES", "WORST_KEPT", "Judged", "judge", "summarise", "empty_summary",
     "merge_summaries", "merge_in_order", "p99_from_histogram", "search_worst", "accuracy_record",
-    "outputs_on", "plot_series",
+    "outputs_on", "outputs_or_refusals", "plot_series", "REFUSED", "REFUSED_UNDEFINED",
 ]
 
 WORST_KEPT = 10
@@ -55,6 +55,9 @@ DISAGREEMENTS_KEPT = 20
 HISTOGRAM_EDGES = tuple(0.5 * 2.0 ** (k / 4) for k in range(4 * 44 + 1))
 CLASS_NAMES = ruler.ALL_CLASSES
 _UNDECIDED = ruler.CLASS_CODES[ruler.UNDECIDED]
+# Codes of points the backend raised on (not classes of the contract): where a number was
+# due (a failure), and where the value is undefined (fine: Python's math raises there).
+REFUSED, REFUSED_UNDEFINED = 100, 101
 #: classes a small enough error turns back into an ordinary point (see the docstring)
 _SIZED_CLASSES = (ruler.CLASS_CODES["flush_to_zero"], ruler.CLASS_CODES["missing_inf"])
 
@@ -68,6 +71,34 @@ def outputs_on(function, fmt, bits, *, backend):
     if array.shape != np.shape(bits):
         raise ValueError(f"{function} returned shape {array.shape} for an input of shape {np.shape(bits)}")
     return array.astype(np.float64), array.dtype.name
+
+
+def outputs_or_refusals(evaluate, bits, raised, calls=2048):
+    """``(y64, dtype, refused)``: ``evaluate(bits)`` on the whole array, and where it
+    raises (``raised(error)`` tells a framework refusing an input from a crash), on
+    halves, down to the single inputs it refuses (``refused`` marks them; their ``y64``
+    is NaN). At most ``calls`` calls: a backend refusing more, scattered, raises the
+    first error."""
+    n = len(bits)
+    y64, refused, dtype, budget = np.full(n, np.nan), np.zeros(n, dtype=bool), None, [calls]
+    pending = [(0, n)]
+    while pending:
+        start, stop = pending.pop()
+        budget[0] -= 1
+        try:
+            values, dtype = evaluate(bits[start:stop])
+            y64[start:stop] = values
+        except Exception as error:
+            if not raised(error) or budget[0] <= 0:
+                raise
+            if stop - start == 1:
+                refused[start] = True
+            else:
+                middle = (start + stop) // 2
+                pending += [(middle, stop), (start, middle)]
+    if dtype is None:
+        raise ValueError(f"the backend raised on every one of {n} inputs")
+    return y64, dtype, refused
 
 
 @dataclass
@@ -112,8 +143,9 @@ def _ulp_errors(y64, units, units_lo, exponent, rounded):
     return error
 
 
-def judge(function, fmt, truths, y64, conventions=(), *, oracle_cache=True):
-    """Judge the results ``y64`` against ``truths`` (a :class:`PointTruths`)."""
+def judge(function, fmt, truths, y64, conventions=(), *, refused=None, oracle_cache=True):
+    """Judge the results ``y64`` against ``truths`` (a :class:`PointTruths`); ``refused``
+    (bool array) marks the points the backend raised on (their ``y64`` is ignored)."""
     fmt = get_format(fmt)
     budget = get_function(function).budgets.get(fmt.name)
     y64 = np.asarray(y64, dtype=np.float64)
@@ -138,6 +170,9 @@ def judge(function, fmt, truths, y64, conventions=(), *, oracle_cache=True):
         # a near-tie at the subnormal boundary or the overflow threshold is an ULP error
         sized = np.isin(codes, _SIZED_CLASSES) & np.isfinite(y64) & (ulp <= budget)
         codes[sized] = 0
+    if refused is not None and refused.any():
+        undefined = np.isnan(rounded) & np.asarray(truths.decided)
+        codes[refused] = np.where(undefined[refused], REFUSED_UNDEFINED, REFUSED)
     ulp[codes != 0] = np.nan
     judged = Judged(function, fmt, truths, y64, rounded, codes, ulp, exact_zero=exact_zero,
                     oracle_points=len(open_binade))
@@ -149,7 +184,7 @@ def failing(judged, budget):
     """Points outside the budget: a failure class, or a ULP error above ``budget``."""
     with np.errstate(invalid="ignore"):
         over = judged.ulp > budget if budget is not None else np.zeros(len(judged.ulp), dtype=bool)
-    return ((judged.codes != 0) & (judged.codes != _UNDECIDED)) | over
+    return ((judged.codes != 0) & (judged.codes != _UNDECIDED) & (judged.codes != REFUSED_UNDEFINED)) | over
 
 
 def _shows_no_flush(judged):
@@ -195,7 +230,7 @@ def empty_summary(index=0, start=0, stop=0, points=0):
         "correctly_rounded": 0, "within_1ulp": 0, "measured": 0, "ulp_sum": 0.0, "max_ulp": None,
         "failing": 0, "histogram": [0] * (len(HISTOGRAM_EDGES) + 1),
         "classes": {name: 0 for name in CLASS_NAMES}, "class_examples": {}, "conventions": {},
-        "worst": [], "oracle_points": 0, "fast_decided": 0, "output_dtypes": [],
+        "worst": [], "oracle_points": 0, "fast_decided": 0, "output_dtypes": [], "refused": 0,
     }
 
 
@@ -222,6 +257,7 @@ def summarise(judged, index=0, start=0, stop=0):
     covered = judged.covered >= 0
     codes = np.where(covered, np.int8(-1), judged.codes)  # -1: shown with its convention
     summary["output_dtypes"] = [judged.dtype] if judged.dtype else []
+    summary["refused"] = int(np.count_nonzero(judged.codes >= REFUSED))
     summary["failing"] = int(np.count_nonzero(failing(judged, budget) & ~covered))
     for k, convention in enumerate(judged.conventions):
         mine = judged.covered == k
@@ -255,9 +291,10 @@ def summarise(judged, index=0, start=0, stop=0):
         summary["worst"] = _worst_points(bits[measured], x64[measured], y64[measured],
                                          rounded[measured], errors_measured)
     # the worst failures too, ranked above every ordinary point (inf)
-    failures = np.flatnonzero((codes > 0) & (codes != _UNDECIDED))[:WORST_KEPT]
+    failures = np.flatnonzero((codes > 0) & (codes != _UNDECIDED) & (codes != REFUSED_UNDEFINED))[:WORST_KEPT]
     summary["worst"] = sorted(
-        [[math.inf, int(bits[i]), float(x64[i]), float(y64[i]), float(rounded[i]), CLASS_NAMES[codes[i] - 1]]
+        [[math.inf, int(bits[i]), float(x64[i]), None if codes[i] == REFUSED else float(y64[i]),
+          float(rounded[i]), "refused" if codes[i] == REFUSED else CLASS_NAMES[codes[i] - 1]]
          for i in failures.tolist()] + summary["worst"], key=lambda w: (-w[0], w[1]))[:WORST_KEPT]
     return summary
 
@@ -304,6 +341,7 @@ def merge_summaries(a, b):
         "oracle_points": a["oracle_points"] + b["oracle_points"],
         "fast_decided": a["fast_decided"] + b["fast_decided"],
         "output_dtypes": sorted(set(a["output_dtypes"]) | set(b["output_dtypes"])),
+        "refused": a.get("refused", 0) + b.get("refused", 0),
     }
 
 
@@ -375,8 +413,11 @@ def search_worst(function, fmt, judged, evaluate, conventions=(), *, rounds=SEAR
         seen.update(fresh.tolist())
         asked += len(fresh)
         x64 = values_of_bits(fresh, fmt)
+        try:
+            y64, dtype = evaluate(fresh)
+        except Exception:  # a backend refusing (or failing on) a neighbour ends the search
+            break
         truths = point_truths(function, fmt, x64, bits=fresh, sample=0, cache=oracle_cache)
-        y64, dtype = evaluate(fresh)
         found = judge(function, fmt, truths, y64, conventions, oracle_cache=oracle_cache)
         found.dtype = dtype
         summaries.append(summarise(found, index=len(summaries) + 1))
@@ -412,7 +453,9 @@ def _worst_entry(fmt, worst):
     ulp, bits, x, y, expected, kind = worst
     entry = {"input": [x], "input_hex": [x.hex()], "input_bits": [pattern_hex(bits, fmt)],
              "output": y, "expected": expected, "ulp": None if kind else ulp}
-    if kind:
+    if kind == "refused":
+        entry["error"] = "the backend raised on this input, where a number is due"
+    elif kind:
         entry["class"] = kind
     return entry
 
@@ -456,6 +499,8 @@ def accuracy_record(backend_name, function, fmt, merged, section, section_name="
     dtypes = [d for d in merged["output_dtypes"] if d != fmt.name]
     if dtypes:
         message += f"; results came back as {', '.join(dtypes)}"
+    if merged.get("refused"):
+        message += f"; raised on {merged['refused']:,} input(s)"
     section = dict(section)
     section.update(
         oracle_points=merged["oracle_points"], fast_decided=merged["fast_decided"],
@@ -476,7 +521,7 @@ def accuracy_record(backend_name, function, fmt, merged, section, section_name="
         within_1ulp=merged["within_1ulp"] / points if points else None,
         convention=convention_field([{"name": name, **entry} for name, entry in sorted(merged["conventions"].items())]),
         flush_covered=any(entry.get("flushes") for entry in merged["conventions"].values()),
-        worst=worst[:5], **{section_name: section},
+        worst=worst[:5], refused=merged.get("refused", 0), **{section_name: section},
     )
 
 

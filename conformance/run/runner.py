@@ -35,8 +35,8 @@ from refact.conformance.run.records import CHECKS, STATUSES, record, report_enve
 
 __all__ = ["run_conformance", "STATUSES", "DENSE_SIZES"]
 
-#: Points of the dense set of an elementwise function in float32 and float64 by level
-#: (16-bit formats: every value, at every level).
+#: Points of the dense set of an elementwise function by level (the 16-bit formats hold
+#: 65,536 values: every one of them from the default level on).
 DENSE_SIZES = {"quick": 1 << 12, "default": DENSE_POINTS, "full": 1 << 20}
 
 
@@ -234,8 +234,9 @@ def _dense_accuracy(worker, name, function, fmt, truths, conventions, plot):
                                       "args": (function, fmt, padded), "format": fmt})
         return y64[:n], dtype
 
-    y64, dtype = evaluate(np.asarray(truths.bits))
-    judged = engine.judge(function, fmt, truths, y64, conventions)
+    y64, dtype, refused = engine.outputs_or_refusals(
+        evaluate, np.asarray(truths.bits), lambda error: isinstance(error, JobError) and error.raised)
+    judged = engine.judge(function, fmt, truths, y64, conventions, refused=refused)
     judged.dtype = dtype
     summary = engine.summarise(judged)
     found, search = engine.search_worst(function, fmt, judged, evaluate, conventions)

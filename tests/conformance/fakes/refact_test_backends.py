@@ -17,6 +17,7 @@ from refact.conformance.truth.catalog import get_function
 from refact.conformance.truth.oracle import derivative_truth
 from refact.conformance.numbers.formats import get_format, next_up
 from refact.conformance.truth.oracle import truth_many
+from refact.conformance.truth.arrays import point_truths
 
 
 class Array:
@@ -86,11 +87,12 @@ class OracleBackend(Backend):
         return value
 
     def _elementwise(self, function, args):
-        """Any nesting (a batch of rows, say): the oracle at every leaf, same shape."""
+        """Any nesting (a batch of rows, say): the correctly rounded truth at every leaf,
+        same shape (the engine's truths: the fast truth where it decides, mpmath else)."""
         fmt = _fmt(args)
-        leaves = [_leaves(a.values) for a in args]
-        truths = truth_many(function, list(zip(*leaves)), fmt)
-        values = iter(self._adjust(function, t.values[0]) for t in truths)
+        leaves = np.array(_leaves(args[0].values), dtype=np.float64)
+        rounded = point_truths(function, fmt, leaves, sample=0).rounded.tolist() if len(leaves) else []
+        values = iter(self._adjust(function, v) for v in rounded)
         return Array(_rebuild(args[0].values, values), fmt)
 
     def formats_on(self, device):

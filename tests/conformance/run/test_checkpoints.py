@@ -125,8 +125,8 @@ def test_a_truncated_shard_is_recomputed(finished, uninterrupted, capsys):
     (b"", "unreadable (JSONDecodeError"),
     (b"null\n", "not a sweep checkpoint"),
     (b"[1, 2, 3]\n", "not a sweep checkpoint"),
-    (b'{"kind": "refact.sweep/1", "summary": 5}\n', "not a sweep checkpoint"),
-    (b'{"kind": "refact.sweep/1", "summary": {}}\n', "written by another sweep"),
+    (b'{"kind": "refact.sweep/2", "summary": 5}\n', "not a sweep checkpoint"),
+    (b'{"kind": "refact.sweep/2", "summary": {}}\n', "written by another sweep"),
 ])
 def test_garbage_in_a_shard_file_is_recomputed(finished, uninterrupted, capsys, garbage, problem):
     root, directory = finished

@@ -421,7 +421,7 @@ def test_record_without_a_judgement():
     r = record("torch", "sigmoid", "float32", "dtype", status="fail", points=1, message="promoted")
     assert r == {
         "backend": "torch", "function": "sigmoid", "format": "float32", "check": "dtype",
-        "status": "fail", "budget_ulp": None, "message": "promoted",
+        "status": "fail", "severity": "major", "budget_ulp": None, "message": "promoted",
         "classes": dict.fromkeys(ALL_CLASSES, 0), "points": 1, "max_ulp": None, "p99_ulp": None,
         "mean_ulp": None, "correctly_rounded": None, "within_1ulp": None, "worst": [],
         "convention": None}
