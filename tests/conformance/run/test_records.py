@@ -532,3 +532,26 @@ def test_percentile_nearest_rank():
 def test_percentile_is_numpy_inverted_cdf(values, q):
     values = sorted(values)
     assert percentile(values, q) == np.quantile(values, q, method="inverted_cdf")
+
+
+@pytest.mark.parametrize("status,classes,max_ulp,budget,flush,expected", [
+    ("pass", {}, 0.5, 2.0, False, None),
+    ("skip", {}, None, None, False, None),
+    ("error", {}, None, 2.0, False, None),
+    ("fail", {"spurious_nan": 1}, 0.5, 2.0, False, "critical"),
+    ("fail", {"premature_underflow": 3}, None, 2.0, False, "critical"),
+    ("fail", {"missing_nan": 1}, 0.5, 2.0, False, "critical"),
+    ("fail", {}, 1000.0, 2.0, False, "critical"),
+    ("fail", {}, 999.0, 2.0, False, "major"),
+    ("fail", {"flush_to_zero": 2}, 0.5, 2.0, False, "major"),
+    ("fail", {"wrong_sign_zero": 4}, 0.5, 2.0, False, "minor"),
+    ("fail", {"wrong_sign_zero": 4}, 3.0, 2.0, False, "major"),
+    ("fail", {}, None, None, False, "major"),  # a refusal, a promoted dtype
+    ("convention", {}, 5e5, 2.0, False, None),  # a documented clamp: shown, not weighed
+    ("convention", {}, None, 2.0, True, "minor"),  # a documented flush
+])
+def test_severity_follows_the_design(status, classes, max_ulp, budget, flush, expected):
+    from refact.conformance.run.records import severity_of
+
+    counts = dict.fromkeys(ALL_CLASSES, 0) | classes
+    assert severity_of(status, counts, max_ulp, budget, flush) == expected
