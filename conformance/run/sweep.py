@@ -77,6 +77,8 @@ SWEEP_FORMATS = ("float32", "float16", "bfloat16")
 # 16-bit: four shards, so two workers share an exhaustive sweep.
 DEFAULT_SHARD_SIZE = {"float32": 1 << 20, "float16": 1 << 14, "bfloat16": 1 << 14}
 DEFAULT_SAMPLE = 32
+#: The extended-precision second formula checks one point in this many of a sweep.
+SECOND_FORMULA_EVERY = 64
 CHECKPOINT_KIND = "refact.sweep/2"
 
 
@@ -177,7 +179,8 @@ def evaluate_shard(task):
                              f"{pattern_hex(task.stop - 1, fmt)}: {type(error).__name__}: {error}")
         return judged
     truths = point_truths(task.function, fmt, x64, bits=bits, sample=task.sample,
-                          seed=(task.seed, task.index), cache=task.oracle_cache)
+                          seed=(task.seed, task.index), cache=task.oracle_cache,
+                          second_every=SECOND_FORMULA_EVERY)
     conventions_for = getattr(backend, "conventions_for", None)
     conventions = tuple(conventions_for(task.function)) if conventions_for else ()
     judged = engine.judge(task.function, fmt, truths, y64, conventions, oracle_cache=task.oracle_cache)

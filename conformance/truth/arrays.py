@@ -154,10 +154,20 @@ def _second_formula(fast_truth, x64, decision, fmt):
     return np.flatnonzero(bad)
 
 
-def point_truths(function, fmt, x64, *, bits=None, sample=256, seed=0, workers=1, cache=True):
+def _subset(decision, where):
+    return fast.DecidedTruth(*(None if v is None else v[where] for v in
+                               (decision.candidate, decision.rounded, decision.decided, decision.binade_known,
+                                decision.ulp, decision.exact_zero, decision.units, decision.units_lo,
+                                decision.ulp_exponent)))
+
+
+def point_truths(function, fmt, x64, *, bits=None, sample=256, seed=0, workers=1, cache=True,
+                 second_every=1):
     """The :class:`PointTruths` of ``function`` at the float64 inputs ``x64`` (values of
     ``fmt``), by the steps of the module docstring; ``sample`` points chosen with
-    ``seed`` (an int or a tuple of ints) are asked of the oracle whatever the fast truth says."""
+    ``seed`` (an int or a tuple of ints) are asked of the oracle whatever the fast truth
+    says; the second formula checks every ``second_every``-th point (a sweep of 2**32
+    points checks one in 64: the long double formula costs as much as the rest)."""
     spec = get_function(function)
     fmt = get_format(fmt)
     x64 = np.ascontiguousarray(x64, dtype=np.float64)
@@ -175,7 +185,10 @@ def point_truths(function, fmt, x64, *, bits=None, sample=256, seed=0, workers=1
         binade_known = decision.binade_known.copy()
         ask = ~fast_decided | _special_inputs(x64)
         if fmt != FLOAT64 and fast_truth.extended is not None:
-            for i in _second_formula(fast_truth, x64, decision, fmt)[:DISAGREEMENTS_KEPT].tolist():
+            every = slice(None, None, int(second_every))
+            checked = np.arange(n)[every]
+            apart = _second_formula(fast_truth, x64[every], _subset(decision, every), fmt)
+            for i in checked[apart][:DISAGREEMENTS_KEPT].tolist():
                 disagreements.append({"input": float(x64[i]), "input_bits": pattern_hex(bits[i], fmt),
                                       "kind": "second formula",
                                       "candidate": float(decision.candidate[i]),
