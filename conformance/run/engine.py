@@ -381,53 +381,62 @@ def p99_from_histogram(histogram, measured):
 #: Offsets, in ulps, of the neighbours asked around each worst point every round.
 SEARCH_OFFSETS = np.unique(np.concatenate([
     np.arange(-16, 17), [s * 2 ** k for k in range(5, 21) for s in (-3, -2, -1, 1, 2, 3)]])).astype(np.int64)
-SEARCH_SEEDS = 16
+SEARCH_SEEDS = 8
 SEARCH_ROUNDS = 6
+#: Random points drawn around each seed per round, within a radius of 2**22 ulps in the
+#: first round, shrinking fourfold each round down to 2**4.
+SEARCH_RANDOM = 2048
 
 
 def search_worst(function, fmt, judged, evaluate, conventions=(), *, rounds=SEARCH_ROUNDS,
-                 seeds=SEARCH_SEEDS, oracle_cache=True):
-    """Search around the largest errors of ``judged`` for larger ones, in the manner of
-    the black-box search of Zimmermann's accuracy tables: each round asks the neighbours
-    (:data:`SEARCH_OFFSETS` ulps away) of the ``seeds`` worst ordinary points not yet
-    asked, judges them like the others (``evaluate(bits) -> (y64, dtype)`` calls the
-    backend) and goes on from the new worst, until a round finds nothing larger.
-    Returns ``(summary of the new points, figures)``; points already judged are skipped."""
+                 seeds=SEARCH_SEEDS, random_points=SEARCH_RANDOM, oracle_cache=True, seed=0):
+    """Search around the largest errors of ``judged`` for larger ones, after the
+    black-box method of Zimmermann's accuracy tables: sample, then sample again more
+    densely where the errors are largest. Each round takes the ``seeds`` largest errors
+    found so far (no convention covering them), asks their neighbours
+    (:data:`SEARCH_OFFSETS` ulps away) and ``random_points`` random inputs around each
+    (within a radius shrinking from 2**22 ulps), and judges them like the others
+    (``evaluate(bits) -> (y64, dtype)`` calls the backend); points already judged are
+    skipped. Returns ``(summary of the new points or None, figures)``."""
     fmt = get_format(fmt)
+    rng = np.random.default_rng([int(seed), len(judged.bits)])
     seen = set(judged.bits.tolist())
     summaries = []
-    best = _largest_own_error(judged)
-    before = best
-    frontier = _worst_bits(judged, seeds)
+    best = before = _largest_own_error(judged)
+    frontier = _worst(judged, seeds)
+    limit = ordinal(fmt.largest_finite, fmt)
     asked = 0
-    for _ in range(rounds):
-        if not len(frontier):
+    for k in range(rounds):
+        if not len(frontier[0]):
             break
-        ordinals = (ordinals_of_bits(frontier, fmt)[:, None] + SEARCH_OFFSETS[None, :]).ravel()
-        limit = ordinal(fmt.largest_finite, fmt)
-        ordinals = np.unique(np.clip(ordinals, -limit, limit))
+        centres = ordinals_of_bits(frontier[0], fmt)[:, None]
+        radius = max(2 ** 4, 2 ** (22 - 2 * k))
+        offsets = [np.broadcast_to(SEARCH_OFFSETS, (len(centres), len(SEARCH_OFFSETS)))]
+        if random_points:
+            offsets.append(rng.integers(-radius, radius, (len(centres), random_points), endpoint=True))
+        ordinals = np.unique(np.clip((centres + np.concatenate(offsets, axis=1)).ravel(), -limit, limit))
         candidates = bits_of_ordinals(ordinals, fmt)
-        fresh = np.array([b for b in candidates.tolist() if b not in seen], dtype=np.uint64)
+        fresh = candidates[~np.isin(candidates, np.fromiter(seen, dtype=np.uint64, count=len(seen)))]
         if not len(fresh):
             break
         seen.update(fresh.tolist())
         asked += len(fresh)
-        x64 = values_of_bits(fresh, fmt)
         try:
             y64, dtype = evaluate(fresh)
         except Exception:  # a backend refusing (or failing on) a neighbour ends the search
             break
-        truths = point_truths(function, fmt, x64, bits=fresh, sample=0, cache=oracle_cache)
+        truths = point_truths(function, fmt, values_of_bits(fresh, fmt), bits=fresh, sample=0,
+                              cache=oracle_cache)
         found = judge(function, fmt, truths, y64, conventions, oracle_cache=oracle_cache)
         found.dtype = dtype
         summaries.append(summarise(found, index=len(summaries) + 1))
         top = _largest_own_error(found)
-        if top is None or (best is not None and top <= best):
-            break
-        best = top
-        frontier = _worst_bits(found, seeds)
+        if top is not None and (best is None or top > best):
+            best = top
+        frontier = _top(np.concatenate([frontier[0], _worst(found, seeds)[0]]),
+                        np.concatenate([frontier[1], _worst(found, seeds)[1]]), seeds)
     figures = {"points": asked, "rounds": len(summaries), "max_ulp_before": before,
-               "max_ulp_after": None if best is None else float(best)}
+               "max_ulp_after": best}
     return (merge_in_order(summaries) if summaries else None), figures
 
 
@@ -437,13 +446,15 @@ def _largest_own_error(judged):
     return float(own.max()) if own.size else None
 
 
-def _worst_bits(judged, seeds):
+def _worst(judged, seeds):
+    """``(bits, ulp)`` of the ``seeds`` largest errors no convention covers."""
     ordinary = np.flatnonzero(np.isfinite(judged.ulp) & (judged.covered < 0))
-    if not len(ordinary):
-        return np.zeros(0, dtype=np.uint64)
-    k = min(seeds, len(ordinary))
-    top = ordinary[np.argsort(-judged.ulp[ordinary], kind="stable")[:k]]
-    return judged.bits[top]
+    return _top(judged.bits[ordinary], judged.ulp[ordinary], seeds)
+
+
+def _top(bits, ulp, k):
+    order = np.argsort(-ulp, kind="stable")[:k]
+    return bits[order], ulp[order]
 
 
 # --- the record ---------------------------------------------------------------------------
@@ -521,7 +532,9 @@ def accuracy_record(backend_name, function, fmt, merged, section, section_name="
         within_1ulp=merged["within_1ulp"] / points if points else None,
         convention=convention_field([{"name": name, **entry} for name, entry in sorted(merged["conventions"].items())]),
         flush_covered=any(entry.get("flushes") for entry in merged["conventions"].values()),
-        worst=worst[:5], refused=merged.get("refused", 0), **{section_name: section},
+        worst=[w for w in worst if "ulp" in w and w["ulp"] is not None][:5]
+        + [w for w in worst if w["ulp"] is None][:3],
+        refused=merged.get("refused", 0), **{section_name: section},
     )
 
 
