@@ -397,29 +397,33 @@ def search_worst(function, fmt, judged, evaluate, conventions=(), *, rounds=SEAR
     (:data:`SEARCH_OFFSETS` ulps away) and ``random_points`` random inputs around each
     (within a radius shrinking from 2**22 ulps), and judges them like the others
     (``evaluate(bits) -> (y64, dtype)`` calls the backend); points already judged are
-    skipped. Returns ``(summary of the new points or None, figures)``."""
+    skipped. No search starts from a sample that is correctly rounded everywhere (its
+    worst is 0.5 ULP), and a round whose truths mpmath had to decide for more than a
+    tenth of its points (a neighbourhood of near-midpoints) makes the next ones ask
+    neighbours only. Returns ``(summary of the new points or None, figures)``."""
     fmt = get_format(fmt)
     rng = np.random.default_rng([int(seed), len(judged.bits)])
-    seen = set(judged.bits.tolist())
+    seen = _sorted_unique(np.asarray(judged.bits, dtype=np.uint64))
     summaries = []
     best = before = _largest_own_error(judged)
     frontier = _worst(judged, seeds)
     limit = ordinal(fmt.largest_finite, fmt)
     asked = 0
     for k in range(rounds):
-        if not len(frontier[0]):
+        if not len(frontier[0]) or best is None or best <= 0.5:
             break
         centres = ordinals_of_bits(frontier[0], fmt)[:, None]
         radius = max(2 ** 4, 2 ** (22 - 2 * k))
         offsets = [np.broadcast_to(SEARCH_OFFSETS, (len(centres), len(SEARCH_OFFSETS)))]
         if random_points:
             offsets.append(rng.integers(-radius, radius, (len(centres), random_points), endpoint=True))
-        ordinals = np.unique(np.clip((centres + np.concatenate(offsets, axis=1)).ravel(), -limit, limit))
+        ordinals = _sorted_unique(np.clip((centres + np.concatenate(offsets, axis=1)).ravel(), -limit, limit))
         candidates = bits_of_ordinals(ordinals, fmt)
-        fresh = candidates[~np.isin(candidates, np.fromiter(seen, dtype=np.uint64, count=len(seen)))]
+        at = np.minimum(np.searchsorted(seen, candidates), len(seen) - 1)
+        fresh = candidates[seen[at] != candidates]
         if not len(fresh):
             break
-        seen.update(fresh.tolist())
+        seen = np.sort(np.concatenate([seen, fresh]))
         asked += len(fresh)
         try:
             y64, dtype = evaluate(fresh)
@@ -427,17 +431,26 @@ def search_worst(function, fmt, judged, evaluate, conventions=(), *, rounds=SEAR
             break
         truths = point_truths(function, fmt, values_of_bits(fresh, fmt), bits=fresh, sample=0,
                               cache=oracle_cache)
+        if np.count_nonzero(truths.oracle) > len(fresh) // 10:
+            random_points = 0
         found = judge(function, fmt, truths, y64, conventions, oracle_cache=oracle_cache)
         found.dtype = dtype
         summaries.append(summarise(found, index=len(summaries) + 1))
         top = _largest_own_error(found)
         if top is not None and (best is None or top > best):
             best = top
-        frontier = _top(np.concatenate([frontier[0], _worst(found, seeds)[0]]),
-                        np.concatenate([frontier[1], _worst(found, seeds)[1]]), seeds)
+        new_bits, new_ulp = _worst(found, seeds)
+        frontier = _top(np.concatenate([frontier[0], new_bits]),
+                        np.concatenate([frontier[1], new_ulp]), seeds)
     figures = {"points": asked, "rounds": len(summaries), "max_ulp_before": before,
                "max_ulp_after": best}
     return (merge_in_order(summaries) if summaries else None), figures
+
+
+def _sorted_unique(values):
+    """``np.unique`` by sorting (numpy's hashing unique costs several times more here)."""
+    values = np.sort(values)
+    return values[np.concatenate(([True], values[1:] != values[:-1]))] if len(values) else values
 
 
 def _largest_own_error(judged):

@@ -155,8 +155,17 @@ def test_the_search_stops_where_nothing_grows():
         return _truths("sigmoid", fmt, values_of_bits(bits, fmt)).rounded, "float32"
 
     summary, figures = engine.search_worst("sigmoid", fmt, judged, exact)
-    assert figures["rounds"] <= engine.SEARCH_ROUNDS
-    assert summary["failing"] == 0 and summary["max_ulp"] <= 0.5
+    # A correctly rounded sample starts no search at all.
+    assert summary is None and figures["rounds"] == 0 and figures["max_ulp_before"] <= 0.5
+
+    def one_ulp_up(bits):  # faithful everywhere, never more than one ulp off
+        y = _truths("sigmoid", fmt, values_of_bits(bits, fmt)).rounded
+        return np.nextafter(y.astype(np.float32), np.float32(np.inf)).astype(np.float64), "float32"
+
+    judged = engine.judge("sigmoid", fmt, truths, one_ulp_up(judged.bits)[0])
+    summary, figures = engine.search_worst("sigmoid", fmt, judged, one_ulp_up)
+    assert 0 < figures["rounds"] <= engine.SEARCH_ROUNDS
+    assert summary["failing"] == 0 and 0.5 < figures["max_ulp_after"] < 1.5
 
 
 def test_plot_series_keeps_the_failures_and_the_worst():
