@@ -13,6 +13,11 @@
    the same way, until the largest error stops growing or the rounds run out;
 4. :func:`accuracy_record`: the summary as one ``accuracy`` record of the report contract.
 
+Autograd's derivatives of an elementwise function whose derivative is itself a catalog
+function (``Function.derivative_as``: sigmoid's is sigmoid_grad, softplus's and
+log_sigmoid's are sigmoids) are judged the same way on the same dense set
+(:func:`gradients_on`, :func:`judge_derivative`), into a ``gradient`` record.
+
 Verdicts. A failure class is kept only where the value is wrong beyond the budget: a 0
 returned for a truth just above half the smallest subnormal (a near-tie: 0.5000x ULP) or
 the largest finite value for a truth just past the overflow threshold is an ordinary
@@ -25,13 +30,14 @@ its zeros are failures (JAX's float16 sigmoid underflows ``exp`` and returns 0 b
 """
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from refact.conformance.numbers import ruler
 from refact.conformance.numbers.formats import (
-    bits_of_ordinals, get_format, native_array, ordinal, ordinals_of_bits, pattern_hex, values_of_bits,
+    bits_of_ordinals, bits_of_values, get_format, native_array, ordinal, ordinals_of_bits, pattern_hex,
+    values_of_bits,
 )
 from refact.conformance.numbers.ruler import classify_array, same_values
 from refact.conformance.truth import fast as fastpath
@@ -44,6 +50,7 @@ __all__ = [
     "HISTOGRAM_EDGES", "CLASS_NAMES", "WORST_KEPT", "Judged", "judge", "summarise", "empty_summary",
     "merge_summaries", "merge_in_order", "p99_from_histogram", "search_worst", "accuracy_record",
     "outputs_on", "outputs_or_refusals", "plot_series", "REFUSED", "REFUSED_UNDEFINED",
+    "gradients_on", "derivative_inputs", "judge_derivative",
 ]
 
 WORST_KEPT = 10
@@ -71,6 +78,49 @@ def outputs_on(function, fmt, bits, *, backend):
     if array.shape != np.shape(bits):
         raise ValueError(f"{function} returned shape {array.shape} for an input of shape {np.shape(bits)}")
     return array.astype(np.float64), array.dtype.name
+
+
+def gradients_on(function, fmt, bits, *, backend):
+    """The backend's autograd derivative of an elementwise ``function`` at the bit
+    patterns ``bits`` of ``fmt`` (the vector-Jacobian product with a cotangent of ones),
+    like :func:`outputs_on`."""
+    fmt = get_format(fmt)
+    x = native_array(bits, fmt)
+    native = backend.grad(function, (backend.from_numpy(x),), backend.from_numpy(np.ones_like(x)))
+    array = np.asarray(backend.to_numpy(native))
+    if array.shape != np.shape(bits):
+        raise ValueError(f"the gradient of {function} has shape {array.shape} "
+                         f"for an input of shape {np.shape(bits)}")
+    return array.astype(np.float64), array.dtype.name
+
+
+def derivative_inputs(function, fmt, bits):
+    """``(inputs, truth_function, truth_bits)`` for judging the derivative of
+    ``function`` (see ``Function.derivative_as``) at the finite inputs among ``bits``:
+    the derivative at ``inputs`` is ``truth_function`` at ``truth_bits``."""
+    fmt = get_format(fmt)
+    name, sign = get_function(function).derivative_as
+    x = values_of_bits(bits, fmt)
+    inputs = np.asarray(bits)[np.isfinite(x)]
+    return inputs, name, bits_of_values(sign * values_of_bits(inputs, fmt), fmt)
+
+
+def judge_derivative(function, fmt, inputs, truths, y64, conventions=(), *, refused=None,
+                     oracle_cache=True):
+    """Judge autograd's derivatives ``y64`` of ``function`` at ``inputs`` against
+    ``truths`` (of the catalog function at the points :func:`derivative_inputs` gives),
+    in the budget of ``function``; its ``conventions`` cover the derivative where their
+    mechanism does (a threshold past which the function is linear makes its derivative
+    1; a flush of subnormals flushes them in the backward pass too)."""
+    fmt = get_format(fmt)
+    budget = get_function(function).budgets.get(fmt.name)
+    judged = judge(truths.function, fmt, truths, y64, refused=refused, oracle_cache=oracle_cache,
+                   budget=budget)
+    # judged (the oracle asked) at the truth function's inputs; conventions and reports
+    # see the inputs the derivative was taken at
+    judged.truths = replace(truths, bits=np.asarray(inputs), x=values_of_bits(inputs, fmt))
+    _apply_conventions(judged, tuple(conventions), budget)
+    return judged
 
 
 def outputs_or_refusals(evaluate, bits, raised, calls=2048):
@@ -124,6 +174,7 @@ class Judged:
     errors: list = field(default_factory=list)
     dtype: str = None
     oracle_points: int = 0
+    budget: float = None
 
     @property
     def bits(self):
@@ -143,11 +194,15 @@ def _ulp_errors(y64, units, units_lo, exponent, rounded):
     return error
 
 
-def judge(function, fmt, truths, y64, conventions=(), *, refused=None, oracle_cache=True):
-    """Judge the results ``y64`` against ``truths`` (a :class:`PointTruths`); ``refused``
-    (bool array) marks the points the backend raised on (their ``y64`` is ignored)."""
+def judge(function, fmt, truths, y64, conventions=(), *, refused=None, oracle_cache=True,
+          budget=None):
+    """Judge the results ``y64`` against ``truths`` (a :class:`PointTruths` of
+    ``function``); ``refused`` (bool array) marks the points the backend raised on (their
+    ``y64`` is ignored). ``budget``: ``function``'s own by default (a gradient is judged
+    by the differentiated function's)."""
     fmt = get_format(fmt)
-    budget = get_function(function).budgets.get(fmt.name)
+    if budget is None:
+        budget = get_function(function).budgets.get(fmt.name)
     y64 = np.asarray(y64, dtype=np.float64)
     rounded = np.array(truths.rounded, dtype=np.float64)
     units = np.array(truths.units, dtype=np.float64)
@@ -175,7 +230,7 @@ def judge(function, fmt, truths, y64, conventions=(), *, refused=None, oracle_ca
         codes[refused] = np.where(undefined[refused], REFUSED_UNDEFINED, REFUSED)
     ulp[codes != 0] = np.nan
     judged = Judged(function, fmt, truths, y64, rounded, codes, ulp, exact_zero=exact_zero,
-                    oracle_points=len(open_binade))
+                    oracle_points=len(open_binade), budget=budget)
     _apply_conventions(judged, tuple(conventions), budget)
     return judged
 
@@ -252,7 +307,7 @@ def summarise(judged, index=0, start=0, stop=0):
     if judged.y64 is None:
         return summary
     fmt = judged.fmt
-    budget = get_function(judged.function).budgets.get(fmt.name)
+    budget = judged.budget
     bits, x64, y64, rounded, ulp = judged.bits, judged.x64, judged.y64, judged.rounded, judged.ulp
     covered = judged.covered >= 0
     codes = np.where(covered, np.int8(-1), judged.codes)  # -1: shown with its convention
@@ -484,10 +539,13 @@ def _worst_entry(fmt, worst):
     return entry
 
 
-def accuracy_record(backend_name, function, fmt, merged, section, section_name="engine"):
-    """The ``accuracy`` record of a merged summary; ``section`` (the sweep's or the
-    engine's own figures) is kept under ``section_name``."""
+def accuracy_record(backend_name, function, fmt, merged, section, section_name="engine",
+                    check="accuracy", truth_of=None):
+    """The ``accuracy`` record of a merged summary (or the ``gradient`` record, whose
+    truths are those of the catalog function ``truth_of``: see ``Function.derivative_as``);
+    ``section`` (the sweep's or the engine's own figures) is kept under ``section_name``."""
     spec = get_function(function)
+    truth_spec = get_function(truth_of or function)
     fmt = get_format(fmt)
     budget = spec.budgets.get(fmt.name)
     measured = merged["measured"]
@@ -500,8 +558,8 @@ def accuracy_record(backend_name, function, fmt, merged, section, section_name="
         first = merged["disagreements"][0]
         problems.append(
             f"REFACT BUG: the fast truth disagrees ({first.get('kind', 'rounding')}) at "
-            f"{len(merged['disagreements'])} point(s), first {spec.name}({first['input_bits']}) "
-            f"= {spec.name}({first['input']!r}); "
+            f"{len(merged['disagreements'])} point(s), first {truth_spec.name}({first['input_bits']}) "
+            f"= {truth_spec.name}({first['input']!r}); "
             f"the mpmath value was used where it was asked")
     if problems:
         status = "error"
@@ -533,11 +591,11 @@ def accuracy_record(backend_name, function, fmt, merged, section, section_name="
         class_examples={name: [pattern_hex(b, fmt) for b in bits]
                         for name, bits in sorted(merged["class_examples"].items())},
         disagreements=merged["disagreements"], backend_errors=merged["errors"][:DISAGREEMENTS_KEPT],
-        fast_truth=_fast_truth_text(spec.name, fmt),
+        fast_truth=_fast_truth_text(truth_spec.name, fmt),
     )
     section.pop("scope", None)
     return record(
-        backend_name, spec.name, fmt.name, "accuracy", status=status, message=message, budget=budget,
+        backend_name, spec.name, fmt.name, check, status=status, message=message, budget=budget,
         classes_counted=merged["classes"], points=points, max_ulp=merged["max_ulp"],
         p99_ulp=p99_from_histogram(merged["histogram"], measured),
         mean_ulp=merged["ulp_sum"] / measured if measured else None,

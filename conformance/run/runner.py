@@ -54,10 +54,11 @@ def _conventions(name):
 
 
 def _truth_table(functions, formats, level, seed, workers, directory):
-    """``{(function, format): (cases, truths, dense)}``, computed once for all backends:
-    the sampled case points and their oracle truths, and for an elementwise function the
-    file of its dense point set's truths (under ``directory``), which each backend's
-    process maps."""
+    """``{(function, format): (cases, truths, dense, dense_gradient)}``, computed once for
+    all backends: the sampled case points and their oracle truths, and for an elementwise
+    function the file of its dense point set's truths (under ``directory``), which each
+    backend's process maps, and where the derivative is a catalog function, the dense
+    set's finite inputs with the file of the derivative's truths there."""
     from refact.conformance.truth.oracle import truth_many
 
     table = {}
@@ -65,7 +66,7 @@ def _truth_table(functions, formats, level, seed, workers, directory):
         for fmt in formats:
             cases = cases_for(function, fmt, level, seed)
             truths = truth_many(function, [p for _, p in cases], fmt, workers=workers)
-            dense = None
+            dense = dense_gradient = None
             if get_function(function).kind == "elementwise":
                 # the sampled points (the seed's, the per-function hard cases) join the set
                 sampled = bits_of_values(np.array([p[0] for _, p in cases], dtype=np.float64), fmt)
@@ -73,7 +74,12 @@ def _truth_table(functions, formats, level, seed, workers, directory):
                 path, arrays = cached_point_truths(function, fmt, bits, values_of_bits(bits, fmt),
                                                    directory, seed=seed, workers=workers)
                 dense = path or arrays  # the arrays themselves where the file could not be written
-            table[function, fmt] = (cases, truths, dense)
+                if get_function(function).derivative_as:
+                    inputs, name, at = engine.derivative_inputs(function, fmt, bits)
+                    path, arrays = cached_point_truths(name, fmt, at, values_of_bits(at, fmt),
+                                                       directory, seed=seed, workers=workers)
+                    dense_gradient = (inputs, path or arrays)
+            table[function, fmt] = (cases, truths, dense, dense_gradient)
     return table
 
 
@@ -165,7 +171,7 @@ def _checks_of(evaluator, name, info, function, fmt, wanted, table, conventions,
     if fmt not in info["formats_of"].get(function, ()):
         return [skip(c, f"{name} does not provide {function} in {fmt}") for c in wanted]
     out = []
-    cases, truths, dense = table[function, fmt]
+    cases, truths, dense, dense_gradient = table[function, fmt]
     result_format = None
     if "accuracy" in wanted or "dtype" in wanted:
         xs = []
@@ -203,6 +209,9 @@ def _checks_of(evaluator, name, info, function, fmt, wanted, table, conventions,
             elif check == "gradient":
                 if function not in info["gradients"]:
                     out.append(skip("gradient", f"{name} has no autograd for {function}"))
+                elif dense_gradient is not None:
+                    out.append(_dense_gradient(evaluator.worker, name, function, fmt,
+                                               *dense_gradient, conventions))
                 else:
                     out.append(checks.gradient(evaluator, name, function, fmt, cases))
             elif check == "properties":
@@ -217,6 +226,16 @@ def _checks_of(evaluator, name, info, function, fmt, wanted, table, conventions,
     return out
 
 
+def _in_worker(worker, task, function, fmt):
+    """``evaluate(bits) -> (y64, dtype)``: an engine task (:func:`engine.outputs_on`,
+    :func:`engine.gradients_on`) run in the backend's worker."""
+    def evaluate(bits):
+        (y64, dtype), _ = worker.run({"op": "task", "task": task, "function": function,
+                                      "args": (function, fmt, bits), "format": fmt})
+        return y64, dtype
+    return evaluate
+
+
 def _dense_accuracy(worker, name, function, fmt, truths, conventions, plot):
     """The accuracy record of an elementwise function on its dense set (``truths``: the
     file of :func:`_truth_table`, or the arrays themselves), then the worst-case search,
@@ -224,14 +243,14 @@ def _dense_accuracy(worker, name, function, fmt, truths, conventions, plot):
     if isinstance(truths, str):
         truths = load_point_truths(truths, verify=False)
 
+    outputs = _in_worker(worker, engine.outputs_on, function, fmt)
+
     def evaluate(bits):
         # Searches ask arrays of every length; a compiling framework (jax) would compile
         # for each, so they are padded to a power of two and cut back.
         n = len(bits)
         size = n if n == len(truths) else 1 << max(10, (n - 1).bit_length())
-        padded = np.concatenate([bits, np.full(size - n, bits[0], dtype=np.uint64)])
-        (y64, dtype), _ = worker.run({"op": "task", "task": engine.outputs_on, "function": function,
-                                      "args": (function, fmt, padded), "format": fmt})
+        y64, dtype = outputs(np.concatenate([bits, np.full(size - n, bits[0], dtype=np.uint64)]))
         return y64[:n], dtype
 
     y64, dtype, refused = engine.outputs_or_refusals(
@@ -250,6 +269,22 @@ def _dense_accuracy(worker, name, function, fmt, truths, conventions, plot):
     section = {"scope": f"dense set {len(truths):,} points, worst-case search {search['points']:,} more",
                "dense_points": len(truths), "search": search}
     return engine.accuracy_record(name, function, fmt, summary, section), dtype
+
+
+def _dense_gradient(worker, name, function, fmt, inputs, truths, conventions):
+    """The gradient record of an elementwise function whose derivative is a catalog
+    function: autograd at every finite point of the dense set (the saturation band before
+    autograd's cut-off included), judged by the engine against that function's truths."""
+    if isinstance(truths, str):
+        truths = load_point_truths(truths, verify=False)
+
+    y64, dtype, refused = engine.outputs_or_refusals(
+        _in_worker(worker, engine.gradients_on, function, fmt), np.asarray(inputs), lambda error: isinstance(error, JobError) and error.raised)
+    judged = engine.judge_derivative(function, fmt, inputs, truths, y64, conventions, refused=refused)
+    judged.dtype = dtype
+    section = {"scope": f"autograd on the dense set, {len(inputs):,} points", "dense_points": len(inputs)}
+    return engine.accuracy_record(name, function, fmt, engine.summarise(judged), section,
+                                  check="gradient", truth_of=truths.function)
 
 
 def _curves(functions, samples=121):

@@ -183,6 +183,10 @@ class Function:
     #: ``derivative_exact(*point[, cotangent])``: the derivative values known exactly
     #: (as ``exact`` is for the values): a value, a list for rows, or None
     derivative_exact: object = field(default=None, repr=False)
+    #: ``(name, sign)`` where the derivative is the catalog function ``name`` at
+    #: ``sign * x`` (negation is exact): the gradient check then judges autograd on the
+    #: whole dense set with that function's fast truths, as the accuracy check does
+    derivative_as: tuple = ()
 
     @property
     def arity(self):
@@ -997,6 +1001,7 @@ _FUNCTIONS = [
         domain="all reals",
         definition=_sigmoid, exact=_limits(Fraction(1, 2), Fraction(1), Fraction(0)),
         derivative=_sigmoid_grad, derivative_doc="sigma(x) * (1 - sigma(x))",
+        derivative_as=("sigmoid_grad", 1.0),
         specials=_elementwise_specials(Fraction(1, 2), Fraction(1), Fraction(0)),
         properties=(
             Property("symmetry", "sigmoid(-x) == 1 - sigmoid(x)", 1.0, check="complement_symmetry"),
@@ -1048,6 +1053,7 @@ _FUNCTIONS = [
         domain="all reals",
         definition=_log_sigmoid, exact=_limits(None, Fraction(0), -INF),
         derivative=lambda ctx, x: _sigmoid(ctx, -exact_mpf(ctx, x)), derivative_doc="sigma(-x)",
+        derivative_as=("sigmoid", -1.0),
         specials=_elementwise_specials(ORACLE, Fraction(0), -INF),
         properties=(
             Property("softplus_link", "log_sigmoid(x) == -softplus(-x)", 0.0,
@@ -1069,6 +1075,7 @@ _FUNCTIONS = [
         domain="all reals",
         definition=_softplus, exact=_limits(None, INF, Fraction(0)),
         derivative=_sigmoid, derivative_doc="sigma(x)",
+        derivative_as=("sigmoid", 1.0),
         specials=_elementwise_specials(ORACLE, INF, Fraction(0)),
         properties=(
             Property("difference", "softplus(x) - softplus(-x) == x", 1.0,

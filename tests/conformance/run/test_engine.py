@@ -176,3 +176,35 @@ def test_plot_series_keeps_the_failures_and_the_worst():
     xs, ulps = engine.plot_series(judged, limit=400)
     assert len(xs) <= 400 and None in ulps  # class points are drawn too (no ULP figure)
     assert min(xs) < -90
+
+
+def test_autograd_of_sigmoid_is_judged_on_the_saturation_band_before_its_cut_off():
+    # sigma * (1 - sigma) in float32, as autograd computes it: 1 - sigma is 0 once sigma
+    # rounds to 1 (x > 16.64) while the true derivative, e**-x, is a normal number
+    fmt = get_format("float32")
+    x = np.linspace(-20.0, 20.0, 4001).astype(np.float32)
+    inputs, name, at = engine.derivative_inputs("sigmoid", fmt, bits_of_values(x.astype(np.float64), fmt))
+    assert name == "sigmoid_grad" and np.array_equal(inputs, at)
+    truths = _truths(name, fmt, values_of_bits(at, fmt))
+    s = (1 / (1 + np.exp(-x))).astype(np.float32)
+    judged = engine.judge_derivative("sigmoid", fmt, inputs, truths, (s * (np.float32(1) - s)).astype(np.float64))
+    lost = judged.codes == engine.ruler.CLASS_CODES["premature_underflow"]
+    assert lost.any() and np.all(judged.x64[lost] > 16.6) and not np.any(judged.x64[~lost] > 16.7)
+    before = judged.ulp[(judged.x64 > 9) & (judged.x64 < 16.6)]
+    assert np.nanmax(before) > 1e5  # the 10^3..10^6 ULP band the sampled check never saw
+
+
+def test_a_derivative_at_minus_x_is_reported_at_the_input_it_was_taken_at():
+    fmt = get_format("float64")
+    x = np.array([-30.0, -2.0, 0.5, 40.0])
+    inputs, name, at = engine.derivative_inputs("log_sigmoid", fmt, bits_of_values(x, fmt))
+    assert name == "sigmoid" and np.array_equal(values_of_bits(at, fmt), -x)
+    truths = _truths(name, fmt, values_of_bits(at, fmt))
+    y = truths.rounded.copy()
+    y[3] = 0.0  # lost where sigma(-40) = 4.2e-18 is due
+    judged = engine.judge_derivative("log_sigmoid", fmt, inputs, truths, y)
+    summary = engine.summarise(judged)
+    assert summary["failing"] == 1 and summary["max_ulp"] <= 0.5
+    record = engine.accuracy_record("b", "log_sigmoid", fmt, summary, {}, check="gradient", truth_of=name)
+    assert record["check"] == "gradient" and record["worst"][-1]["input"] == [40.0]
+    assert record["worst"][-1]["class"] == "premature_underflow" and record["severity"] == "critical"
