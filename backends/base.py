@@ -38,6 +38,7 @@ from refact import FUNCTIONS  # the canonical names, as the core implements them
 __all__ = [
     "FUNCTIONS", "FORMATS", "Backend", "Binding", "Convention", "Point", "BackendInfo",
     "BackendUnavailable", "Unsupported", "require", "install_hint", "resolve", "is_subnormal",
+    "is_subnormal_array",
     "wrapping_chain",
 ]
 
@@ -118,6 +119,14 @@ def is_subnormal(values, fmt):
     return False
 
 
+def is_subnormal_array(values, fmt):
+    """:func:`is_subnormal` of each number of a numpy array (float64 values)."""
+    import numpy as np
+
+    magnitude = np.abs(values)
+    return (magnitude > 0.0) & (magnitude < _SMALLEST_NORMAL[fmt or "float64"])
+
+
 @dataclass(frozen=True)
 class Point:
     """One input point as a convention predicate sees it.
@@ -148,6 +157,9 @@ class Convention:
     conformance run samples densely on both sides. ``flushes``: the convention is a
     flush of subnormal results to zero; it then covers a zero only where the backend
     shows that mechanism (returns no nonzero subnormal for the same function and format).
+    ``array_predicate(x, truth, fmt, options) -> bool array``, where offered, is the
+    predicate of an elementwise function on numpy arrays (inputs and their truths as
+    float64): the conformance engine then asks it once per array, not once per point.
     """
 
     function: str
@@ -158,10 +170,21 @@ class Convention:
     example: Optional[Point] = None
     edges: tuple = ()
     flushes: bool = False
+    array_predicate: Optional[Callable] = field(default=None, repr=False, compare=False)
 
     def applies(self, args, truth=None, fmt=None, options=None):
         """Whether this convention affects the point ``args`` (see :class:`Point`)."""
         return bool(self.predicate(Point(tuple(args), truth, fmt, dict(options or {}))))
+
+    def applies_array(self, x, truth, fmt=None, options=None):
+        """:meth:`applies` at every input of the array ``x`` (truths ``truth``), as a
+        bool array; None where the convention offers no ``array_predicate``."""
+        if self.array_predicate is None:
+            return None
+        import numpy as np
+
+        accepted = self.array_predicate(x, truth, fmt, dict(options or {}))
+        return np.broadcast_to(np.asarray(accepted, dtype=bool), np.shape(x))
 
 
 def wrapping_chain(call):

@@ -23,7 +23,7 @@ import os
 from functools import partial
 
 from . import base
-from .base import Backend, Binding, Convention, Point, is_subnormal
+from .base import Backend, Binding, Convention, Point, is_subnormal, is_subnormal_array
 
 
 def _involves_subnormal(point):
@@ -44,6 +44,8 @@ def _flush_to_zero(function, example=None):
         _involves_subnormal,
         example=example,
         flushes=True,
+        array_predicate=lambda x, truth, fmt, options: (
+            is_subnormal_array(x, fmt) | is_subnormal_array(truth, fmt)),
     )
 
 

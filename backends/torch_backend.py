@@ -53,6 +53,7 @@ CONVENTIONS = (
         lambda point: point.args[0] > 20.0,
         example=Point((30.0,)),
         edges=(20.0,),
+        array_predicate=lambda x, truth, fmt, options: x > 20.0,
     ),
     Convention(
         "binary_cross_entropy", "log_clamp_minus_100",
@@ -69,6 +70,8 @@ CONVENTIONS = (
         _DOCS + "torch.logit.html",
         _logit_clamped,
         example=Point((0.0,), options={"eps": 1e-6}),
+        array_predicate=lambda p, truth, fmt, options: (
+            False if options.get("eps") is None else (p < options["eps"]) | (p > 1 - options["eps"])),
     ),
 )
 

@@ -251,7 +251,7 @@ def _shows_no_flush(judged):
 def _apply_conventions(judged, conventions, budget):
     """Mark the failing points a documented convention of the backend covers: the first
     whose predicate accepts the point (its input and its truth), asked once per array
-    when the convention offers ``applies_array(x64, truth64, format_name)``, else once
+    where the convention has an array predicate (``applies_array`` answers), else once
     per failing point (a passing point costs nothing)."""
     judged.conventions = conventions
     judged.covered = np.full(len(judged.y64), -1, dtype=np.int8)
@@ -266,9 +266,8 @@ def _apply_conventions(judged, conventions, budget):
             continue
         x, t = judged.x64[open_points], truth64[open_points]
         on_arrays = getattr(convention, "applies_array", None)
-        if on_arrays is not None:
-            accepted = np.asarray(on_arrays(x, t, judged.fmt.name), dtype=bool)
-        else:
+        accepted = on_arrays(x, t, judged.fmt.name) if on_arrays is not None else None
+        if accepted is None:
             accepted = np.array([convention.applies((xi,), ti, judged.fmt.name)
                                  for xi, ti in zip(x.tolist(), t.tolist())], dtype=bool)
         judged.covered[open_points[accepted]] = k
