@@ -9,12 +9,16 @@ into *shards* of contiguous patterns and runs one function, :func:`run_shard`, o
 2. a fast candidate truth is computed for the whole shard in float64 with a stated
    error bound (:mod:`refact.conformance.truth.fast`); it decides the correctly rounded
    truth of almost every point;
-3. the mpmath oracle decides the rest: every point the bound leaves undecided, every
-   special input (±0, ±inf, a NaN), every point whose ulp the bound leaves ambiguous
-   and whose result is not the rounded truth, and a seeded random sample of the shard.
-   Where the oracle and the fast path both decided, they must agree; a disagreement is
-   a bug of refact and makes the record an ``error`` naming the inputs (the oracle's
-   value is used, the disagreement is never silently patched);
+3. the mpmath oracle decides the rest (:func:`~refact.conformance.truth.arrays.point_truths`):
+   every point the bound leaves undecided, every special input (±0, ±inf, a NaN),
+   every point whose ulp the bound leaves ambiguous and whose result is not the rounded
+   truth, and a seeded random sample of the shard; and where the platform's long double
+   is wider than float64, a second, textbook formula in it checks one point in
+   :data:`SECOND_FORMULA_EVERY` (the candidate is refact's own numpy code: the second
+   formula keeps the truth independent of the numpy backend it judges). Where two
+   truths decided a point, they must agree; a disagreement is a bug of refact and
+   makes the record an ``error`` naming the inputs (the oracle's value is used, the
+   disagreement is never silently patched);
 4. every point gets a failure class or a ULP error, by the definitions of
    :mod:`refact.conformance.numbers.ruler` (array forms here, tested against the scalar ones),
    and the shard is summarised: counts, ULP histogram, largest errors, class examples.
@@ -35,7 +39,8 @@ arguments loads the finished shards and runs only the others: nothing repeats, n
 is lost, and the merged record is the same as an uninterrupted run's (shards merge in
 shard order, so even float sums agree to the bit).
 
-Importable entry point for the runner: :func:`sweep_record`.
+Importable entry point: :func:`sweep_record` (``refact sweep`` and the tests call it;
+``refact conform`` judges its dense sets with the same engine, without shards).
 """
 
 import concurrent.futures
