@@ -178,7 +178,12 @@ def accuracy(evaluator, backend, function, fmt, cases, truths, conventions, plot
     truths = [truth for _, truth in kept]
     points = [point for _, point in cases]
     outputs, result_format, refusals = evaluator.outputs_or_refusals(function, fmt, points)
-    judgement = Judgement(get_format(fmt), budget, tuple(conventions))
+    fmt_obj = get_format(fmt)
+    if any(0.0 < abs(y) < fmt_obj.smallest_normal for ys in outputs if ys for y in ys):
+        # a flush-to-zero convention covers a zero only where the backend flushes: one
+        # that returns a nonzero subnormal here does not (as the engine rules)
+        conventions = [c for c in conventions if not getattr(c, "flushes", False)]
+    judgement = Judgement(fmt_obj, budget, tuple(conventions))
     sets = {}
     values = []
     for index, ((set_name, point), truth, ys) in enumerate(zip(cases, truths, outputs)):

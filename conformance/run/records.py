@@ -72,6 +72,10 @@ def plain(value):
     return value
 
 
+#: classes an error within the budget turns back into an ordinary point
+_SIZED_CLASSES = ("flush_to_zero", "missing_inf")
+
+
 @dataclass
 class Judgement:
     """Running tally of one check: ULP errors of ordinary points, class counts, the
@@ -100,6 +104,12 @@ class Judgement:
         if kind == UNDECIDED:
             self.classes[UNDECIDED] += 1
             return kind
+        if kind in _SIZED_CLASSES and math.isfinite(y):
+            # a near-tie at the subnormal boundary (0 for 0.5000x of the smallest
+            # subnormal) or at the overflow threshold is an ULP error, as in the engine
+            sized = ulp_error(y, exact, self.fmt)
+            if sized <= budget:
+                kind, error = None, sized
         if error is None:
             error = ulp_error(y, exact, self.fmt) if kind is None else math.inf
         if kind is None:

@@ -521,3 +521,34 @@ def test_gradient_takes_at_most_limit_points():
     result = gradient(Evaluator(worker), "fake", "sigmoid", "float64", cases, limit=4)
     assert worker.jobs[0]["arguments"] == [("array", [-10.0, -9.0, -8.0, -7.0])]
     assert result["points"] == 4
+
+
+class _Zeroing(OracleWorker):
+    """Correctly rounded, but 0 for every subnormal value of the points ``zeroed``."""
+
+    def __init__(self, zeroed):
+        super().__init__()
+        self.zeroed = zeroed
+
+    def _answer(self, job):
+        status, (values, result_format) = super()._answer(job)
+        tiny = 2.0 ** -126
+        points = _job_points(job)
+        values = [[0.0 if p in self.zeroed and 0 < abs(v) < tiny else v for v in row]
+                  for p, row in zip(points, values)]
+        return status, (values, result_format)
+
+
+def test_a_flush_convention_covers_zeros_only_where_the_backend_flushes_everywhere():
+    from refact.backends.base import Convention
+
+    flush = Convention("softmax", "flush_to_zero", "subnormal results become zero", "https://example.org",
+                       lambda point: True, flushes=True)
+    rows = [((0.0, -90.0),), ((0.0, -95.0),)]  # softmax(...)[1] = e**-90, e**-95: float32 subnormals
+    cases = [("gaps", row) for row in rows]
+    truths = truth_many("softmax", rows, "float32")
+    everywhere, _ = accuracy(Evaluator(_Zeroing(set(rows))), "fake", "softmax", "float32", cases, truths, [flush])
+    assert everywhere["status"] == "convention" and everywhere["classes"]["flush_to_zero"] == 0
+    # zeros beside a correct subnormal: the mechanism is not a flush, the zero is a failure
+    partly, _ = accuracy(Evaluator(_Zeroing({rows[1]})), "fake", "softmax", "float32", cases, truths, [flush])
+    assert partly["status"] == "fail" and partly["classes"]["flush_to_zero"] == 1

@@ -555,3 +555,14 @@ def test_severity_follows_the_design(status, classes, max_ulp, budget, flush, ex
 
     counts = dict.fromkeys(ALL_CLASSES, 0) | classes
     assert severity_of(status, counts, max_ulp, budget, flush) == expected
+
+
+def test_a_near_tie_at_the_smallest_subnormal_is_an_ulp_error_in_the_scalar_path_too():
+    # the truth is 0.500003 of float32's smallest subnormal: 0 is 0.500003 ULP off, in
+    # the budget (no flush); 0 for 0.9 of it is 0.9 ULP off, outside a budget of 0.6
+    tiny = Fraction(2) ** -149
+    near_tie, far = tiny * Fraction(500003, 1000000), tiny * Fraction(9, 10)
+    judgement = Judgement(FLOAT32, 0.6)
+    assert judgement.add((-103.0,), 0.0, float(tiny), near_tie) == pytest.approx(0.500003)
+    assert judgement.add((-103.0,), 0.0, float(tiny), far) == "flush_to_zero"
+    assert judgement.classes["flush_to_zero"] == 1 and judgement.failing == 1
