@@ -5,9 +5,11 @@ import os
 import sys
 
 from refact.conformance.cli import EXIT_UNWRITTEN, UsageError, cannot_write
-from refact.conformance.cli.options import count, names, non_negative_integer, read_valid_report, seconds
+from refact.conformance.cli.options import (
+    count, fail_on_words, names, non_negative_integer, read_valid_report, seconds,
+)
 from refact.conformance.cases.sets import LEVELS
-from refact.conformance.run.records import CHECKS, STATUSES
+from refact.conformance.run.records import CHECKS, SEVERITIES, STATUSES
 from refact.conformance.numbers.formats import FORMATS
 from refact.conformance.run.runner import run_conformance
 from refact.conformance.truth.catalog import NAMES
@@ -18,12 +20,21 @@ REPORT_KINDS = {"json": "JSON", "markdown": "Markdown", "junit": "JUnit", "html"
 
 EXIT_STATUS = f"""\
 exit status:
-  0    no status named by --fail-on occurred
-  1    one did, a backend named by --backend cannot run, or a regression against --baseline
+  0    no record has a status or a severity named by --fail-on
+  1    one has; or a backend named by --backend cannot run (an error); or a record regressed
+       against --baseline (it counts as a fail, of its own severity)
   2    usage error: a bad option value, an unknown name, an unreadable or invalid --baseline
+       (checked before the run starts)
   {EXIT_UNWRITTEN}    a report could not be written (one line each; the others were written),
        whatever the results
   130  interrupted (Ctrl-C)
+
+--fail-on takes comma-separated words: statuses ({", ".join(STATUSES)})
+and severities ({", ".join(SEVERITIES)}) of records. "--fail-on critical" fails on critical
+records only, "--fail-on fail,error" (the default) on every failed or crashed check,
+"--fail-on ''" never.
+A --baseline made differently (seed, --cases level, refact version, a backend's version,
+device, platform or CPU) is still compared, with one warning line per difference.
 """
 
 
@@ -51,8 +62,10 @@ def add_arguments(parser):
     parser.add_argument("--html", metavar="FILE")
     parser.add_argument("--baseline", metavar="OLD.json",
                         help="compare with an earlier report; a regression counts as 'fail'")
-    parser.add_argument("--fail-on", default="fail,error", metavar="STATUSES",
-                        help="statuses that make the exit status 1 (default: fail,error)")
+    parser.add_argument("--fail-on", type=fail_on_words(STATUSES, SEVERITIES), default="fail,error",
+                        metavar="WORDS",
+                        help=f"statuses ({', '.join(STATUSES)}) or severities ({', '.join(SEVERITIES)}) "
+                             "that make the exit status 1 (default: fail,error)")
     parser.add_argument("--quiet", action="store_true", help="no summary table")
 
 
@@ -96,7 +109,6 @@ def run(args):
     functions = _selection(args.function, NAMES, "function")
     formats = _selection(args.format, tuple(FORMATS), "format")
     check_names = _selection(args.check, CHECKS, "check")
-    fail_on = set(_selection([args.fail_on], STATUSES, "status") or ())
     backends = _selection(args.backend, None, "backend")
     if backends:
         from refact.backends import target_of
@@ -122,8 +134,12 @@ def run(args):
     if baseline is not None:
         from refact.conformance.report.diff import compare
 
-        regressions = compare(baseline, report).regressions
-        report["baseline"] = {"path": os.path.basename(args.baseline), "regressions": len(regressions)}
+        against_baseline = compare(baseline, report)
+        regressions = against_baseline.regressions
+        report["baseline"] = {"path": os.path.basename(args.baseline), "regressions": len(regressions),
+                              "warnings": against_baseline.warnings}
+        for warning in against_baseline.warnings:
+            print(f"refact conform: warning: {warning}", file=sys.stderr)
     unwritten = {}
     write_reports(report, json=args.json, markdown=args.markdown, junit=args.junit, html=args.html,
                   failures=unwritten)
@@ -132,12 +148,15 @@ def run(args):
     if not args.quiet:
         print(summary_table(report))
         if baseline is not None:
-            print(f"{len(regressions)} regression(s) against {args.baseline}")
-    occurred = {s for s in fail_on if report["summary"].get(s)}
+            from refact.conformance.report.diff import baseline_lines
+
+            print("\n".join(baseline_lines(against_baseline, args.baseline)))
+    fail_on = args.fail_on
+    failed = any(fail_on.fails(r) for r in report["results"])
     if backends and any(not e["available"] for e in report["backends"]):
-        occurred.add("error")  # a backend asked for by name that cannot run is an error
-    if regressions and "fail" in fail_on:
-        occurred.add("fail")
+        failed |= "error" in fail_on.statuses  # a backend asked for by name that cannot run is an error
+    # a regression counts as a fail, of the severity its record has now
+    failed |= any(fail_on.fails({**change.new, "status": "fail"}) for change in regressions)
     if unwritten:
         return EXIT_UNWRITTEN
-    return 1 if occurred & fail_on else 0
+    return 1 if failed else 0

@@ -8,12 +8,13 @@ The ``type=`` functions raise ``argparse.ArgumentTypeError``, so a bad value is 
 
 import argparse
 import math
+from typing import NamedTuple
 
 from refact.conformance.cli import UsageError
 
 __all__ = [
     "MAX_SECONDS", "integer_at_least", "count", "non_negative_integer", "seconds",
-    "bit_range", "names", "read_valid_report",
+    "bit_range", "names", "FailOn", "fail_on_words", "read_valid_report",
 ]
 
 #: The longest time limit accepted: waiting on a pipe takes at most 2**31 - 1 milliseconds
@@ -73,6 +74,35 @@ def names(values):
     """The names of repeatable, comma-separated options (``--backend a,b --backend a``),
     each once, in the order first given."""
     return list(dict.fromkeys(item.strip() for text in values for item in text.split(",") if item.strip()))
+
+
+class FailOn(NamedTuple):
+    """What makes a run fail: records of these statuses, or of these severities."""
+    statuses: frozenset
+    severities: frozenset
+
+    def fails(self, record):
+        return record.get("status") in self.statuses or record.get("severity") in self.severities
+
+
+def fail_on_words(statuses, severities):
+    """A ``type=`` function: comma-separated words, each a status (of ``statuses``) or a
+    severity (of ``severities``), read into a :class:`FailOn`; an empty text fails on
+    nothing. The two vocabularies must not share a word, or it would be ambiguous."""
+    if set(statuses) & set(severities):
+        raise ValueError(f"statuses and severities share {sorted(set(statuses) & set(severities))}")
+
+    def parse(text):
+        words = names([text])
+        unknown = [word for word in words if word not in statuses and word not in severities]
+        if unknown:
+            raise argparse.ArgumentTypeError(
+                f"unknown {', '.join(map(repr, unknown))}; expected comma-separated statuses "
+                f"({', '.join(statuses)}) or severities ({', '.join(severities)}), got {text!r}")
+        return FailOn(frozenset(w for w in words if w in statuses), frozenset(w for w in words if w in severities))
+
+    parse.__name__ = "statuses_or_severities"
+    return parse
 
 
 def _one_line(text):

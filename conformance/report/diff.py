@@ -13,6 +13,14 @@ Records are matched by (backend, function, format, check). A matched record *reg
 It *improved* when one of these went the other way and none got worse. Records present in one
 report only are listed as added or removed, and never fail the command: the exit status is 1
 on a regression and 0 otherwise (2 for unreadable or invalid files).
+
+A backend's *column* is its name, or ``name[variant]`` for a record carrying a ``variant``
+(``torch[compile]``): a variant is matched with the same variant only. :func:`compare_across`
+compares two columns of one report the same way, matched on function, format and check.
+
+Two reports made differently (another seed, case level, refact version, backend version,
+device, platform or CPU) differ for that reason too: :func:`compare` lists each such
+difference as a warning, so that a change is not taken for the implementation's.
 """
 
 import math
@@ -23,14 +31,29 @@ from refact.conformance.report.writers import (
     STATUS_SEVERITY, escape_markdown, format_number, markdown_table,
 )
 
-__all__ = ["compare", "Change", "ReportDiff", "render_text", "render_markdown"]
+__all__ = [
+    "compare", "compare_across", "Change", "ReportDiff", "render_text", "render_markdown", "baseline_lines",
+    "backend_column", "records_by_key", "environment_warnings",
+]
 
 KEY_FIELDS = ("backend", "function", "format", "check")
+#: What records of two columns of one report are matched on.
+ACROSS_KEY_FIELDS = KEY_FIELDS[1:]
 ULP_ABSOLUTE_TOLERANCE = 0.5
 ULP_RELATIVE_TOLERANCE = 0.10
 # every class a record counts but "undecided", which is the oracle's, not the backend's
 COMPARED_CLASSES = tuple(name for name in ALL_CLASSES if name != UNDECIDED)
-DIFF_HEADER = ("backend", "function", "format", "check", "status", "max ULP", "why")
+CHANGE_HEADER = ("status", "max ULP", "why")
+#: (what differs, where it is in a report), in the order warned about
+ENVIRONMENT_FIELDS = (
+    ("seeds", ("environment", "seed")),
+    ("case levels", ("environment", "cases")),
+    ("refact versions", ("refact_version",)),
+    ("devices", ("environment", "device")),
+    ("platforms", ("environment", "platform")),
+    ("CPUs", ("environment", "cpu")),
+)
+NOT_RECORDED = "not recorded"
 
 
 @dataclass
@@ -42,10 +65,10 @@ class Change:
     worse: list = field(default_factory=list)
     better: list = field(default_factory=list)
 
-    def to_dict(self):
+    def to_dict(self, key_fields=KEY_FIELDS):
         def brief(record):
             return None if record is None else {"status": record.get("status"), "max_ulp": record.get("max_ulp")}
-        return {**dict(zip(KEY_FIELDS, self.key)), "old": brief(self.old), "new": brief(self.new),
+        return {**dict(zip(key_fields, self.key)), "old": brief(self.old), "new": brief(self.new),
                 "worse": self.worse, "better": self.better}
 
 
@@ -56,26 +79,81 @@ class ReportDiff:
     added: list
     removed: list
     matched: int
+    #: one line per way the two reports were made differently (empty across one report)
+    warnings: list = field(default_factory=list)
+    #: the two columns compared by compare_across, else None
+    across: tuple | None = None
+
+    @property
+    def key_fields(self):
+        return KEY_FIELDS if self.across is None else ACROSS_KEY_FIELDS
 
     def sections(self):
         return {"regressions": self.regressions, "improvements": self.improvements,
                 "added": self.added, "removed": self.removed}
 
+    def section_titles(self):
+        """What each section is called in the text and Markdown output."""
+        if self.across is None:
+            return {name: name.capitalize() for name in self.sections()}
+        a, b = self.across
+        return {"regressions": f"Worse in {b} than in {a}", "improvements": f"Better in {b} than in {a}",
+                "added": f"Only in {b}", "removed": f"Only in {a}"}
+
     def to_dict(self):
-        return {"matched": self.matched,
-                **{name: [change.to_dict() for change in changes] for name, changes in self.sections().items()}}
+        data = {"matched": self.matched, "warnings": list(self.warnings)}
+        if self.across is not None:
+            data["across"] = list(self.across)
+        return {**data, **{name: [change.to_dict(self.key_fields) for change in changes]
+                           for name, changes in self.sections().items()}}
+
+
+def backend_column(name, variant=None):
+    """The column of a record or of a backends entry: the backend's name, and its variant
+    in brackets if it has one (``torch[compile]``)."""
+    return f"{name}[{variant}]" if variant else name
 
 
 def records_by_key(report):
-    """(backend, function, format, check) -> record; ValueError if a key appears twice,
+    """(column, function, format, check) -> record; ValueError if a key appears twice,
     since a diff could not tell which of the two to compare."""
     records = {}
     for record in report.get("results", []):
-        key = tuple(record.get(name) for name in KEY_FIELDS)
+        column = backend_column(record.get("backend"), record.get("variant"))
+        key = (column, *(record.get(name) for name in KEY_FIELDS[1:]))
         if key in records:
             raise ValueError(f"the report has two records for {' / '.join(map(str, key))}")
         records[key] = record
     return records
+
+
+def _field_value(report, path):
+    value = report
+    for part in path:
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _shown(value):
+    return NOT_RECORDED if value is None else str(value)
+
+
+def environment_warnings(old_report, new_report):
+    """One line for each way the two reports were made differently: the seeds, case levels,
+    refact versions, devices, platforms, CPUs and the versions of the backends in both.
+    A value missing from a report counts as differing ("not recorded"): it may."""
+    differences = [(what, _field_value(old_report, path), _field_value(new_report, path))
+                   for what, path in ENVIRONMENT_FIELDS]
+
+    def versions(report):
+        return {backend_column(entry.get("name"), entry.get("variant")): entry.get("version")
+                for entry in report.get("backends", [])}
+
+    old_versions = versions(old_report)
+    differences += [(f"{column} versions", old_versions[column], version)
+                    for column, version in versions(new_report).items() if column in old_versions]
+    return [f"the {what} differ ({_shown(before)} -> {_shown(after)}): a change may come from that, "
+            "not from the code" for what, before, after in differences if before != after]
 
 
 def _status_change(old, new):
@@ -129,12 +207,44 @@ def _differences(old, new, absolute, relative):
 
 def compare(old_report, new_report, absolute_tolerance=ULP_ABSOLUTE_TOLERANCE,
             relative_tolerance=ULP_RELATIVE_TOLERANCE):
-    """Regressions, improvements, added and removed records from ``old_report`` to ``new_report``.
+    """Regressions, improvements, added and removed records from ``old_report`` to ``new_report``,
+    and the warnings of :func:`environment_warnings`.
 
     A record whose max ULP grows by at most max(absolute_tolerance, relative_tolerance * old)
     has not changed. Raises ValueError if a report holds two records with the same key.
     """
-    old_records, new_records = records_by_key(old_report), records_by_key(new_report)
+    result = _compare_records(records_by_key(old_report), records_by_key(new_report),
+                              absolute_tolerance, relative_tolerance)
+    result.warnings = environment_warnings(old_report, new_report)
+    return result
+
+
+def compare_across(report, first, second, absolute_tolerance=ULP_ABSOLUTE_TOLERANCE,
+                   relative_tolerance=ULP_RELATIVE_TOLERANCE):
+    """Column ``second`` of one report against column ``first`` (a backend, or
+    ``name[variant]``), records matched on function, format and check: a regression is
+    where ``second`` is worse than ``first``, by the rules of :func:`compare`.
+
+    Raises ValueError for a column the report has no record of, or the same column twice.
+    """
+    records = records_by_key(report)
+    columns = list(dict.fromkeys(key[0] for key in records))
+    for column in (first, second):
+        if column not in columns:
+            raise ValueError(f"the report has no records of backend {column!r}; "
+                             f"it has {', '.join(columns) or 'none'}")
+    if first == second:
+        raise ValueError(f"--across needs two different backends, got {first!r} twice")
+
+    def side(column):
+        return {key[1:]: record for key, record in records.items() if key[0] == column}
+
+    result = _compare_records(side(first), side(second), absolute_tolerance, relative_tolerance)
+    result.across = (first, second)
+    return result
+
+
+def _compare_records(old_records, new_records, absolute_tolerance, relative_tolerance):
     regressions, improvements, added = [], [], []
     for key, new in new_records.items():
         old = old_records.get(key)
@@ -160,12 +270,12 @@ def _before_after(change, describe):
     return before if before == after else f"{before} -> {after}"
 
 
-def change_cells(change):
+def change_cells(change, across=None):
     """The row of one change, computed once for the text and the Markdown tables."""
     if change.old is None:
-        why = "new record"
+        why = "new record" if across is None else f"only in {across[1]}"
     elif change.new is None:
-        why = "record gone"
+        why = "record gone" if across is None else f"only in {across[0]}"
     else:
         why = "; ".join(change.worse + change.better)
     return (*(str(part) for part in change.key),
@@ -179,25 +289,56 @@ def headline(result):
     return f"{counts} ({result.matched} records matched)"
 
 
+def _title(result):
+    return "refact diff" if result.across is None else f"refact diff --across {' '.join(result.across)}"
+
+
+def _tables(result):
+    """(title, header, rows) of each section that has changes."""
+    header = result.key_fields + CHANGE_HEADER
+    titles = result.section_titles()
+    return [(titles[name], header, [change_cells(change, result.across) for change in changes])
+            for name, changes in result.sections().items() if changes]
+
+
 def _text_table(rows):
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     return ["  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
 
 
+def section_text(title, header, rows):
+    """One section of the text output: its title line and its aligned table."""
+    return [f"{title}:"] + _text_table([header] + rows)
+
+
 def render_text(result):
-    lines = [f"refact diff: {headline(result)}"]
-    for name, changes in result.sections().items():
-        if changes:
-            lines += ["", f"{name.capitalize()}:"]
-            lines += _text_table([DIFF_HEADER] + [change_cells(change) for change in changes])
+    lines = [f"{_title(result)}: {headline(result)}"]
+    lines += [f"warning: {warning}" for warning in result.warnings]
+    for table in _tables(result):
+        lines += [""] + section_text(*table)
     return "\n".join(lines) + "\n"
 
 
+def baseline_lines(result, baseline_name):
+    """What ``refact conform --baseline`` prints after its run: how many records regressed
+    against the baseline, the warnings, and the regressions' table."""
+    lines = [f"{len(result.regressions)} regression(s) against {baseline_name}"]
+    lines += [f"warning: {warning}" for warning in result.warnings]
+    for title, header, rows in _tables(result):
+        if title == result.section_titles()["regressions"]:
+            lines += section_text(title, header, rows)
+    return lines
+
+
 def render_markdown(result, old_name="old", new_name="new"):
-    lines = [f"# refact diff: {escape_markdown(old_name)} -> {escape_markdown(new_name)}", "",
-             f"**{escape_markdown(headline(result))}**", ""]
-    for name, changes in result.sections().items():
-        if changes:
-            lines += [f"## {name.capitalize()}", ""]
-            lines += markdown_table(DIFF_HEADER, [change_cells(change) for change in changes]) + [""]
+    """The diff as Markdown; ``old_name`` and ``new_name`` are the reports' names (across
+    one report, ``old_name`` names it)."""
+    compared = (f"{escape_markdown(old_name)} -> {escape_markdown(new_name)}" if result.across is None
+                else f"{escape_markdown(result.across[1])} against {escape_markdown(result.across[0])} "
+                     f"in {escape_markdown(old_name)}")
+    lines = [f"# refact diff: {compared}", "", f"**{escape_markdown(headline(result))}**", ""]
+    for warning in result.warnings:
+        lines += [f"**Warning:** {escape_markdown(warning)}", ""]
+    for title, header, rows in _tables(result):
+        lines += [f"## {escape_markdown(title)}", ""] + markdown_table(header, rows) + [""]
     return "\n".join(lines)

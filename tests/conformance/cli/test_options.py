@@ -2,6 +2,7 @@
 the value, status 2), names given twice merged, and reports given as inputs (``--baseline``,
 ``refact diff``) read whole and checked against the schema before anything runs."""
 
+import argparse
 import json
 
 import pytest
@@ -147,3 +148,17 @@ def test_a_valid_baseline_is_compared(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main([*CONFORM[:-1], "--baseline", str(old)]) == 0
     assert f"0 regression(s) against {old}" in capsys.readouterr().out
+
+
+def test_fail_on_reads_statuses_and_severities():
+    parse = options.fail_on_words(("pass", "fail", "error"), ("critical", "major"))
+    assert parse("fail, critical,fail") == options.FailOn(frozenset({"fail"}), frozenset({"critical"}))
+    assert parse("") == options.FailOn(frozenset(), frozenset())
+    gate = parse("error,major")
+    assert gate.fails({"status": "error"}) and gate.fails({"status": "fail", "severity": "major"})
+    assert not gate.fails({"status": "fail", "severity": "critical"}) and not gate.fails({"status": "pass"})
+    with pytest.raises(argparse.ArgumentTypeError, match=r"^unknown 'warn'; expected comma-separated statuses \(pass, fail, error\) "
+                                        r"or severities \(critical, major\), got 'warn,fail'$"):
+        parse("warn,fail")
+    with pytest.raises(ValueError, match="share"):
+        options.fail_on_words(("fail",), ("fail",))

@@ -174,3 +174,55 @@ def test_every_counted_class_but_undecided_is_compared():
     from refact.conformance.numbers.ruler import ALL_CLASSES, UNDECIDED
 
     assert set(diff.COMPARED_CLASSES) == set(ALL_CLASSES) - {UNDECIDED}
+
+
+# --- variants, reports made differently, and one report's backends against each other ---------
+
+def test_a_variant_is_a_column_of_its_own():
+    eager, compiled = record("sigmoid", "float32", "accuracy"), record("sigmoid", "float32", "accuracy")
+    compiled["variant"] = "compile"
+    assert list(diff.records_by_key(make_report(eager, compiled))) == [
+        ("torch", "sigmoid", "float32", "accuracy"), ("torch[compile]", "sigmoid", "float32", "accuracy")]
+    assert diff.backend_column("torch") == "torch" and diff.backend_column("torch", "compile") == "torch[compile]"
+
+
+def test_environment_warnings_name_each_difference():
+    new = copy.deepcopy(BASELINE)
+    new["environment"].update(seed=3, device="cuda")
+    new["backends"][0]["version"] = "2.14.0"
+    tail = ": a change may come from that, not from the code"
+    # BASELINE records no case level and no device: "not recorded" may differ from anything
+    assert diff.environment_warnings(BASELINE, new) == [
+        f"the seeds differ (0 -> 3){tail}", f"the devices differ (not recorded -> cuda){tail}",
+        f"the torch versions differ (2.13.0 -> 2.14.0){tail}"]
+    assert diff.compare(BASELINE, new).warnings == diff.environment_warnings(BASELINE, new)
+    assert diff.environment_warnings(BASELINE, copy.deepcopy(BASELINE)) == []
+
+
+def test_compare_across_matches_function_format_and_check():
+    report = copy.deepcopy(BASELINE)
+    report["results"] += [record("sigmoid", "float32", "accuracy", max_ulp=5.0, backend="jax"),
+                          record("softmax", "float32", "special_values", "fail", max_ulp=0.0, backend="jax")]
+    result = diff.compare_across(report, "torch", "jax")
+    assert result.matched == 2 and result.across == ("torch", "jax") and result.warnings == []
+    assert [(change.key, change.worse) for change in result.regressions] == [
+        (("sigmoid", "float32", "accuracy"), ["max ULP 1.8 -> 5"]),
+        (("softmax", "float32", "special_values"), ["status pass -> fail"])]
+    assert [change.key[0] for change in result.removed] == ["log_sigmoid", "logit"] and result.added == []
+    assert result.to_dict()["regressions"][0]["function"] == "sigmoid"
+    assert "backend" not in result.to_dict()["regressions"][0]
+    with pytest.raises(ValueError, match="no records of backend 'keras'; it has torch, jax"):
+        diff.compare_across(report, "torch", "keras")
+
+
+def test_baseline_lines_give_the_count_the_warnings_and_the_regressions():
+    new = changed(sigmoid={"status": "fail"})
+    new["environment"]["seed"] = 1
+    assert diff.baseline_lines(diff.compare(BASELINE, new), "old.json") == [
+        "1 regression(s) against old.json",
+        "warning: the seeds differ (0 -> 1): a change may come from that, not from the code",
+        "Regressions:",
+        "  backend  function  format   check     status        max ULP  why",
+        "  torch    sigmoid   float32  accuracy  pass -> fail  1.8      status pass -> fail",
+    ]
+    assert diff.baseline_lines(diff.compare(BASELINE, BASELINE), "old.json") == ["0 regression(s) against old.json"]
