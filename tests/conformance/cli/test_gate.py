@@ -69,6 +69,14 @@ def real_report(tmp_path_factory):
     return reports.load_report(path)
 
 
+def test_a_report_records_its_case_level_and_the_schema_checks_it(real_report):
+    assert (real_report["environment"]["seed"], real_report["environment"]["cases"]) == (0, "quick")
+    spoiled = copy.deepcopy(real_report)
+    spoiled["environment"]["cases"] = 3
+    with pytest.raises(reports.InvalidReport, match=r"\$\.environment\.cases: 3 is not of type 'string'"):
+        reports.validate(spoiled)
+
+
 def bad_baselines(tmp_path, real_report):
     wrong_schema = copy.deepcopy(real_report)
     wrong_schema["schema"] = "refact.report/2"
