@@ -137,6 +137,7 @@ def run(args):
         against_baseline = compare(baseline, report)
         regressions = against_baseline.regressions
         report["baseline"] = {"path": os.path.basename(args.baseline), "regressions": len(regressions),
+                              "regressed": [change.to_dict() for change in regressions],
                               "warnings": against_baseline.warnings}
         for warning in against_baseline.warnings:
             print(f"refact conform: warning: {warning}", file=sys.stderr)

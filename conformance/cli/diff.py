@@ -46,6 +46,8 @@ def _compared(args):
                          f"not {args.old} and {args.new}")
     if not args.across and args.new is None:
         raise UsageError("give two reports, OLD.json and NEW.json (or --across A B REPORT.json)")
+    if args.across and args.across[0] == args.across[1]:
+        raise UsageError(f"--across needs two different backends, got {args.across[0]!r} twice")
     old_report = read_valid_report(args.old)
     new_report = None if args.across else read_valid_report(args.new)
     try:

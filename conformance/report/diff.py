@@ -1,6 +1,6 @@
 """``refact diff OLD.json NEW.json``: what got worse and what got better between two runs.
 
-Records are matched by (backend, function, format, check). A matched record *regressed* when
+Records are matched by (backend column, function, format, check). A matched record *regressed* when
 
 - its status got worse, in the order pass < convention < skip < fail < error
   (``reports.STATUS_SEVERITY``): a new convention is a departure from the mathematics, a
@@ -225,7 +225,7 @@ def compare_across(report, first, second, absolute_tolerance=ULP_ABSOLUTE_TOLERA
     ``name[variant]``), records matched on function, format and check: a regression is
     where ``second`` is worse than ``first``, by the rules of :func:`compare`.
 
-    Raises ValueError for a column the report has no record of, or the same column twice.
+    Raises ValueError for a column the report has no record of.
     """
     records = records_by_key(report)
     columns = list(dict.fromkeys(key[0] for key in records))
@@ -233,9 +233,6 @@ def compare_across(report, first, second, absolute_tolerance=ULP_ABSOLUTE_TOLERA
         if column not in columns:
             raise ValueError(f"the report has no records of backend {column!r}; "
                              f"it has {', '.join(columns) or 'none'}")
-    if first == second:
-        raise ValueError(f"--across needs two different backends, got {first!r} twice")
-
     def side(column):
         return {key[1:]: record for key, record in records.items() if key[0] == column}
 
@@ -293,12 +290,15 @@ def _title(result):
     return "refact diff" if result.across is None else f"refact diff --across {' '.join(result.across)}"
 
 
+def _table(result, name):
+    """(title, header, rows) of one section."""
+    rows = [change_cells(change, result.across) for change in result.sections()[name]]
+    return result.section_titles()[name], result.key_fields + CHANGE_HEADER, rows
+
+
 def _tables(result):
     """(title, header, rows) of each section that has changes."""
-    header = result.key_fields + CHANGE_HEADER
-    titles = result.section_titles()
-    return [(titles[name], header, [change_cells(change, result.across) for change in changes])
-            for name, changes in result.sections().items() if changes]
+    return [_table(result, name) for name, changes in result.sections().items() if changes]
 
 
 def _text_table(rows):
@@ -324,9 +324,8 @@ def baseline_lines(result, baseline_name):
     against the baseline, the warnings, and the regressions' table."""
     lines = [f"{len(result.regressions)} regression(s) against {baseline_name}"]
     lines += [f"warning: {warning}" for warning in result.warnings]
-    for title, header, rows in _tables(result):
-        if title == result.section_titles()["regressions"]:
-            lines += section_text(title, header, rows)
+    if result.regressions:
+        lines += section_text(*_table(result, "regressions"))
     return lines
 
 

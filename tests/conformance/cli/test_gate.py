@@ -144,7 +144,11 @@ def test_a_baseline_run_end_to_end_warns_and_gates(tmp_path, real_report, capsys
         "  backend    function  format   check     status        max ULP   why",
         "  reference  sigmoid   float32  accuracy  pass -> skip  0.4 -> -  status pass -> skip",
     ]
-    assert reports.load_report(out)["baseline"] == {"path": "baseline.json", "regressions": 1, "warnings": warnings}
+    assert reports.load_report(out)["baseline"] == {
+        "path": "baseline.json", "regressions": 1, "warnings": warnings,
+        "regressed": [{"backend": "reference", "function": "sigmoid", "format": "float32", "check": "accuracy",
+                       "old": {"status": "pass", "max_ulp": 0.4}, "new": {"status": "skip", "max_ulp": None},
+                       "worse": ["status pass -> skip"], "better": []}]}
 
     # the regressed record is a skip, of no severity: a gate on severities alone lets it by
     assert cli.main(RUN + ["--baseline", str(baseline_path), "--fail-on", "critical,major", "--quiet"]) == 0
@@ -242,6 +246,16 @@ def test_across_two_backends_of_one_report(write, capsys):
     assert data["across"] == ["jax", "torch"] and data["regressions"] == [] and data["warnings"] == []
     assert [(c["function"], c["better"]) for c in data["improvements"]] == [
         ("softmax", ["status fail -> pass", "max ULP 62 -> 0.5"])]
+
+
+def test_across_in_markdown(write, tmp_path, capsys):
+    markdown = tmp_path / "across.md"
+    assert cli.main(["diff", "--across", "torch", "jax", write("report.json", ACROSS), "--markdown", str(markdown)]) == 1
+    lines = markdown.read_text().splitlines()
+    assert lines[0] == "# refact diff: jax against torch in " + reports.escape_markdown(str(tmp_path / "report.json"))
+    assert lines[4:8] == ["## Worse in jax than in torch", "", "| function | format | check | status | max ULP | why |",
+                          "|---|---|---|---|---|---|"]
+    assert lines[8] == "| softmax | float32 | accuracy | pass -> fail | 0.5 -> 62 | status pass -> fail; max ULP 0.5 -> 62 |"
 
 
 def test_across_a_backend_and_its_variant(write, capsys):
