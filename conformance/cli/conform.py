@@ -22,7 +22,8 @@ EXIT_STATUS = f"""\
 exit status:
   0    no record has a status or a severity named by --fail-on
   1    one has; or a backend named by --backend cannot run (an error); or a record regressed
-       against --baseline (it counts as a fail, of its own severity)
+       against --baseline (it counts as a fail, of its own severity), including a baseline
+       record of a backend, function, format and check this run was asked for that it lacks
   2    usage error: a bad option value, an unknown name, an unreadable or invalid --baseline
        (checked before the run starts)
   {EXIT_UNWRITTEN}    a report could not be written (one line each; the others were written),
@@ -132,9 +133,11 @@ def run(args):
                       file=sys.stderr)
     regressions = []
     if baseline is not None:
-        from refact.conformance.report.diff import compare
+        from refact.conformance.report.diff import compare, records_expected
 
-        against_baseline = compare(baseline, report)
+        # a baseline record this run should have made and did not is lost coverage: a regression
+        expected = records_expected(report, functions, formats, check_names)
+        against_baseline = compare(baseline, report, expected=expected)
         regressions = against_baseline.regressions
         report["baseline"] = {"path": os.path.basename(args.baseline), "regressions": len(regressions),
                               "regressed": [change.to_dict() for change in regressions],
@@ -156,8 +159,8 @@ def run(args):
     failed = any(fail_on.fails(r) for r in report["results"])
     if backends and any(not e["available"] for e in report["backends"]):
         failed |= "error" in fail_on.statuses  # a backend asked for by name that cannot run is an error
-    # a regression counts as a fail, of the severity its record has now
-    failed |= any(fail_on.fails({**change.new, "status": "fail"}) for change in regressions)
+    # a regression counts as a fail, of the severity its record has now (none if it is gone)
+    failed |= any(fail_on.fails({**(change.new or {}), "status": "fail"}) for change in regressions)
     if unwritten:
         return EXIT_UNWRITTEN
     return 1 if failed else 0

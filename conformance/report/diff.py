@@ -33,7 +33,7 @@ from refact.conformance.report.writers import (
 
 __all__ = [
     "compare", "compare_across", "Change", "ReportDiff", "render_text", "render_markdown", "baseline_lines",
-    "backend_column", "records_by_key", "environment_warnings",
+    "backend_column", "records_by_key", "records_expected", "environment_warnings",
 ]
 
 KEY_FIELDS = ("backend", "function", "format", "check")
@@ -206,15 +206,18 @@ def _differences(old, new, absolute, relative):
 
 
 def compare(old_report, new_report, absolute_tolerance=ULP_ABSOLUTE_TOLERANCE,
-            relative_tolerance=ULP_RELATIVE_TOLERANCE):
+            relative_tolerance=ULP_RELATIVE_TOLERANCE, expected=None):
     """Regressions, improvements, added and removed records from ``old_report`` to ``new_report``,
     and the warnings of :func:`environment_warnings`.
 
     A record whose max ULP grows by at most max(absolute_tolerance, relative_tolerance * old)
-    has not changed. Raises ValueError if a report holds two records with the same key.
+    has not changed. ``expected(key)``, if given, says which records ``new_report`` should
+    hold (see :func:`records_expected`): one of those missing from it is a regression,
+    "record gone", not a removal. Raises ValueError if a report holds two records with the
+    same key.
     """
     result = _compare_records(records_by_key(old_report), records_by_key(new_report),
-                              absolute_tolerance, relative_tolerance)
+                              absolute_tolerance, relative_tolerance, expected)
     result.warnings = environment_warnings(old_report, new_report)
     return result
 
@@ -241,7 +244,22 @@ def compare_across(report, first, second, absolute_tolerance=ULP_ABSOLUTE_TOLERA
     return result
 
 
-def _compare_records(old_records, new_records, absolute_tolerance, relative_tolerance):
+def records_expected(report, functions=None, formats=None, checks=None):
+    """The ``expected`` of :func:`compare` for a run that made ``report``: the keys of its
+    backend columns (available or not) and of the functions, formats and checks it was
+    asked for (None: all). A baseline record there that the run lacks was lost: a backend
+    that no longer starts, a function or format it no longer provides."""
+    columns = {backend_column(entry.get("name"), entry.get("variant")) for entry in report.get("backends", [])}
+    chosen = (functions, formats, checks)
+
+    def expected(key):
+        column, *rest = key
+        return column in columns and all(names is None or name in names for name, names in zip(rest, chosen))
+
+    return expected
+
+
+def _compare_records(old_records, new_records, absolute_tolerance, relative_tolerance, expected=None):
     regressions, improvements, added = [], [], []
     for key, new in new_records.items():
         old = old_records.get(key)
@@ -253,7 +271,10 @@ def _compare_records(old_records, new_records, absolute_tolerance, relative_tole
             regressions.append(change)
         elif change.better:
             improvements.append(change)
-    removed = [Change(key, old, None) for key, old in old_records.items() if key not in new_records]
+    gone = [key for key in old_records if key not in new_records]
+    regressions += [Change(key, old_records[key], None, ["record gone"]) for key in gone
+                    if expected is not None and expected(key)]
+    removed = [Change(key, old_records[key], None) for key in gone if expected is None or not expected(key)]
     matched = sum(1 for key in new_records if key in old_records)
     return ReportDiff(regressions, improvements, added, removed, matched)
 

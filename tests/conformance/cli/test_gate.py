@@ -351,3 +351,34 @@ def test_a_regression_fails_as_a_fail_of_its_own_severity(gate, write):
     grown = [record("torch", "softmax", max_ulp=3.0)]
     assert gate(grown, "--baseline", baseline) == 1
     assert gate(grown, "--baseline", baseline, "--fail-on", "error") == 0
+
+
+def test_a_baseline_record_the_run_should_have_made_and_lacks_is_a_regression(monkeypatch, write, capsys):
+    baseline = write("baseline.json", make_report(
+        [record("torch", "sigmoid"), record("jax", "sigmoid"), record("jax", "softmax")],
+        backends=[("torch", "2.13.0"), ("jax", "0.10.2")]))
+    # jax no longer starts: its entry is there, unavailable, and it has no records
+    now = make_report([record("torch", "sigmoid")], backends=[("torch", "2.13.0"), ("jax", None)])
+    now["backends"][1].update(available=False, error="ModuleNotFoundError: No module named 'jax'")
+    monkeypatch.setattr(conform, "run_conformance", lambda *args, **kwargs: now)
+    assert cli.main(["conform", "--baseline", baseline]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    start = lines.index(f"2 regression(s) against {baseline}")
+    assert lines[start:] == [
+        f"2 regression(s) against {baseline}",
+        f"warning: the jax versions differ (0.10.2 -> not recorded){WARNING_TAIL}",
+        "Regressions:",
+        "  backend  function  format   check     status  max ULP  why",
+        "  jax      sigmoid   float32  accuracy  pass    1        record gone",
+        "  jax      softmax   float32  accuracy  pass    1        record gone",
+    ]
+    # a record gone has no severity now: it fails as a fail only
+    assert cli.main(["conform", "--quiet", "--baseline", baseline, "--fail-on", "critical,major"]) == 0
+    # a run asked for softmax alone lacks no sigmoid record, only jax's softmax one
+    assert cli.main(["conform", "--function", "softmax", "--baseline", baseline]) == 1
+    assert f"1 regression(s) against {baseline}" in capsys.readouterr().out.splitlines()
+    # nor does a run of torch alone lack jax's records: they are removed, as in refact diff
+    only_torch = make_report([record("torch", "sigmoid")])
+    monkeypatch.setattr(conform, "run_conformance", lambda *args, **kwargs: only_torch)
+    assert cli.main(["conform", "--backend", "torch", "--baseline", baseline]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"0 regression(s) against {baseline}"

@@ -226,3 +226,17 @@ def test_baseline_lines_give_the_count_the_warnings_and_the_regressions():
         "  torch    sigmoid   float32  accuracy  pass -> fail  1.8      status pass -> fail",
     ]
     assert diff.baseline_lines(diff.compare(BASELINE, BASELINE), "old.json") == ["0 regression(s) against old.json"]
+
+
+def test_a_record_expected_but_gone_is_a_regression():
+    new = copy.deepcopy(BASELINE)
+    del new["results"][0]  # sigmoid float32 accuracy
+    expected = diff.records_expected(new, functions=None, formats=["float32", "float64"], checks=None)
+    assert expected(("torch", "sigmoid", "float32", "accuracy"))
+    assert not expected(("torch", "log_sigmoid", "float16", "gradient"))  # float16 was not asked for
+    assert not expected(("jax", "sigmoid", "float32", "accuracy"))        # nor jax
+    result = diff.compare(BASELINE, new, expected=expected)
+    assert [(change.key, change.worse) for change in result.regressions] == [
+        (("torch", "sigmoid", "float32", "accuracy"), ["record gone"])]
+    assert result.removed == [] and diff.compare(BASELINE, new).regressions == []
+    assert keys(diff.compare(BASELINE, new).removed) == ["sigmoid"]
