@@ -96,7 +96,6 @@ def run(args):
     finally:
         if executor is not None:
             executor.close()
-    _print_record(record)
     if args.json:
         from refact.conformance.report.writers import validate, write_json
 
@@ -109,7 +108,9 @@ def run(args):
             write_json(report, args.json)
         except (OSError, ValueError) as error:
             cannot_write("JSON report", args.json, error)
+            _print_record(record)
             return EXIT_UNWRITTEN
+    _print_record(record)
     return 0 if record["status"] in ("pass", "convention", "skip") else 1
 
 
@@ -127,7 +128,15 @@ def _print_record(record):
     print(f"  classes: {failing or 'none'}")
     for worst in record["worst"][:3]:
         print(f"  worst: x = {worst['input'][0]!r} ({worst['input_bits'][0]}) -> {worst['output']!r}, "
-              f"truth {worst['expected']!r}, {worst['ulp']:.3g} ULP")
+              f"truth {worst['expected']!r}, {_error_of(worst)}")
     print(f"  {sweep.get('shards')} shards ({sweep.get('resumed_shards')} from the checkpoint), "
           f"{sweep.get('oracle_points'):,} points decided by mpmath, "
           f"{sweep.get('wall_seconds', 0):.1f} s on {sweep.get('executor')}")
+
+
+def _error_of(worst):
+    """A worst point's error: its ULP distance, or its failure class where the error
+    has no finite size (a flush to zero, a NaN where a number is due)."""
+    if worst.get("ulp") is None:
+        return worst.get("class") or "no finite ULP distance"
+    return f"{worst['ulp']:.3g} ULP"
