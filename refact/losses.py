@@ -63,14 +63,31 @@ def _check_unit_interval(values, shape, function, argument):
 
 
 def _broadcast(value, shape, function, argument):
-    """``value`` (None, a number, or an array whose shape is a suffix of ``shape``) as a flat list."""
+    """``value`` (None, a number, or an array) broadcast to ``shape``, as a flat list.
+
+    torch's rule for loss weights: the dimensions are aligned from the right and each of
+    ``value`` must equal the input's or be 1 (a size-1 dimension is repeated). The weight
+    may not have more dimensions than the input: the loss keeps the input's shape, and
+    torch rejects a weight that would enlarge it (``weight`` of shape (1, N) for an input
+    of shape (N,) is an error there, not a broadcast).
+    """
     if value is None:
         return None
     value_shape, flat = to_array(value, function, argument)
-    if len(value_shape) > len(shape) or value_shape != shape[len(shape) - len(value_shape):]:
+    if len(value_shape) > len(shape) or any(
+            size not in (1, target) for size, target in zip(reversed(value_shape), reversed(shape))):
         raise ValueError(
-            f"{function}(): {argument} of shape {value_shape} does not broadcast to the input's {shape}")
-    return flat * (math.prod(shape) // len(flat)) if flat else []
+            f"{function}(): {argument} of shape {value_shape} does not broadcast to the input's {shape}: "
+            "aligned from the right, each dimension must be 1 or the input's, and it may not have "
+            "more dimensions than the input")
+    if value_shape == shape:
+        return flat
+    padded = (1,) * (len(shape) - len(value_shape)) + value_shape
+    # The flat index of the source element, one axis at a time (a size-1 axis stays at 0).
+    sources = [0]
+    for size, target in zip(padded, shape):
+        sources = [s * size + (i if size > 1 else 0) for s in sources for i in range(target)]
+    return [flat[s] for s in sources]
 
 
 def _total(values):
@@ -116,8 +133,9 @@ def binary_cross_entropy(p, y, weight=None, reduction="mean"):
     """Binary cross-entropy of probabilities: -w [y log p + (1 - y) log(1 - p)].
 
     ``p`` and ``y`` are numbers or arrays of one shape, with values in [0, 1];
-    ``weight`` is None, a number, or an array broadcasting to that shape (a suffix of
-    it, like torch). log(1 - p) is ``log1p(-p)``, exact however close p is to 0, and the
+    ``weight`` is None, a number, or an array that broadcasts to that shape as in torch
+    (aligned from the right, each dimension 1 or the input's: for (N, C), weights of shape
+    (1,), (C,), (1, C), (N, 1) or (N, C); never more dimensions than p). log(1 - p) is ``log1p(-p)``, exact however close p is to 0, and the
     two terms are both >= 0, so nothing cancels: within a few ULPs. 0 log 0 = 0, and a
     nonzero target on a zero probability is +inf, the true value (torch clamps the log
     at -100 and would give 100):

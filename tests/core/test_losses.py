@@ -7,6 +7,7 @@ reductions), compared in float64 on moderate inputs where torch itself is accura
 """
 
 import math
+import re
 
 import mpmath
 import pytest
@@ -483,3 +484,137 @@ def test_distillation_at_extreme_temperatures_and_logits():
                2.9165561264505725e-182, -1.9421013962860364e+135, -2.187973478388397e-220,
                1.2556621101082733e+222, 2.5831379844333442e-250]
     assert distillation_loss(student, teacher, 8.87341141585507e-308) == 3.6505016261784575e-188
+
+
+# -- weights broadcast as in torch (torch 2.13 checked for every shape below) -----------------
+
+N, C = 3, 4
+BATCH_P = [[0.25, 0.5, 0.875, 1e-3], [0.125, 0.999, 0.3, 0.75], [0.5, 0.0625, 0.625, 0.9]]
+BATCH_Y = [[1.0, 0.0, 0.5, 0.0], [0.0, 1.0, 0.25, 1.0], [1.0, 0.75, 0.0, 0.5]]
+BATCH_X = [[1.5, -0.25, 3.0, 0.125], [0.5, -1.0, 2.0, -2.0], [-3.0, 0.0, 1.0, -2.5]]
+# weights of every shape torch accepts for an (N, C) input, and the weight torch gives
+# element (i, j) for each: a size-1 dimension repeats its one value
+ACCEPTED = {
+    (): (0.75, lambda i, j: 0.75),
+    (1,): ([0.75], lambda i, j: 0.75),
+    (C,): ([2.0, 0.5, 1.25, 3.0], lambda i, j: [2.0, 0.5, 1.25, 3.0][j]),
+    (1, C): ([[2.0, 0.5, 1.25, 3.0]], lambda i, j: [2.0, 0.5, 1.25, 3.0][j]),
+    (N, 1): ([[0.25], [4.0], [1.5]], lambda i, j: [0.25, 4.0, 1.5][i]),
+    (1, 1): ([[0.75]], lambda i, j: 0.75),
+    (N, C): ([[1.0, 2.0, 0.5, 0.25], [0.125, 1.0, 3.0, 1.5], [2.5, 1.0, 0.75, 4.0]],
+             lambda i, j: [[1.0, 2.0, 0.5, 0.25], [0.125, 1.0, 3.0, 1.5], [2.5, 1.0, 0.75, 4.0]][i][j]),
+}
+# shapes torch rejects for an (N, C) input: a dimension that is neither 1 nor the input's,
+# or more dimensions than the input (the loss would no longer have the input's shape)
+REJECTED = [(N,), (2,), (C, 1), (2, C), (1, N, C), (2, N, C)]
+
+
+def _weight_of_shape(shape):
+    return [[0.5] * shape[-1]] * shape[0] if len(shape) == 2 else (
+        [0.5] * shape[0] if len(shape) == 1 else [[[0.5] * shape[2]] * shape[1]] * shape[0])
+
+
+@pytest.mark.parametrize("shape", list(ACCEPTED))
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_bce_weight_of_every_torch_shape_against_mpmath_and_torch(mp64, shape, reduction):
+    weight, weight_at = ACCEPTED[shape]
+    with mpmath.workprec(PREC):
+        truths = [[weight_at(i, j) * true_bce(BATCH_P[i][j], BATCH_Y[i][j]) for j in range(C)] for i in range(N)]
+        total = mpmath.fsum(t for row in truths for t in row)
+    got = binary_cross_entropy(BATCH_P, BATCH_Y, weight=weight, reduction=reduction)
+    if reduction == "none":
+        for i in range(N):
+            for j in range(C):
+                assert ulps(mp64, got[i][j], truths[i][j]) <= BUDGET, (shape, i, j)
+    else:
+        assert ulps(mp64, got, total if reduction == "sum" else total / (N * C)) <= BUDGET
+    theirs = F.binary_cross_entropy(tensor(BATCH_P), tensor(BATCH_Y), weight=tensor(weight), reduction=reduction)
+    assert close_to_torch(got, theirs), (shape, got, theirs)
+
+
+@pytest.mark.parametrize("shape", list(ACCEPTED))
+@pytest.mark.parametrize("argument", ["weight", "pos_weight"])
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_bce_with_logits_weights_of_every_torch_shape_against_mpmath_and_torch(mp64, shape, argument, reduction):
+    value, value_at = ACCEPTED[shape]
+    with mpmath.workprec(PREC):
+        if argument == "weight":
+            truths = [[value_at(i, j) * true_bce_logits(BATCH_X[i][j], BATCH_Y[i][j]) for j in range(C)]
+                      for i in range(N)]
+        else:
+            truths = [[true_bce_logits(BATCH_X[i][j], BATCH_Y[i][j], value_at(i, j)) for j in range(C)]
+                      for i in range(N)]
+        total = mpmath.fsum(t for row in truths for t in row)
+    got = binary_cross_entropy_with_logits(BATCH_X, BATCH_Y, reduction=reduction, **{argument: value})
+    if reduction == "none":
+        for i in range(N):
+            for j in range(C):
+                assert ulps(mp64, got[i][j], truths[i][j]) <= BUDGET, (shape, i, j)
+    else:
+        assert ulps(mp64, got, total if reduction == "sum" else total / (N * C)) <= BUDGET
+    theirs = F.binary_cross_entropy_with_logits(tensor(BATCH_X), tensor(BATCH_Y), reduction=reduction,
+                                                **{argument: tensor(value)})
+    assert close_to_torch(got, theirs), (shape, got, theirs)
+
+
+@pytest.mark.parametrize("shape", REJECTED)
+def test_bce_weights_torch_rejects_are_a_value_error_naming_argument_and_shape(shape):
+    weight = _weight_of_shape(shape)
+    with pytest.raises(RuntimeError):
+        F.binary_cross_entropy(tensor(BATCH_P), tensor(BATCH_Y), weight=tensor(weight), reduction="none")
+    message = rf"weight of shape {re.escape(str(shape))} does not broadcast to the input's \(3, 4\)"
+    with pytest.raises(ValueError, match=r"binary_cross_entropy\(\): " + message):
+        binary_cross_entropy(BATCH_P, BATCH_Y, weight=weight)
+    for argument in ("weight", "pos_weight"):
+        with pytest.raises(RuntimeError):
+            F.binary_cross_entropy_with_logits(tensor(BATCH_X), tensor(BATCH_Y), **{argument: tensor(weight)})
+        with pytest.raises(ValueError, match=rf"binary_cross_entropy_with_logits\(\): {argument} of shape "
+                                             rf"{re.escape(str(shape))} does not broadcast"):
+            binary_cross_entropy_with_logits(BATCH_X, BATCH_Y, **{argument: weight})
+
+
+@pytest.mark.parametrize("shape, accepted", [((), True), ((1,), True), ((N,), True),
+                                             ((1, N), False), ((N, 1), False), ((1, 1), False), ((2,), False)])
+def test_bce_weight_of_a_vector_batch_follows_torch(mp64, shape, accepted):
+    p, y = BATCH_P[0][:N], BATCH_Y[1][:N]
+    weight = {(): 0.75, (1,): [0.75], (N,): [0.25, 4.0, 1.5]}.get(shape) or _weight_of_shape(shape)
+    if not accepted:
+        with pytest.raises(RuntimeError):
+            F.binary_cross_entropy(tensor(p), tensor(y), weight=tensor(weight), reduction="none")
+        with pytest.raises(ValueError, match=rf"weight of shape {re.escape(str(shape))} does not broadcast "
+                                             rf"to the input's \(3,\)"):
+            binary_cross_entropy(p, y, weight=weight, reduction="none")
+        return
+    got = binary_cross_entropy(p, y, weight=weight, reduction="none")
+    weights = [weight] * N if shape == () else weight * (N // len(weight))
+    for value, w, p_i, y_i in zip(got, weights, p, y):
+        with mpmath.workprec(PREC):
+            assert ulps(mp64, value, w * true_bce(p_i, y_i)) <= BUDGET
+    assert close_to_torch(got, F.binary_cross_entropy(tensor(p), tensor(y), weight=tensor(weight),
+                                                      reduction="none"))
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (1, C), (N, 1), (N, C), (C, 1), (2,)])
+def test_cross_entropy_class_weight_must_be_of_shape_c_as_in_torch(shape):
+    weight = 0.75 if shape == () else _weight_of_shape(shape)
+    targets = [0, 2, 3]
+    with pytest.raises(RuntimeError, match="weight tensor should be defined either for all 4 classes"):
+        F.cross_entropy(tensor(LOGITS), torch.tensor(targets), weight=tensor(weight))
+    with pytest.raises(ValueError, match=rf"cross_entropy\(\): weight must have shape \(4,\), "
+                                         rf"got {re.escape(str(shape))}"):
+        cross_entropy(LOGITS, targets, weight=weight)
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_cross_entropy_class_weight_goes_to_the_target_class_against_mpmath(mp64, reduction):
+    targets = [2, 0, 3]
+    logs = [true_log_softmax(row) for row in LOGITS]
+    with mpmath.workprec(PREC):
+        truths = [WEIGHT[k] * -logs[i][k] for i, k in enumerate(targets)]
+        total = mpmath.fsum(truths)
+        expected = {"none": truths, "sum": total, "mean": total / sum(WEIGHT[k] for k in targets)}[reduction]
+    got = cross_entropy(LOGITS, targets, weight=WEIGHT, reduction=reduction)
+    for value, truth in (zip(got, expected) if reduction == "none" else [(got, expected)]):
+        assert ulps(mp64, value, truth) <= BUDGET
+    assert close_to_torch(got, F.cross_entropy(tensor(LOGITS), torch.tensor(targets), weight=tensor(WEIGHT),
+                                               reduction=reduction))
