@@ -66,7 +66,7 @@ class Unsupported(LookupError):
 
 def install_hint(extra):
     """The pip command that installs refact's extra ``extra``."""
-    return f"pip install 'refact[{extra}]'"
+    return f"pip install 'refact-numerics[{extra}]'"
 
 
 def require(module, install):

@@ -5,15 +5,20 @@ it is imported only when its subcommand runs, so ``refact backends`` never pays 
 mpmath and a broken optional module cannot break the others.
 
 Exit statuses shared by the subcommands: 0 success, 1 failures found, 2 a usage error
-(:class:`UsageError`, or argparse's own), 3 a report that could not be written
-(:func:`cannot_write`), 130 interrupted (Ctrl-C).
+(:class:`UsageError`, or argparse's own) or a missing extra (:func:`missing_extra`), 3 a
+report that could not be written (:func:`cannot_write`), 130 interrupted (Ctrl-C).
 """
 
 import argparse
 import importlib
 import os
+import platform
 import signal
 import sys
+
+#: The distribution's name on the package index: "refact" there is another project, so
+#: the distribution is refact-numerics while the import package and the command stay refact.
+DISTRIBUTION = "refact-numerics"
 
 # name -> (module, one-line help)
 COMMANDS = {
@@ -36,6 +41,45 @@ INTERRUPTED_LINE = "refact: interrupted"
 
 class UsageError(Exception):
     """A usage or configuration error: the command exits with status 2."""
+
+
+#: Top-level modules the subcommands import, and the extra of this distribution that
+#: installs each. A missing one is a line naming the pip command, not a traceback.
+EXTRA_OF_MODULE = {
+    "numpy": "conformance", "mpmath": "conformance", "gmpy2": "conformance",
+    "jsonschema": "conformance", "dask": "sweep", "distributed": "sweep",
+}
+
+EPILOG = """\
+exit status: 0 success, 1 failures found, 2 a usage error or a missing extra
+(one line naming the pip install to run), 3 a report that could not be written,
+130 interrupted (Ctrl-C). Each subcommand's --help says more.
+"""
+
+
+def version_line():
+    """``refact --version``: the distribution, its version and the Python running it. The
+    version is the installed metadata's, or the package's own when it runs uninstalled
+    (vendored, or from a source tree on sys.path)."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        from refact import __version__ as version
+    return f"{DISTRIBUTION} {version} (Python {platform.python_version()})"
+
+
+def missing_extra(error):
+    """The extra that installs the module whose absence raised ``error`` (an ImportError,
+    or one raised from it), or None when no extra of this distribution provides it."""
+    while error is not None:
+        if isinstance(error, ImportError) and error.name:
+            extra = EXTRA_OF_MODULE.get(error.name.split(".")[0])
+            if extra is not None:
+                return extra
+        error = error.__cause__
+    return None
 
 
 def _reason(error, path):
@@ -161,20 +205,37 @@ def main(argv=None):
 
 def _main(argv):
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = argparse.ArgumentParser(prog="refact", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="refact", description=__doc__.splitlines()[0], epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=version_line())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, summary) in COMMANDS.items():
         sub.add_parser(name, help=summary, add_help=False)
     if not argv or argv[0] not in COMMANDS:
-        parser.parse_args(argv)  # prints usage (exit 2) or --help (exit 0)
+        try:
+            parser.parse_args(argv)
+        except SystemExit as done:  # printed --help or --version (0), or the usage (2)
+            return done.code
         parser.print_help()
         return 2
     name = argv[0]
+    try:
+        return _run_command(name, argv[1:])
+    except ImportError as error:
+        extra = missing_extra(error)
+        if extra is None:
+            raise  # not a dependency of an extra: a bug, whose traceback is wanted
+        print(f'refact {name} needs the {extra} extra: pip install "{DISTRIBUTION}[{extra}]"',
+              file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _run_command(name, argv):
     module = importlib.import_module(COMMANDS[name][0])
     command_parser = argparse.ArgumentParser(prog=f"refact {name}", description=COMMANDS[name][1])
     module.add_arguments(command_parser)
     try:
-        args = command_parser.parse_args(argv[1:])
+        args = command_parser.parse_args(argv)
     except SystemExit as done:  # argparse printed --help (0) or a usage error naming the option (2)
         return done.code
     try:

@@ -186,7 +186,7 @@ def validate(report):
         import jsonschema
     except ImportError as missing:
         raise ImportError("validating a report needs the jsonschema package: "
-                          "pip install 'refact[conformance]'") from missing
+                          "pip install 'refact-numerics[conformance]'") from missing
     validator = jsonschema.Draft202012Validator(load_schema())
     errors = sorted(validator.iter_errors(to_plain_json(report)), key=lambda error: error.json_path)
     if errors:

@@ -214,7 +214,7 @@ def test_missing_framework_names_the_pip_extra():
         module = "refact_test_no_such_framework"
         extra = "nothing"
 
-    with pytest.raises(rb.BackendUnavailable, match=r"pip install 'refact\[nothing\]'"):
+    with pytest.raises(rb.BackendUnavailable, match=r"pip install 'refact-numerics\[nothing\]'"):
         Missing()
 
 

@@ -1,4 +1,5 @@
-"""The distribution: one `refact` namespace, a stdlib-only core, no required dependencies."""
+"""The distribution refact-numerics: one `refact` namespace, a stdlib-only core, no required
+dependencies, the `refact` command."""
 
 import ast
 import pathlib
@@ -56,7 +57,7 @@ def wheel(tmp_path_factory):
          "-w", str(out), str(ROOT)],
         check=True,
     )
-    (path,) = out.glob("refact-*.whl")
+    (path,) = out.glob("refact_numerics-*.whl")
     return path
 
 
@@ -64,16 +65,23 @@ def test_wheel_has_one_namespace_and_no_required_dependencies(wheel):
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
-        requires = [line for line in archive.read(metadata).decode().splitlines()
-                    if line.startswith("Requires-Dist:")]
+        fields = archive.read(metadata).decode().splitlines()
+        requires = [line for line in fields if line.startswith("Requires-Dist:")]
+        entry_points = archive.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
+    # "refact" on the package index is another project: the distribution has its own name
+    assert "Name: refact-numerics" in fields
     top_level = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
     assert top_level == {"refact"}
     assert "refact/backends/__init__.py" in names
     assert "refact/conformance/__init__.py" in names
     assert "refact/conformance/cli/__init__.py" in names
     assert "refact/conformance/run/runner.py" in names
-    # every requirement belongs to an extra: a plain `pip install refact` installs nothing else
+    # every requirement belongs to an extra: a plain `pip install refact-numerics` installs nothing else
     assert requires and all("extra ==" in line for line in requires)
+    # an extra naming another extra names this distribution, never the other "refact"
+    assert not [line for line in requires if line.split()[1].startswith("refact[")]
+    assert 'Requires-Dist: refact-numerics[conformance]; extra == "sweep"' in requires
+    assert "refact = refact.conformance.cli:main" in entry_points.splitlines()
 
 
 def test_regular_install_into_a_fresh_venv(wheel, tmp_path):
@@ -92,4 +100,7 @@ def test_regular_install_into_a_fresh_venv(wheel, tmp_path):
     listing = subprocess.run([str(python), "-m", "pip", "list", "--format=freeze"],
                              capture_output=True, text=True, check=True).stdout
     installed = {line.split("==")[0].lower() for line in listing.split()}
-    assert installed <= {"refact", "pip", "setuptools", "wheel"}
+    assert installed <= {"refact-numerics", "pip", "setuptools", "wheel"}
+    version = subprocess.run([str(env_dir / "bin" / "refact"), "--version"], capture_output=True,
+                             text=True, check=True, cwd=tmp_path).stdout
+    assert version.startswith(f"refact-numerics {refact.__version__} (Python ")
