@@ -47,6 +47,7 @@ from refact.conformance.truth.fast import hard_sigmoid_exact_at, numpy_candidate
 
 __all__ = [
     "Function", "Parameter", "SpecialValue", "Property", "Threshold", "ExactPlus", "UNDEFINED",
+    "Option", "OptionDefinition", "REDUCTIONS",
     "ORACLE", "THRESHOLDS", "ROW_GAPS", "FUNCTIONS", "NAMES", "KINDS", "FAST_TRUTHS",
     "fast_truth_of", "get_function",
 ]
@@ -85,6 +86,42 @@ class Parameter:
     name: str
     role: str
     description: str = ""
+
+
+#: The reductions of the losses, as torch names them.
+REDUCTIONS = ("none", "mean", "sum")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One keyword option of a function's call (named as the core's keyword), or an
+    input kind (``target``: class indices or class probabilities).
+
+    ``domain`` says in words which values are allowed; ``values`` lists them when the
+    domain is finite (a reduction, a target kind); ``edges`` are the values the case
+    sets must reach (smoothing 0 and 1, a zero weight, eps 0 and 1/2, ...)."""
+
+    name: str
+    domain: str
+    description: str
+    values: tuple = ()
+    edges: tuple = ()
+
+
+@dataclass(frozen=True)
+class OptionDefinition:
+    """The truth of one point of a call with options.
+
+    ``term(ctx, point, options)``: the point's value with the options applied, at the
+    working precision of ``ctx`` (an mpf, an :class:`ExactPlus`, or a tuple for rows),
+    for a point the exact hook leaves open; ``exact(point, options)``: the exactly
+    known value(s), or None; ``counted(point, options)``: what the point adds to the
+    denominator of ``reduction="mean"`` (a Fraction: 1, or a class weight, or 0 for an
+    ignored target). ``options`` never holds ``reduction``: the oracle reduces."""
+
+    term: object
+    exact: object
+    counted: object = None
 
 
 @dataclass(frozen=True)
@@ -187,6 +224,20 @@ class Function:
     #: ``sign * x`` (negation is exact): the gradient check then judges autograd on the
     #: whole dense set with that function's fast truths, as the accuracy check does
     derivative_as: tuple = ()
+
+    #: the :class:`Option` records of the call's keyword options (and input kinds),
+    #: each with its domain and the edges the case sets must reach
+    options: tuple = ()
+    #: the :class:`OptionDefinition`: the truth of one point with the options applied
+    with_options: object = field(default=None, repr=False)
+
+    def option(self, name):
+        """The :class:`Option` called ``name``; ValueError names the declared ones."""
+        for option in self.options:
+            if option.name == name:
+                return option
+        raise ValueError(f"{self.name} has no option {name!r}; declared: "
+                         f"{', '.join(o.name for o in self.options) or 'none'}")
 
     @property
     def arity(self):
@@ -963,6 +1014,271 @@ THRESHOLDS = {t.name: t for t in _THRESHOLDS}
 ROW_GAPS = ("sigmoid_rounds_to_one", "sigmoid_normal", "sigmoid_nonzero", "log_sigmoid_zero")
 
 
+# --- options: the truth of a point with its call's options applied ---------------------
+# Each function below declares its options (the core's keyword names) and says how they
+# change the value of one point; the oracle applies the reduction over a batch.
+
+
+def _dyadic(q):
+    return q.denominator & (q.denominator - 1) == 0
+
+
+def _non_negative(value, function, argument):
+    q = exact_fraction(value)  # ValueError for NaN and the infinities
+    if q < 0:
+        raise ValueError(f"{function}: {argument} must be >= 0, got {value!r}")
+    return q
+
+
+def _smoothing(options, function):
+    eps = exact_fraction(options.get("label_smoothing", 0.0))
+    if not 0 <= eps <= 1:
+        raise ValueError(f"{function}: label_smoothing must be in [0, 1], got "
+                         f"{options.get('label_smoothing')!r}")
+    return eps
+
+
+def _class_coefficients(logits, target, options):
+    """The exact coefficient a_c of -log softmax(logits)_c in the loss, per class c, or
+    None for an ignored target: with the smoothed target (1 - eps) y + eps / C (torch's
+    ``label_smoothing``, https://docs.pytorch.org/docs/stable/generated/torch.nn.CrossEntropyLoss.html)
+    and the class weights w, a_c = w_c ((1 - eps) y_c + eps / C) for class probabilities
+    y, and a_c = w_c eps / C + [c = t] w_t (1 - eps) for a class index t."""
+    classes = len(logits)
+    weight = options.get("weight")
+    if weight is None:
+        w = [Fraction(1)] * classes
+    else:
+        if len(weight) != classes:
+            raise ValueError(f"cross_entropy: weight must hold {classes} values (one per class), "
+                             f"got {len(weight)}")
+        w = [_non_negative(v, "cross_entropy", "weight") for v in weight]
+    eps = _smoothing(options, "cross_entropy")
+    if isinstance(target, tuple):
+        if len(target) != classes:
+            raise ValueError(f"cross_entropy: a probability target must hold {classes} values, "
+                             f"got {len(target)}")
+        return [((1 - eps) * _non_negative(q, "cross_entropy", "target") + eps / classes) * w[c]
+                for c, q in enumerate(target)]
+    ignore_index = options.get("ignore_index", -100)
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        raise ValueError(f"cross_entropy: ignore_index must be an int, got {ignore_index!r}")
+    if target == ignore_index:
+        return None
+    _check_target(logits, target)
+    a = [eps / classes * w_c for w_c in w]
+    a[target] += (1 - eps) * w[target]
+    return a
+
+
+def _cross_entropy_term(ctx, point, options):
+    logits, target = point
+    a = _class_coefficients(logits, target, options)
+    _, d, r = _row_log_probabilities(ctx, logits)
+    # -log q_c = log1p(r) - d_c with d_c <= 0: sum_c a_c (-log q_c) is
+    # (sum_c a_c) log1p(r) + sum_c a_c (-d_c), two sums of terms >= 0 (no cancellation);
+    # the second is exact when every a_c is dyadic (floats, and eps / C for C a power of 2)
+    support = [c for c, a_c in enumerate(a) if a_c]
+    if all(_dyadic(a[c]) for c in support):
+        exact = ctx.zero
+        for c in support:
+            exact = ctx.fadd(exact, ctx.fmul(exact_mpf(ctx, a[c]), ctx.fneg(d[c], exact=True),
+                                             exact=True), exact=True)
+        return ExactPlus(exact, exact_mpf(ctx, sum(a[c] for c in support)) * ctx.log1p(r))
+    lse = ctx.log1p(r)
+    return ctx.fsum(exact_mpf(ctx, a[c]) * (lse - d[c]) for c in support)
+
+
+def _cross_entropy_option_exact(point, options):
+    logits, target = point
+    if _contains_nan(point):
+        return NAN
+    a = _class_coefficients(logits, target, options)
+    if a is None:
+        return Fraction(0)  # an ignored target adds nothing
+    n_pos, finite = _row_shape(logits)
+    if n_pos >= 2 or (n_pos == 0 and not finite):
+        return NAN
+    support = [c for c, a_c in enumerate(a) if a_c]
+    if n_pos == 1:  # q is 1 at the +inf entry, 0 elsewhere
+        return INF if any(logits[c] != INF for c in support) else Fraction(0)
+    if any(logits[c] == -INF for c in support):
+        return INF  # a positive coefficient on log 0; a zero one adds nothing (0 log 0 = 0)
+    if not support or len(finite) == 1:
+        return Fraction(0)
+    return None
+
+
+def _cross_entropy_counted(point, options):
+    """torch's mean over class indices divides by the total weight w_t of the targets
+    not ignored (by their count without weights); over class probabilities by N:
+    https://docs.pytorch.org/docs/stable/generated/torch.nn.CrossEntropyLoss.html
+    (torch 2.13's formulas for ``reduction="mean"``; with label smoothing torch divides
+    the smoothing term by the same total, aten's cross_entropy_loss_label_smoothing)."""
+    logits, target = point
+    if isinstance(target, tuple):
+        return Fraction(1)
+    if target == options.get("ignore_index", -100):
+        return Fraction(0)
+    weight = options.get("weight")
+    return Fraction(1) if weight is None else exact_fraction(weight[target])
+
+
+def _scalar_weight(options, name):
+    value = options.get(name)
+    return Fraction(1) if value is None else _non_negative(value, "loss", name)
+
+
+def _weighted(w, known):
+    """``w`` times an exactly known value (IEEE: a zero weight on an infinite loss is NaN)."""
+    if known != known:
+        return NAN
+    if known in (INF, -INF):
+        return NAN if w == 0 else known
+    return w * known
+
+
+def _bce_term(ctx, point, options):
+    return exact_mpf(ctx, _scalar_weight(options, "weight")) * mp_binary_cross_entropy(ctx, *point)
+
+
+def _bce_option_exact(point, options):
+    w = _scalar_weight(options, "weight")
+    known = _binary_cross_entropy_exact(*point)
+    if known is None:
+        return Fraction(0) if w == 0 else None
+    return _weighted(w, known)
+
+
+def _bce_logits_parts(point, options):
+    """(w, a, b) of w (a softplus(-x) + b softplus(x)): a = pos_weight y, b = 1 - y, so
+    the loss is -w (pos_weight y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))), torch's
+    https://docs.pytorch.org/docs/stable/generated/torch.nn.BCEWithLogitsLoss.html"""
+    x, y = point
+    y = exact_fraction(y)
+    return _scalar_weight(options, "weight"), _scalar_weight(options, "pos_weight") * y, 1 - y
+
+
+def _bce_logits_term(ctx, point, options):
+    w, a, b = _bce_logits_parts(point, options)
+    x = point[0]
+    x_mp = exact_mpf(ctx, x)
+    # softplus(x) = max(x, 0) + log1p(exp(-|x|)): the exact product plus one log1p
+    linear = b * exact_fraction(x) if x >= 0 else -a * exact_fraction(x)
+    rest = exact_mpf(ctx, w * (a + b)) * ctx.log1p(ctx.exp(-abs(x_mp)))
+    return ExactPlus(exact_mpf(ctx, w * linear), rest)
+
+
+def _bce_logits_option_exact(point, options):
+    x, y = point
+    if not _is_finite(y) or x != x:
+        return NAN
+    w, a, b = _bce_logits_parts(point, options)
+    if x == INF:  # softplus(-x) = 0, softplus(x) = inf
+        return _weighted(w, INF) if b else Fraction(0)
+    if x == -INF:
+        return _weighted(w, INF) if a else Fraction(0)
+    if w == 0 or a + b == 0:
+        return Fraction(0)
+    return None
+
+
+def _temperature(options, function):
+    t = options.get("temperature", 1.0)
+    if not (isinstance(t, (int, float)) and _is_finite(t) and t > 0):
+        raise ValueError(f"{function}: temperature must be finite and > 0, got {t!r}")
+    return t
+
+
+def _softmax_temperature_term(ctx, point, options):
+    _, d, r = _row_log_probabilities(ctx, point[0], _temperature(options, "softmax"))
+    one_plus_r = 1 + r
+    return tuple(ctx.zero if dj is None else ctx.exp(dj) / one_plus_r for dj in d)
+
+
+def _log_softmax_temperature_term(ctx, point, options):
+    _, d, r = _row_log_probabilities(ctx, point[0], _temperature(options, "log_softmax"))
+    lse = ctx.log1p(r)
+    return tuple(ctx.ninf if dj is None else dj - lse for dj in d)
+
+
+def _row_exact_any_temperature(exact):
+    # which entries are exactly known (-inf entries, constant rows, one finite entry)
+    # depends on the row's shape only, the same for x and x / T
+    def known(point, options):
+        _temperature(options, "softmax")
+        return None if _contains_nan(point) else exact(point[0])
+    return known
+
+
+def _logit_clamped(point, options):
+    """p clamped to [eps, 1 - eps] exactly, as ``torch.logit(p, eps)`` documents
+    (https://docs.pytorch.org/docs/stable/generated/torch.logit.html); no clamp
+    without eps."""
+    p = point[0]
+    eps = options.get("eps")
+    if eps is None:
+        return exact_fraction(p)
+    e = exact_fraction(eps)
+    if not 0 <= e <= Fraction(1, 2):
+        raise ValueError(f"logit: eps must be in [0, 1/2], got {eps!r}")
+    return min(max(exact_fraction(p), e), 1 - e)
+
+
+def _logit_term(ctx, point, options):
+    return mp_logit(ctx, _logit_clamped(point, options))
+
+
+def _logit_option_exact(point, options):
+    p = point[0]
+    if p != p or (options.get("eps") is None and not 0 <= p <= 1):
+        return NAN
+    if p in (INF, -INF):
+        return INF if p > 0 else -INF
+    q = _logit_clamped(point, options)
+    if q == 0:
+        return -INF
+    if q == 1:
+        return INF
+    return Fraction(0) if q == Fraction(1, 2) else None
+
+
+_REDUCTION = Option("reduction", "one of none, mean, sum (torch's names)",
+                    "none: one loss per point; mean and sum over the batch", REDUCTIONS, REDUCTIONS)
+_ELEMENT_WEIGHT = Option("weight", "a finite number >= 0, broadcast over the batch",
+                         "multiplies each point's loss", edges=(0.0, "tiny", "huge"))
+
+_CROSS_ENTROPY_OPTIONS = (
+    Option("target", "index (class indices) or probability (class probabilities of the "
+                     "logits' shape, each >= 0)",
+           "the input kind of the target; a backend takes probabilities where its binding "
+           "declares probability_target", ("index", "probability"), ("index", "probability")),
+    Option("weight", "C finite numbers >= 0, one per class",
+           "multiplies the loss of each class", edges=(0.0, "tiny", "huge")),
+    Option("ignore_index", "an int", "a class-index target equal to it adds 0 and is left out "
+           "of the mean's denominator", edges=(-100, "every target")),
+    Option("label_smoothing", "a number in [0, 1]",
+           "the target becomes (1 - eps) y + eps / C", edges=(0.0, 1.0)),
+    _REDUCTION,
+)
+_BCE_OPTIONS = (_ELEMENT_WEIGHT, _REDUCTION)
+_BCE_LOGITS_OPTIONS = (
+    _ELEMENT_WEIGHT,
+    Option("pos_weight", "a finite number >= 0, broadcast over the batch",
+           "multiplies the positive term y log sigmoid(x)", edges=(0.0, "huge")),
+    _REDUCTION,
+)
+_TEMPERATURE_OPTIONS = (
+    Option("temperature", "a finite number > 0",
+           "softmax(x / T), x / T computed by the backend in its own format as model code "
+           "does; the truth is that of the exact x / T", edges=(1e-3, 1e3, "x/T overflows")),
+)
+_LOGIT_OPTIONS = (
+    Option("eps", "a number in [0, 1/2]", "p is clamped to [eps, 1 - eps] before the logit, "
+           "as torch.logit(p, eps)", edges=(0.0, 0.5)),
+)
+
+
 _X = (Parameter("x", "real"),)
 _P = (Parameter("p", "probability", "a probability in [0, 1]"),)
 _ROW = (Parameter("x", "row", "one row; the function acts along the last axis"),)
@@ -1105,6 +1421,8 @@ _FUNCTIONS = [
             Property("monotone", "p <= q implies logit(p) <= logit(q)", 0.0),
         ),
         budgets=ELEMENTWISE_BUDGETS,
+        options=_LOGIT_OPTIONS,
+        with_options=OptionDefinition(_logit_term, _logit_option_exact),
         thresholds=("probability_near_zero", "probability_near_half", "probability_near_one"),
         fast=numpy_candidate(
             "logit", "2 atanh(2p - 1) near 1/2 (2p - 1 exact), log of a corrected quotient "
@@ -1212,6 +1530,9 @@ _FUNCTIONS = [
                      1.0, check="softmax_multi_class"),
         ),
         budgets=ROW_BUDGETS,
+        options=_TEMPERATURE_OPTIONS,
+        with_options=OptionDefinition(_softmax_temperature_term,
+                                      _row_exact_any_temperature(_softmax_exact)),
         thresholds=ROW_GAPS,
     ),
     Function(
@@ -1241,6 +1562,9 @@ _FUNCTIONS = [
                      check="log_softmax_link"),
         ),
         budgets=ROW_LOG_BUDGETS,
+        options=_TEMPERATURE_OPTIONS,
+        with_options=OptionDefinition(_log_softmax_temperature_term,
+                                      _row_exact_any_temperature(_log_softmax_exact)),
         thresholds=ROW_GAPS,
     ),
     Function(
@@ -1305,6 +1629,8 @@ _FUNCTIONS = [
                                     "where sigmoid(x) is exact enough", 4.0, check="bce_logits_link"),
         ),
         budgets=LOSS_BUDGETS,
+        options=_BCE_OPTIONS,
+        with_options=OptionDefinition(_bce_term, _bce_option_exact),
         thresholds=("probability_near_zero", "probability_near_one", "torch_log_clamp"),
     ),
     Function(
@@ -1339,6 +1665,8 @@ _FUNCTIONS = [
                      check="bce_logits_softplus_link"),
         ),
         budgets=LOSS_BUDGETS,
+        options=_BCE_LOGITS_OPTIONS,
+        with_options=OptionDefinition(_bce_logits_term, _bce_logits_option_exact),
         thresholds=("softplus_equals_x", "softplus_normal", "softplus_nonzero", "exp_overflow"),
     ),
     Function(
@@ -1372,6 +1700,9 @@ _FUNCTIONS = [
                      check="loss_shift_invariance"),
         ),
         budgets=LOSS_BUDGETS,
+        options=_CROSS_ENTROPY_OPTIONS,
+        with_options=OptionDefinition(_cross_entropy_term, _cross_entropy_option_exact,
+                                      _cross_entropy_counted),
         thresholds=ROW_GAPS,
     ),
     Function(

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from refact.conformance.truth import store
-from refact.conformance.truth.catalog import ExactPlus, get_function
+from refact.conformance.truth.catalog import ExactPlus, exact_mpf, get_function
 from refact.conformance.numbers.formats import (
     bits_hex, exact_hex, from_bits_hex, get_format, is_representable, parse_exact_hex_dyadic,
     round_to_format, same_value, ulp_exponent,
@@ -60,7 +60,7 @@ __all__ = [
     "ORACLE_VERSION", "DEFAULT_MAX_PRECISION", "Truth", "truth", "truth_many", "evaluate",
     "derivative_truth",
     "normalize_point", "point_key", "truth_record", "exact_digits", "precision_ladder", "mp_context",
-    "condition_number",
+    "condition_number", "OptionTruth", "option_truth",
 ]
 
 #: Bump when a definition or the decision rule changes: it keys the cache and golden data.
@@ -692,3 +692,130 @@ def condition_number(function, point, precision=128):
     if isinstance(value, Fraction):
         value = ctx.mpf(value.numerator) / value.denominator
     return float(abs(ctx.convert(x) * slope / value))
+
+
+# --- calls with options ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OptionTruth:
+    """The oracle's answer for one call with options: ``points`` (a batch) and
+    ``options`` (``reduction`` included). ``values``: one tuple per output of the call,
+    each of ``(rounded, exact)`` pairs (``(None, None)`` where undecided): per point
+    with ``reduction="none"`` (a row's values for softmax), one for ``mean``/``sum``."""
+
+    function: str
+    format: str
+    points: tuple
+    options: tuple
+    values: tuple
+    undecided: int
+    precision: int
+
+    @property
+    def decided(self):
+        return self.undecided == 0
+
+
+def _option_point(spec, point, fmt):
+    """A point of a call with options as a tuple; a cross_entropy target may be a row of
+    class probabilities as well as an index (the ``target`` option's two kinds)."""
+    if spec.name == "cross_entropy" and isinstance(point[1], (tuple, list)):
+        where = "cross_entropy: target"
+        return (normalize_point(spec, (point[0], 0), fmt)[0],
+                tuple(_member(v, fmt, where) for v in point[1]))
+    return normalize_point(spec, point, fmt)
+
+
+def option_truth(function, points, options, fmt, *, max_precision=DEFAULT_MAX_PRECISION):
+    """The truth of ``function`` called on the batch ``points`` with ``options`` (the
+    catalog's :class:`~refact.conformance.truth.catalog.Option` names), every value
+    decided by the one escalation rule. Each point's value with the options applied
+    comes from the catalog (``with_options``); ``reduction`` ("none", "mean", "sum") is
+    applied here, exactly: the sum of the exact terms, divided for the mean by the
+    catalog's count of each point (1, or torch's weight of its target, 0 for an ignored
+    one). A mean over nothing (every target ignored) is 0/0: NaN is due, which is what
+    torch documents returning. ValueError names an unknown option or a bad value."""
+    spec = get_function(function)
+    fmt = get_format(fmt)
+    definition = spec.with_options
+    if definition is None:
+        raise ValueError(f"{spec.name} declares no options")
+    given = dict(options)
+    unknown = sorted(set(given) - {o.name for o in spec.options})
+    if unknown:
+        raise ValueError(f"{spec.name} has no option {unknown[0]!r}; declared: "
+                         f"{', '.join(o.name for o in spec.options)}")
+    reduction = given.pop("reduction", "none")
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(f"{spec.name}: reduction must be none, mean or sum, got {reduction!r}")
+    kind = given.pop("target", None)  # the input kind shows in the points themselves
+    if not points:
+        raise ValueError(f"{spec.name}: a call with options needs at least one point")
+    points = tuple(_option_point(spec, p, fmt) for p in points)
+    if kind is not None and kind != ("probability" if isinstance(points[0][1], tuple) else "index"):
+        raise ValueError(f"{spec.name}: target={kind!r} does not match the points' targets")
+    known = [definition.exact(p, given) for p in points]
+    key = tuple(sorted((name, tuple(v) if isinstance(v, list) else v) for name, v in options.items()))
+
+    def terms(ctx, which):
+        return [definition.term(ctx, points[i], given) for i in which]
+
+    if reduction == "none":
+        sizes = [spec.output_size(p) for p in points]
+        flat, owner = [], []
+        for i, (k, n) in enumerate(zip(known, sizes)):
+            values = [None] * n if k is None else (list(k) if spec.vector_output else [k])
+            if len(values) != n:
+                raise AssertionError(f"{spec.name}: option exact hook gave {len(values)} values for {n}")
+            flat.extend(values)
+            owner.extend([i] * n)
+        open_points = [i for i, k in enumerate(known) if k is None or (spec.vector_output and None in k)]
+
+        def evaluate_at(ctx):
+            out = [None] * len(flat)
+            computed = dict(zip(open_points, terms(ctx, open_points)))
+            position = 0
+            for i, n in enumerate(sizes):
+                if i in computed:
+                    value = computed[i]
+                    out[position:position + n] = list(value) if spec.vector_output else [value]
+                position += n
+            return out
+
+        rounded, exact, pending, used = _escalate(flat, evaluate_at, fmt, max_precision)
+        pairs = [(None, None) if j in pending else (rounded[j], exact[j]) for j in range(len(flat))]
+        values, position = [], 0
+        for n in sizes:
+            values.append(tuple(pairs[position:position + n]))
+            position += n
+        return OptionTruth(spec.name, fmt.name, points, key, tuple(values), len(pending), used)
+
+    counted = [definition.counted(p, given) if definition.counted else Fraction(1) for p in points]
+    denominator = sum(counted) if reduction == "mean" else Fraction(1)
+    if any(k != k for k in known if k is not None) or denominator == 0:
+        total = math.nan  # NaN in a term, or the mean of nothing
+    elif any(k in (math.inf, -math.inf) for k in known if k is not None):
+        total = math.inf  # every loss term is >= 0: an infinite one makes the total infinite
+    elif all(k is not None for k in known):
+        total = sum(known) / denominator
+    else:
+        total = None
+    open_points = [i for i, k in enumerate(known) if k is None]
+
+    def reduced_at(ctx):
+        # terms >= 0: their exact parts summed exactly, the rest at the working precision
+        exact_sum = exact_mpf(ctx, sum(k for k in known if k is not None))
+        rest = ctx.zero
+        for value in terms(ctx, open_points):
+            if isinstance(value, ExactPlus):
+                exact_sum = ctx.fadd(exact_sum, value.exact, exact=True)
+                value = value.rest
+            rest += value
+        if reduction == "sum":
+            return [ExactPlus(exact_sum, rest)]
+        return [(exact_sum + rest) / exact_mpf(ctx, denominator)]
+
+    rounded, exact, pending, used = _escalate([total], reduced_at, fmt, max_precision)
+    pair = (None, None) if pending else (rounded[0], exact[0])
+    return OptionTruth(spec.name, fmt.name, points, key, ((pair,),), len(pending), used)
