@@ -47,6 +47,7 @@ BUILTIN = {
 
 def _load_target(target):
     """The class a ``"package.module:Class"`` target names."""
+    "optax": "refact.backends.optax_backend:OptaxBackend",
     module_name, _, attribute = target.partition(":")
     if not module_name or not attribute:
         raise ValueError(f"{target!r} is not of the form 'package.module:Class'")
