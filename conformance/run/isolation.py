@@ -116,12 +116,25 @@ def _describe(error):
     return f"{type(error).__name__}: {error}{where}"
 
 
+#: Log levels every worker sets before any framework is imported, where the user has
+#: not: a framework's C++ logging goes to the worker's stderr, which is captured into the
+#: report. Only messages change, never kernels: so no TF_ENABLE_ONEDNN_OPTS (its 0
+#: switches TensorFlow's oneDNN kernels off; TensorFlow 2.21's notice saying so is logged
+#: by absl before any level applies, measured), and no JAX_PLATFORMS (it picks the device).
+QUIET_LOGS = {
+    "TF_CPP_MIN_LOG_LEVEL": "3",   # TensorFlow and XLA (jax): fatal messages only
+    "GRPC_VERBOSITY": "ERROR",     # gRPC, which TensorFlow and jax link
+    "GLOG_minloglevel": "2",       # glog's INFO and WARNING lines
+}
+
+
 def _prepare_environment(backend_name):
     """Set the variables the backend asks for (its persistent compilation cache next to
-    the oracle's cache, say), leaving alone every one the user has set."""
+    the oracle's cache, say), then :data:`QUIET_LOGS`, leaving alone every one the user
+    has set."""
     path = store.cache_path()
     wanted = backend_class(backend_name).environment(None if path is None else os.path.dirname(path))
-    for variable, value in wanted.items():
+    for variable, value in {**QUIET_LOGS, **wanted}.items():
         os.environ.setdefault(variable, value)
 
 
