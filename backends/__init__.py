@@ -42,12 +42,12 @@ BUILTIN = {
     "tensorflow": "refact.backends.tensorflow_backend:TensorflowBackend",
     "keras": "refact.backends.keras_backend:KerasBackend",
     "jax": "refact.backends.jax_backend:JaxBackend",
+    "optax": "refact.backends.optax_backend:OptaxBackend",
 }
 
 
 def _load_target(target):
     """The class a ``"package.module:Class"`` target names."""
-    "optax": "refact.backends.optax_backend:OptaxBackend",
     module_name, _, attribute = target.partition(":")
     if not module_name or not attribute:
         raise ValueError(f"{target!r} is not of the form 'package.module:Class'")
