@@ -15,16 +15,18 @@ it returns one loss per element or per row):
   optax documents that only ``optax.losses.safe_softmax_cross_entropy`` takes
   ``0 log 0 = 0`` there, which is not what a ``softmax_cross_entropy`` user gets, so it is
   a failure, not a declared convention;
+* ``cross_entropy(..., label_smoothing=eps)``: the target (class indices made one-hot
+  with ``jax.nn.one_hot``) smoothed by ``optax.losses.smooth_labels`` to
+  ``(1 - eps) y + eps / C``, then ``softmax_cross_entropy``;
 * ``distillation_loss``: ``T**2 * optax.losses.kl_divergence(log_softmax(s / T),
   softmax(t / T))`` per row, with ``jax.nn.log_softmax`` and ``jax.nn.softmax``:
   ``kl_divergence`` takes the prediction in log space "to avoid underflow" and
   computes ``t * (log t - log_p)`` with ``0 log 0`` as 0.
 
 optax has no loss on probabilities (``binary_cross_entropy``) and no elementwise or row
-functions of its own (those are ``jax.nn``: the jax backend), so they are absent. The
-catalog's ``cross_entropy`` has no label-smoothing option, so ``optax.smooth_labels`` is
-not bound. Declared convention: JAX's flush-to-zero of subnormal inputs and results on
-XLA's CPU backend (the jax backend's convention, for these functions).
+functions of its own (those are ``jax.nn``: the jax backend), so they are absent.
+Declared convention: JAX's flush-to-zero of subnormal inputs and results on XLA's CPU
+backend (the jax backend's convention, for these functions).
 """
 
 from dataclasses import replace
@@ -54,10 +56,17 @@ class OptaxBackend(JaxBackend):
         jax = self.framework
         losses = self.optax.losses
 
-        def cross_entropy(logits, target):
-            if jax.numpy.issubdtype(target.dtype, jax.numpy.integer):
-                return losses.softmax_cross_entropy_with_integer_labels(logits, target)
-            return losses.softmax_cross_entropy(logits, target)
+        def cross_entropy(logits, target, label_smoothing=None):
+            # Branch on whether smoothing is asked, never on its value: under jax.jit
+            # (and in jax.vjp) the value is traced.
+            integer = jax.numpy.issubdtype(target.dtype, jax.numpy.integer)
+            if label_smoothing is None:
+                if integer:
+                    return losses.softmax_cross_entropy_with_integer_labels(logits, target)
+                return losses.softmax_cross_entropy(logits, target)
+            if integer:
+                target = jax.nn.one_hot(target, logits.shape[-1], dtype=logits.dtype)
+            return losses.softmax_cross_entropy(logits, losses.smooth_labels(target, label_smoothing))
 
         def distillation_loss(student, teacher, temperature):
             log_p_student = jax.nn.log_softmax(student / temperature, axis=-1)
@@ -71,7 +80,8 @@ class OptaxBackend(JaxBackend):
             "cross_entropy": Binding(
                 jax.jit(cross_entropy),
                 "optax.losses.softmax_cross_entropy_with_integer_labels",
-                "optax.losses.softmax_cross_entropy", options=("probability_target",)),
+                "optax.losses.softmax_cross_entropy", "optax.losses.smooth_labels", "jax.nn.one_hot",
+                options=("label_smoothing", "probability_target")),
             "distillation_loss": Binding(
                 jax.jit(distillation_loss), "optax.losses.kl_divergence",
                 "jax.nn.log_softmax", "jax.nn.softmax"),

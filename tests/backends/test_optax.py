@@ -172,3 +172,35 @@ def test_gradients_by_jax_vjp(optax_backend, function):
         row = b.asarray([[0.5, -1.0, 1.5]], "float64")
         (gs,), _ = b.tolist(b.grad(function, (row, row, 2.0), b.asarray([1.0], "float64")))
         assert max(abs(g) for g in gs) <= 1e-16
+
+
+@pytest.mark.parametrize("fmt", WIDE)
+@pytest.mark.parametrize("smoothing", [0.0, 0.125, 1.0])
+def test_label_smoothing_by_smooth_labels_within_budget(optax_backend, fmt, smoothing):
+    """The catalog's label_smoothing, (1 - eps) y + eps / C, judged by the oracle's
+    truth of the call with that option, for class indices and probability targets (the
+    label is not the row's largest logit, as in the ordinary points above)."""
+    from refact.conformance.truth.oracle import option_truth
+
+    b = optax_backend
+    rows = [[-1.5, 0.5, 2.0], [0.25, -0.75, 1.0]]
+    for targets, target in (([0, 1], b.asindex([0, 1])),
+                            ([(0.25, 0.25, 0.5), (0.5, 0.125, 0.375)],
+                             b.asarray([[0.25, 0.25, 0.5], [0.5, 0.125, 0.375]], fmt))):
+        values, result_format = b.tolist(b.call("cross_entropy", b.asarray(rows, fmt), target,
+                                                label_smoothing=smoothing))
+        assert result_format == fmt
+        answer = option_truth("cross_entropy", [(tuple(r), t) for r, t in zip(rows, targets)],
+                              {"label_smoothing": smoothing}, fmt)
+        for y, ((rounded, exact),) in zip(values, answer.values):
+            assert ulp_error(y, exact, fmt) <= get_function("cross_entropy").budgets[fmt], \
+                (targets, smoothing, y, rounded)
+
+
+def test_label_smoothing_gradient_traces_the_smoothing(optax_backend):
+    # d/dx_j of CE with smoothed one-hot target s: softmax_j - s_j; two equal logits,
+    # label 0, eps = 1/2: s = (3/4, 1/4), gradient (-1/4, 1/4)
+    b = optax_backend
+    (gs,), _ = b.tolist(b.grad("cross_entropy", (b.asarray([[1.0, 1.0]], "float64"), b.asindex([0])),
+                               b.asarray([1.0], "float64"), label_smoothing=0.5))
+    assert gs == [-0.25, 0.25]
