@@ -8,6 +8,10 @@ bit: the error of a few roundings then sits some 50 bits below the one rounding 
   exactly (the error-free transformations of Knuth and Dekker).
 * ``dd_mul``, ``dd_div`` and ``ldexp_dd`` combine double-doubles; ``ldexp_dd`` rounds one to
   a float once, subnormal results included.
+* ``scaled``, ``scaled_mul``, ``scaled_add``, ``scaled_div`` and ``scaled_to_float`` carry a
+  double-double with its binary exponent apart, (hi + lo) * 2**e, so that a product of
+  factors that would underflow or overflow on the way (a subnormal loss term times a weight
+  of 1e300) keeps all its bits and is rounded once, at the end.
 * ``exp_dd`` and ``log_dd`` are table-driven exp and log in double-double, with errors near
   2**-70. Their tables are built at import from exact integer arithmetic (the ``fx_``
   helpers: fixed point with ``FX`` fraction bits), so no constant here is typed in by hand.
@@ -31,6 +35,7 @@ from math import floor, frexp, ldexp
 __all__ = [
     "MANTISSA_BITS", "TWO_53", "SMALLEST_NORMAL", "SMALLEST_SUBNORMAL", "SUBNORMAL_EXPONENT",
     "SPLITTER", "two_sum", "two_prod", "dd_mul", "dd_div", "ldexp_dd",
+    "scaled", "scaled_mul", "scaled_add", "scaled_div", "scaled_to_float",
     "FX", "FX_ONE", "FX_LN2", "fx_exp", "fx_log_ratio", "fx_to_dd", "fx_to_float",
     "EXP_TABLE_BITS", "EXP_TABLE_SIZE", "EXP_INV_STEP", "EXP_STEP_HI", "EXP_STEP_LO", "EXP_TABLE",
     "EXP_UNDERFLOW", "exp_dd", "LN2_HI", "LN2_LO", "SQRT_HALF", "log_dd",
@@ -147,6 +152,91 @@ def ldexp_dd(hi, lo, k):
         elif r < -half:
             y -= SMALLEST_SUBNORMAL
     return y
+
+
+# --- double-doubles with their exponent apart -------------------------------------------------
+# A scaled number is a triple (hi, lo, e) standing for (hi + lo) * 2**e, with 1/2 <= |hi| < 1
+# (or hi = 0, or hi not finite and e = 0). The exponent is a Python int, so nothing underflows
+# or overflows until ``scaled_to_float`` rounds the value, once.
+
+
+def scaled(hi, lo=0.0):
+    """The double-double hi + lo (a float, or a float and its low part) as a scaled number."""
+    if hi == 0.0 or not math.isfinite(hi):
+        return hi, 0.0, 0
+    m, e = frexp(hi)
+    return m, ldexp(lo, -e), e
+
+
+def _normalized(hi, lo, e):
+    s = hi + lo
+    if s == 0.0 or not math.isfinite(s):
+        return s, 0.0, 0
+    lo = (hi - s) + lo
+    m, k = frexp(s)
+    return m, ldexp(lo, -k), e + k
+
+
+def scaled_mul(a, b):
+    """a * b for scaled numbers a, b; relative error below 2**-102. IEEE rules for 0, inf, NaN.
+
+    >>> scaled_to_float(scaled_mul(scaled(5e-324), scaled(1e300)))   # 4.94e-24, not 5e-24
+    4.940656458412466e-24
+    """
+    if a[0] == 0.0 or b[0] == 0.0 or not (math.isfinite(a[0]) and math.isfinite(b[0])):
+        return a[0] * b[0], 0.0, 0
+    hi, lo = dd_mul(a[0], a[1], b[0], b[1])  # heads in [1/2, 1): nothing under- or overflows
+    return _normalized(hi, lo, a[2] + b[2])
+
+
+def scaled_div(a, b):
+    """a / b for scaled numbers a, b (b nonzero and finite, a finite); relative error below 2**-101."""
+    if a[0] == 0.0 or not math.isfinite(a[0]):
+        return a[0] / b[0], 0.0, 0
+    hi, lo = dd_div(a[0], a[1], b[0], b[1])
+    return _normalized(hi, lo, a[2] - b[2])
+
+
+# Below 2**-120 of the larger addend, the smaller changes a double-double sum by less than its
+# own rounding: it is left out.
+_ADD_SPAN = 120
+
+
+def scaled_add(a, b):
+    """a + b for scaled numbers a, b; IEEE rules for inf and NaN (inf - inf is NaN)."""
+    if not (math.isfinite(a[0]) and math.isfinite(b[0])):
+        return a[0] + b[0], 0.0, 0
+    if b[0] == 0.0:
+        return a
+    if a[0] == 0.0:
+        return b
+    if a[2] < b[2]:
+        a, b = b, a
+    shift = a[2] - b[2]
+    if shift > _ADD_SPAN:
+        return a
+    s, err = two_sum(a[0], ldexp(b[0], -shift))  # exact: both heads within 2**-121 of 1
+    return _normalized(s, err + (a[1] + ldexp(b[1], -shift)), a[2])
+
+
+def scaled_to_float(a):
+    """The scaled number a rounded once to a float: subnormal results included, beyond the
+    largest float +-inf.
+
+    >>> scaled_to_float(scaled_mul(scaled(1e300), scaled(1e300)))
+    inf
+    """
+    hi, lo, e = a
+    if hi == 0.0 or not math.isfinite(hi):
+        return hi
+    if e > 1025:  # |hi + lo| >= 1/2: at least 2**1024
+        return math.copysign(math.inf, hi)
+    if e < -1100:  # below a quarter of the smallest subnormal
+        return math.copysign(0.0, hi)
+    try:
+        return ldexp_dd(hi, lo, e)
+    except OverflowError:
+        return math.copysign(math.inf, hi)
 
 
 # --- exact integer arithmetic, used only to build tables at import -----------------------------

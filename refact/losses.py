@@ -12,8 +12,12 @@ Conventions shared by all the losses:
   and p = 1 is 0, a probability target of 0 ignores that class even where the model
   gives it probability 0, and a teacher probability of 0 adds nothing to the KL.
   A nonzero target on a zero probability gives +inf.
-* *Weights* (``weight``, ``pos_weight``, class weights) multiply in IEEE arithmetic,
-  so a weight of 0 on an infinite loss is NaN, as in torch.
+* *Weights* (``weight``, ``pos_weight``, class weights) multiply the unrounded term:
+  each term and its weights are carried as a double-double with its binary exponent
+  apart (``_dd.scaled``), so a subnormal term times a weight of 1e300 keeps every bit
+  (rounding the term first would cost up to 10**12 ULPs), and the value is rounded
+  once, after the reduction. IEEE rules otherwise: a weight of 0 on an infinite loss is
+  NaN, as in torch.
 * ``reduction`` is ``"none"`` (one loss per element, or per row of logits, nested as
   the input), ``"sum"`` (summed exactly with math.fsum) or ``"mean"``. A mean over
   nothing (no elements, or only ignored targets) is NaN, as in torch.
@@ -26,7 +30,7 @@ import decimal
 import fractions
 import math
 
-from ._dd import two_sum
+from ._dd import exp_dd, scaled, scaled_add, scaled_div, scaled_mul, scaled_to_float, two_sum
 from ._inputs import check_temperature, describe, from_array, to_array, to_float, to_index
 from .elementwise import softplus
 from .softmax import decimal_value, lane_parts, log_softmax_lane, softmax_lane
@@ -104,29 +108,82 @@ def _total(values):
             return math.inf if exact > 0 else -math.inf
 
 
+def _scaled_sum(values):
+    total = _ZERO
+    for value in values:
+        total = scaled_add(total, value)
+    return total
+
+
 def _reduce(losses, shape, reduction, denominator=None):
-    """Apply a reduction to a flat list of losses of ``shape``."""
+    """Apply a reduction to a flat list of losses of ``shape``, scaled numbers (see _dd),
+    each rounded once ("none"), or summed and divided before the one rounding.
+
+    ``denominator`` (a scaled number, by default the count) is what "mean" divides by.
+    """
     if reduction == "none":
-        return from_array(shape, losses)
-    total = _total(losses)
-    if reduction == "sum":
-        return total
-    count = len(losses) if denominator is None else denominator
-    return total / count if count else math.nan
+        return from_array(shape, list(map(scaled_to_float, losses)))
+    total = _scaled_sum(losses)
+    if reduction == "mean":
+        count = scaled(float(len(losses))) if denominator is None else denominator
+        if count[0] == 0.0:
+            return math.nan
+        if not math.isfinite(count[0]):
+            return scaled_to_float(total) / count[0]
+        total = scaled_div(total, count)
+    return scaled_to_float(total)
+
+
+_ZERO = (0.0, 0.0, 0)
+_NAN = (math.nan, 0.0, 0)
+_INF = (math.inf, 0.0, 0)
+# Terms below this are rounded on the coarse grid of the subnormals (or near it) if formed as
+# floats: they are formed from their exact parts instead.
+_TINY_TERM = 2.0 ** -900
+# exp_dd keeps k * ln2/256 exact down to about -1419; e**x below is taken as e**(x + _EXP_STEP)
+# e**-_EXP_STEP. Below _EXP_ZERO_BELOW, e**x times the largest two weights (2**2048) and the
+# smallest target (2**-1074) is still below the smallest subnormal: 0.
+_EXP_STEP = 1400.0
+_EXP_ZERO_BELOW = -2400.0
+
+
+def _one_minus(y):
+    """1 - y exactly, as a scaled number."""
+    return scaled(*two_sum(1.0, -y))
+
+
+def _exp_scaled(x):
+    """e**x for a finite x <= 0 as a scaled number, relative error near 2**-70."""
+    if x < _EXP_ZERO_BELOW:
+        return _ZERO
+    if x < -_EXP_STEP:  # x + 1400 is exact: it is a multiple of ulp(x) and smaller than x
+        return scaled_mul(_exp_scaled(x + _EXP_STEP), _exp_scaled(-_EXP_STEP))
+    hi, lo, k = exp_dd(x)
+    s_hi, s_lo, e = scaled(hi, lo)
+    return s_hi, s_lo, e + k
 
 
 # -- binary cross-entropy -------------------------------------------------------------------
 
 def _bce_term(p, y):
-    """-[y log p + (1 - y) log(1 - p)], with a zero coefficient dropping its term."""
+    """-[y log p + (1 - y) log(1 - p)] as a scaled number, a zero coefficient dropping its term.
+
+    -log p is never below 2**-53 for p < 1; -log(1 - p) = p (1 + p/2 + ...) is p itself,
+    exactly, below _TINY_TERM, where log1p would round it on the subnormal grid.
+    """
     if p != p or y != y:
-        return math.nan
-    loss = 0.0
+        return _NAN
+    loss = _ZERO
     if y > 0.0:
-        loss += y * -math.log(p) if p > 0.0 else math.inf
+        loss = scaled_mul(scaled(y), scaled(-math.log(p))) if p > 0.0 else _INF
     if y < 1.0:
-        loss += (1.0 - y) * -math.log1p(-p) if p < 1.0 else math.inf
+        log_q = scaled(p) if p < _TINY_TERM else scaled(-math.log1p(-p)) if p < 1.0 else _INF
+        loss = scaled_add(loss, scaled_mul(_one_minus(y), log_q))
     return loss
+
+
+def _weighted(losses, weights):
+    return losses if weights is None else [scaled_mul(loss, scaled(w)) for loss, w in zip(losses, weights)]
 
 
 def binary_cross_entropy(p, y, weight=None, reduction="mean"):
@@ -155,10 +212,7 @@ def binary_cross_entropy(p, y, weight=None, reduction="mean"):
     shape, ps, ys = _input_and_labels(p, y, function, "p")
     _check_unit_interval(ps, shape, function, "p")
     weights = _broadcast(weight, shape, function, "weight")
-    losses = list(map(_bce_term, ps, ys))
-    if weights is not None:
-        losses = [w * loss for w, loss in zip(weights, losses)]
-    return _reduce(losses, shape, reduction)
+    return _reduce(_weighted(list(map(_bce_term, ps, ys)), weights), shape, reduction)
 
 
 def _input_and_labels(x, y, function, argument):
@@ -172,15 +226,22 @@ def _input_and_labels(x, y, function, argument):
     return shape, xs, ys
 
 
+def _softplus_scaled(z):
+    """softplus(z) as a scaled number: e**z (1 - e**z/2 + ...) is e**z itself where it is tiny."""
+    if z < -700.0:
+        return _ZERO if z == -math.inf else _exp_scaled(z)
+    return scaled(softplus(z))
+
+
 def _bce_logits_term(x, y, pw):
     """pw y softplus(-x) + (1 - y) softplus(x): two terms >= 0, never a difference."""
     if x != x or y != y or pw != pw:
-        return math.nan
-    loss = 0.0
+        return _NAN
+    loss = _ZERO
     if y > 0.0:
-        loss += pw * y * softplus(-x)
+        loss = scaled_mul(scaled_mul(scaled(pw), scaled(y)), _softplus_scaled(-x))
     if y < 1.0:
-        loss += (1.0 - y) * softplus(x)
+        loss = scaled_add(loss, scaled_mul(_one_minus(y), _softplus_scaled(x)))
     return loss
 
 
@@ -210,10 +271,7 @@ def binary_cross_entropy_with_logits(x, y, weight=None, pos_weight=None, reducti
     shape, xs, ys = _input_and_labels(x, y, function, "x")
     weights = _broadcast(weight, shape, function, "weight")
     pos_weights = _broadcast(pos_weight, shape, function, "pos_weight") or [1.0] * len(xs)
-    losses = list(map(_bce_logits_term, xs, ys, pos_weights))
-    if weights is not None:
-        losses = [w * loss for w, loss in zip(weights, losses)]
-    return _reduce(losses, shape, reduction)
+    return _reduce(_weighted(list(map(_bce_logits_term, xs, ys, pos_weights)), weights), shape, reduction)
 
 
 # -- cross-entropy --------------------------------------------------------------------------
@@ -287,11 +345,11 @@ def cross_entropy(logits, target, weight=None, ignore_index=-100, label_smoothin
         losses, counted = [], []
         for row, k in zip(rows, indices):
             if k == ignore_index:
-                losses.append(0.0)
+                losses.append(_ZERO)
                 continue
             losses.append(_index_target_loss(row, k, weights, smoothing))
-            counted.append(1.0 if weights is None else weights[k])
-        denominator = _total(counted)
+            counted.append(scaled(1.0 if weights is None else weights[k]))
+        denominator = _scaled_sum(counted)
     else:
         raise ValueError(
             f"{function}(): target must have shape {shape[:-1]} (class indices) or {shape} "
@@ -299,32 +357,53 @@ def cross_entropy(logits, target, weight=None, ignore_index=-100, label_smoothin
     return _reduce(losses, shape[:-1], reduction, denominator)
 
 
+def _negative_log_q(row, log_q, c):
+    """-log q_c as a scaled number.
+
+    It is tiny only at the row's one maximum, where it is log1p(R) = R (1 - R/2 + ...),
+    R = sum_{j != top} e**(x_j - m): below _TINY_TERM that R is summed here from its
+    exponentials, with their exponents apart, instead of rounded on the subnormal grid.
+    """
+    value, m = -log_q[c], row[c]
+    if not (0.0 <= value < _TINY_TERM and math.isfinite(m)):  # +inf in the row: its lane's limit
+        return scaled(value)
+    rest = _ZERO
+    for j, x in enumerate(row):
+        if j != c and x != -math.inf:
+            h, lo = two_sum(x, -m)  # e**(h + lo) = e**h (1 + lo)
+            rest = scaled_add(rest, scaled_mul(_exp_scaled(h), scaled(1.0, lo)))
+    return rest
+
+
 def _index_target_loss(row, k, weights, smoothing):
     log_q = log_softmax_lane(row, 1.0)
-    w = 1.0 if weights is None else weights[k]
-    terms = []
+    loss = _ZERO
     if smoothing < 1.0:
-        terms.append((1.0 - smoothing) * (w * -log_q[k]))
+        w = scaled(1.0 if weights is None else weights[k])
+        loss = scaled_mul(scaled_mul(_one_minus(smoothing), w), _negative_log_q(row, log_q, k))
     if smoothing > 0.0:
-        if weights is None:
-            spread = -math.fsum(log_q)
-        else:
-            spread = _total([w_c * -lq for w_c, lq in zip(weights, log_q)])
-        terms.append(smoothing / len(row) * spread)
-    return _total(terms)
+        spread = _ZERO
+        for c in range(len(row)):
+            term = _negative_log_q(row, log_q, c)
+            spread = scaled_add(spread, term if weights is None else scaled_mul(scaled(weights[c]), term))
+        loss = scaled_add(loss, scaled_mul(scaled_div(scaled(smoothing), scaled(float(len(row)))), spread))
+    return loss
 
 
 def _soft_target_loss(row, target, weights, smoothing):
     log_q = log_softmax_lane(row, 1.0)
-    uniform = smoothing / len(row)
-    terms = []
-    for c, (y, lq) in enumerate(zip(target, log_q)):
-        if smoothing > 0.0:
-            y = y * (1.0 - smoothing) + uniform
-        if y == 0.0:
+    keep, uniform = _one_minus(smoothing), scaled_div(scaled(smoothing), scaled(float(len(row))))
+    loss = _ZERO
+    for c, y in enumerate(target):
+        if y == 0.0 and smoothing == 0.0:
             continue  # 0 log q = 0, even for q = 0
-        terms.append((y if weights is None else y * weights[c]) * -lq)
-    return _total(terms)
+        coefficient = scaled(y)
+        if smoothing > 0.0:
+            coefficient = scaled_add(scaled_mul(coefficient, keep), uniform)
+        if weights is not None:
+            coefficient = scaled_mul(coefficient, scaled(weights[c]))
+        loss = scaled_add(loss, scaled_mul(coefficient, _negative_log_q(row, log_q, c)))
+    return loss
 
 
 # -- distillation ---------------------------------------------------------------------------

@@ -618,3 +618,125 @@ def test_cross_entropy_class_weight_goes_to_the_target_class_against_mpmath(mp64
         assert ulps(mp64, value, truth) <= BUDGET
     assert close_to_torch(got, F.cross_entropy(tensor(LOGITS), torch.tensor(targets), weight=tensor(WEIGHT),
                                                reduction=reduction))
+
+
+# -- weights on subnormal terms: the term is not rounded before the weight multiplies it ------
+
+huge_or_tiny_weight = st.builds(lambda m, k: m * 10.0 ** k, st.floats(1.0, 9.999), st.integers(-300, 300))
+tiny_probability = st.one_of(probability, st.integers(0, 2 ** 52).map(lambda k: k * 5e-324),
+                             st.integers(-323, -300).map(lambda k: 10.0 ** k))
+tiny_target = st.one_of(target, st.integers(1, 2 ** 52).map(lambda k: k * 5e-324), st.sampled_from([5e-324]))
+
+
+def _reduced_truth(truths, reduction, count=None):
+    with mpmath.workprec(PREC):
+        total = mpmath.fsum(truths)
+        return {"sum": total, "mean": total / (len(truths) if count is None else count)}[reduction]
+
+
+@pytest.mark.parametrize("p, y, w", [
+    (5e-324, 5e-324, 1e300),        # the case: the term is 3.7e-321, 2.9e12 ULP off before
+    (1e-310, 0.0, 1e300),           # -log(1 - p) = p, subnormal
+    (3e-320, 1e-3, 1.7e308),
+    (0.5, 5e-324, 1e300),
+    (1e-320, 1.0, 5e-324),          # a tiny weight on a large term: a subnormal result, rounded once
+    (0.25, 0.75, 1e-310),
+])
+def test_bce_weight_times_a_subnormal_term_against_mpmath(mp64, p, y, w):
+    with mpmath.workprec(PREC):
+        truth = w * true_bce(p, y)
+    assert ulps(mp64, binary_cross_entropy(p, y, weight=w, reduction="none"), truth) <= BUDGET
+    assert ulps(mp64, binary_cross_entropy([p, p], [y, y], weight=w, reduction="sum"), 2 * truth) <= BUDGET
+    assert ulps(mp64, binary_cross_entropy([p, p], [y, y], weight=w, reduction="mean"), truth) <= BUDGET
+
+
+@pytest.mark.parametrize("x, y, w, pw", [
+    (-745.0, 0.0, 1e300, 1.0),      # softplus(-745) = 5e-324
+    (-1000.0, 0.0, 1e300, 1.0),     # e**-1000 is below every float; times 1e300 it is 5e-135
+    (800.0, 1.0, 1e300, 1e300),     # softplus(-800) times two huge weights
+    (-2000.0, 0.0, 1.7e308, 1.0),   # e**-2000 * 1.7e308 still rounds to 0
+    (710.0, 0.25, 1e300, 1e-300),
+    (-720.0, 5e-324, 1e300, 1e300),
+    (3.0, 1.0, 5e-324, 1.0),        # a tiny weight: the subnormal result is rounded once
+])
+def test_bce_with_logits_weights_times_a_subnormal_term_against_mpmath(mp64, x, y, w, pw):
+    with mpmath.workprec(PREC):
+        truth = w * true_bce_logits(x, y, pw)
+    got = binary_cross_entropy_with_logits(x, y, weight=w, pos_weight=pw, reduction="none")
+    assert ulps(mp64, got, truth) <= BUDGET, (got, truth)
+    for reduction in ("sum", "mean"):
+        got = binary_cross_entropy_with_logits([x, x, x], [y, y, y], weight=w, pos_weight=pw, reduction=reduction)
+        assert ulps(mp64, got, _reduced_truth([truth] * 3, reduction)) <= BUDGET
+
+
+@pytest.mark.parametrize("row, k, weight", [
+    ([0.0, -745.0], 0, [1e300, 1.0]),           # -log q_0 = log1p(e**-745) = 5e-324
+    ([0.0, -1000.0, -1200.0], 0, [1e300, 1.0, 1.0]),
+    ([3.0, 3.0 - 720.0], 0, [1.7e308, 2.0]),
+    ([0.0, -800.0], 1, [1.0, 5e-324]),          # a tiny weight on a large term
+    ([-1e4, 0.0, -1e4 + 1.0], 1, [1.0, 1e300, 1.0]),
+])
+def test_cross_entropy_weight_times_a_subnormal_term_against_mpmath(mp64, row, k, weight):
+    logs = true_log_softmax(row)
+    with mpmath.workprec(PREC):
+        truth = weight[k] * -logs[k]
+    assert ulps(mp64, cross_entropy([row], [k], weight=weight, reduction="none")[0], truth) <= BUDGET
+    assert ulps(mp64, cross_entropy([row, row], [k, k], weight=weight, reduction="sum"), 2 * truth) <= BUDGET
+    # "mean" divides by the weights of the targets: the weight cancels, the term is left
+    with mpmath.workprec(PREC):
+        assert ulps(mp64, cross_entropy([row, row], [k, k], weight=weight), truth / weight[k]) <= BUDGET
+    # probability targets take the same path: one-hot is the index target
+    one_hot = [1.0 if c == k else 0.0 for c in range(len(row))]
+    assert ulps(mp64, cross_entropy([row], [one_hot], weight=weight, reduction="none")[0], truth) <= BUDGET
+
+
+@SETTINGS
+@given(cases=st.lists(st.tuples(tiny_probability, tiny_target, huge_or_tiny_weight), min_size=1, max_size=4),
+       reduction=st.sampled_from(["none", "sum", "mean"]))
+def test_bce_weights_from_1e_minus_300_to_1e300_against_mpmath(mp64, cases, reduction):
+    ps, ys, ws = (list(column) for column in zip(*cases))
+    with mpmath.workprec(PREC):
+        truths = [w * true_bce(p, y) for p, y, w in cases]
+    got = binary_cross_entropy(ps, ys, weight=ws, reduction=reduction)
+    if reduction == "none":
+        for value, truth, case in zip(got, truths, cases):
+            assert ulps(mp64, value, truth) <= BUDGET, case
+    else:
+        assert ulps(mp64, got, _reduced_truth(truths, reduction)) <= BUDGET, cases
+
+
+wide_logit = st.one_of(logit, st.floats(-2500.0, -700.0), st.floats(700.0, 2500.0))
+
+
+@SETTINGS
+@given(cases=st.lists(st.tuples(wide_logit, tiny_target, huge_or_tiny_weight, huge_or_tiny_weight),
+                      min_size=1, max_size=4),
+       reduction=st.sampled_from(["none", "sum", "mean"]))
+def test_bce_with_logits_weights_from_1e_minus_300_to_1e300_against_mpmath(mp64, cases, reduction):
+    xs, ys, ws, pws = (list(column) for column in zip(*cases))
+    with mpmath.workprec(PREC):
+        truths = [w * true_bce_logits(x, y, pw) for x, y, w, pw in cases]
+    got = binary_cross_entropy_with_logits(xs, ys, weight=ws, pos_weight=pws, reduction=reduction)
+    if reduction == "none":
+        for value, truth, case in zip(got, truths, cases):
+            assert ulps(mp64, value, truth) <= BUDGET, case
+    else:
+        assert ulps(mp64, got, _reduced_truth(truths, reduction)) <= BUDGET, cases
+
+
+@SETTINGS
+@given(rows=st.lists(st.lists(st.one_of(st.floats(-30.0, 30.0), st.floats(-2500.0, -700.0)), min_size=3, max_size=3),
+                     min_size=1, max_size=3),
+       weight=st.lists(huge_or_tiny_weight, min_size=3, max_size=3), data=st.data(),
+       reduction=st.sampled_from(["none", "sum", "mean"]))
+def test_cross_entropy_weights_from_1e_minus_300_to_1e300_against_mpmath(mp64, rows, weight, data, reduction):
+    targets = [data.draw(st.integers(0, 2)) for _ in rows]
+    with mpmath.workprec(PREC):
+        truths = [weight[k] * -true_log_softmax(row)[k] for row, k in zip(rows, targets)]
+    got = cross_entropy(rows, targets, weight=weight, reduction=reduction)
+    if reduction == "none":
+        for value, truth in zip(got, truths):
+            assert ulps(mp64, value, truth) <= BUDGET, (rows, targets)
+    else:
+        count = mpmath.fsum(weight[k] for k in targets)  # the mean divides by the total weight of the targets
+        assert ulps(mp64, got, _reduced_truth(truths, reduction, count)) <= BUDGET, (rows, targets)
