@@ -160,6 +160,11 @@ class Convention:
     ``array_predicate(x, truth, fmt, options) -> bool array``, where offered, is the
     predicate of an elementwise function on numpy arrays (inputs and their truths as
     float64): the conformance engine then asks it once per array, not once per point.
+    ``promotes``: ``(input format, result format)`` pairs when the convention is a
+    documented dtype promotion (numpy's ufuncs compute a float16 input in the first
+    loop its type casts to safely); the dtype check reports such a result as this
+    convention. A promotion explains a dtype, never a value: its predicate covers no
+    point.
     """
 
     function: str
@@ -171,6 +176,7 @@ class Convention:
     edges: tuple = ()
     flushes: bool = False
     array_predicate: Optional[Callable] = field(default=None, repr=False, compare=False)
+    promotes: tuple = ()
 
     def applies(self, args, truth=None, fmt=None, options=None):
         """Whether this convention affects the point ``args`` (see :class:`Point`)."""
@@ -415,6 +421,16 @@ class Backend:
         b = self.binding(function)
         own = self.formats
         return own if b.formats is None else tuple(f for f in own if f in b.formats)
+
+    def result_format(self, function, fmt):
+        """The format ``function`` returns for an input of ``fmt`` (one of
+        :meth:`formats_of`): the result format of its convention promoting ``fmt``
+        (see ``Convention.promotes``), else ``fmt`` itself."""
+        for convention in self.conventions_for(function):
+            for accepted, returned in convention.promotes:
+                if accepted == fmt:
+                    return returned
+        return fmt
 
     def supports(self, function, fmt=None, option=None):
         """Whether ``function`` is provided, in format ``fmt`` and with ``option``."""
