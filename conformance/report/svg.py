@@ -1,0 +1,354 @@
+"""Inline SVG plots for the HTML report, drawn here: no script, no library, no external file.
+
+Two pictures are drawn: the true function and its derivative (the report's ``curves``),
+and the error of one backend, function and format against its input (the report's
+``series``). An error plot draws every judged point of its series: points are snapped
+to a grid of DOT_GRID pixels and a pixel is drawn once, so thousands of points cost a
+few kilobytes and none is left out. A point without a finite error (NaN where a number
+was due, a flush, ...) is drawn on a band at the top edge, marked by its failure class.
+An error plot has two views: the active region, where the points that are not
+correctly rounded are (linear when it is narrow), and the full range of the inputs on a
+symmetric-log axis, from -1e308 to 1e308 if the series goes there.
+"""
+
+import html
+import math
+from typing import NamedTuple
+
+from refact.conformance.report.model import format_number, spell_control_characters
+
+__all__ = [
+    "PLOT_WIDTH", "PLOT_HEIGHT", "FULL_WIDTH", "MAX_CURVE_POINTS", "SYMLOG_ABOVE", "CLASS_COLORS",
+    "Scale", "choose_scale", "scale_ticks", "downsample", "curve_plot", "series_points", "active_range",
+    "error_plots", "ErrorPoint",
+]
+
+PLOT_WIDTH, PLOT_HEIGHT = 460, 230      # the active-region view of an error plot, and curve plots
+FULL_WIDTH = 300                         # the full-range view beside it
+LEFT, RIGHT, TOP, BOTTOM = 52, 10, 34, 34
+BAND = 12                                # the band at the top of an error plot for class points
+DOT_GRID = 2                             # pixels: points closer than this share one dot
+MAX_CURVE_POINTS = 2000
+SYMLOG_ABOVE = 1e4                       # an axis reaching beyond this magnitude is symmetric-log
+ERROR_COLOR, CURVE_COLORS = "#1f5fbf", ("#1f5fbf", "#c0392b")
+#: Failure classes by colour, so the legend and the dots agree in every plot.
+CLASS_COLORS = {
+    "spurious_nan": "#d62728", "spurious_inf": "#ff7f0e", "missing_inf": "#8c564b",
+    "wrong_sign_zero": "#e377c2", "flush_to_zero": "#9467bd", "premature_underflow": "#17becf",
+    "premature_overflow": "#bcbd22", "missing_nan": "#7f7f7f", "undecided": "#555555",
+    "convention": "#2ca02c", "failure class not named": "#000000",
+}
+
+
+def _h(text):
+    return html.escape(spell_control_characters(text))
+
+
+def _symlog(value, unit):
+    # log10(1 + |v|/unit) with the sign of v: linear within a unit of 0, logarithmic far out,
+    # defined at 0 (a ULP error of 0 is common) and for negative inputs.
+    ratio = abs(value) / unit
+    magnitude = math.log10(1 + ratio) if math.isfinite(ratio) else math.log10(abs(value)) - math.log10(unit)
+    return math.copysign(magnitude, value)
+
+
+class Scale(NamedTuple):
+    low: float
+    high: float
+    symlog: bool
+    unit: float = 1.0   # where a symmetric-log axis turns from linear to logarithmic
+
+    def transform(self, value):
+        return _symlog(value, self.unit) if self.symlog else value
+
+    def fraction(self, value):
+        low, high = self.transform(self.low), self.transform(self.high)
+        return (self.transform(value) - low) / (high - low)
+
+
+def _finite(values):
+    return [value for value in values if isinstance(value, (int, float)) and math.isfinite(value)]
+
+
+def choose_scale(values, include=(), symlog_above=SYMLOG_ABOVE):
+    """An axis over the finite ``values`` and ``include``: symmetric-log when they reach
+    beyond ``symlog_above`` in magnitude (its linear part a thousandth of the span below
+    one, so inputs like 1e-30 stay apart from 0), else linear."""
+    finite = _finite(list(values) + list(include))
+    if not finite:
+        return Scale(0.0, 1.0, False)
+    low, high = float(min(finite)), float(max(finite))
+    if low == high:
+        pad = abs(low) / 2 or 1.0
+        low, high = low - pad, high + pad
+    if max(abs(low), abs(high)) <= symlog_above:
+        return Scale(low, high, False)
+    smallest = min((abs(value) for value in finite if value != 0), default=1.0)
+    return Scale(low, high, True, min(1.0, max(smallest, 1e-300)))
+
+
+def _linear_ticks(low, high):
+    raw = (high - low) / 5
+    magnitude = 10.0 ** math.floor(math.log10(raw)) if raw > 0 else 0.0
+    if magnitude == 0:  # a range narrower than the subnormals: label its ends only
+        return [low, high]
+    step = next(factor * magnitude for factor in (1, 2, 5, 10) if factor * magnitude >= raw)
+    first = math.ceil(low / step)
+    return [index * step for index in range(first, math.floor(high / step) + 1)]
+
+
+def _symlog_ticks(scale, most=7):
+    # Powers of ten every few decades, counted down from the largest, so the ends of a
+    # range out to 1e308 are labelled; 0 where the range crosses it.
+    reach = max(abs(scale.low), abs(scale.high))
+    top, bottom = math.floor(math.log10(reach)), math.ceil(math.log10(scale.unit))
+    sides = 2 if scale.low < 0 < scale.high else 1
+    stride = max(1, math.ceil((top - bottom + 1) * sides / max(1, most - 1)))
+    ticks = [0.0] if scale.low <= 0 <= scale.high else []
+    for exponent in range(top, bottom - 1, -stride):
+        ticks += [tick for tick in (10.0 ** exponent, -(10.0 ** exponent)) if scale.low <= tick <= scale.high]
+    return sorted(ticks)
+
+
+def scale_ticks(scale, most=7):
+    return _symlog_ticks(scale, most) if scale.symlog else _linear_ticks(scale.low, scale.high)
+
+
+def _tick_text(value):
+    if value == 0:
+        return "0"
+    if abs(value) >= 1e4 or abs(value) < 1e-3:
+        mantissa, exponent = f"{value:.0e}".split("e")
+        return f"{mantissa}e{int(exponent)}"
+    return f"{value:g}"
+
+
+def downsample(points, limit=MAX_CURVE_POINTS, keep_largest_y=0):
+    """At most ``limit`` points, evenly strided, always keeping the ``keep_largest_y`` largest y."""
+    if len(points) <= limit:
+        return list(points)
+    kept = set()
+    if keep_largest_y:
+        largest_first = sorted(range(len(points)), key=lambda index: points[index][1], reverse=True)
+        kept.update(largest_first[:keep_largest_y])
+    others = [index for index in range(len(points)) if index not in kept]
+    stride = len(others) / (limit - len(kept))
+    kept.update(others[int(step * stride)] for step in range(limit - len(kept)))
+    return [points[index] for index in sorted(kept)]
+
+
+class Frame(NamedTuple):
+    x: Scale
+    y: Scale
+    width: int
+    height: int
+    top: int = TOP      # the data area starts here (below the class band of an error plot)
+
+    @property
+    def right(self):
+        return self.width - RIGHT
+
+    @property
+    def bottom(self):
+        return self.height - BOTTOM
+
+    def px(self, x):
+        return LEFT + self.x.fraction(x) * (self.right - LEFT)
+
+    def py(self, y):
+        return self.top + (1 - self.y.fraction(y)) * (self.bottom - self.top)
+
+
+def _svg_open(width, height, title):
+    return (f'<svg class="plot" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+            f'role="img" aria-label="{_h(title)}"><title>{_h(title)}</title>')
+
+
+def _axes(frame, x_label, y_label, box_top):
+    parts = [f'<rect x="{LEFT}" y="{box_top}" width="{frame.right - LEFT}" height="{frame.bottom - box_top}" '
+             'fill="none" stroke="#999"/>']
+    most = 7 if frame.width >= PLOT_WIDTH else 4
+    for tick in scale_ticks(frame.x, most):
+        px = frame.px(tick)
+        parts.append(f'<path d="M{px:.0f} {box_top}V{frame.bottom}" stroke="#eee"/>'
+                     f'<text x="{px:.0f}" y="{frame.bottom + 13}" text-anchor="middle">{_tick_text(tick)}</text>')
+    for tick in scale_ticks(frame.y, 5):
+        py = frame.py(tick)
+        parts.append(f'<path d="M{LEFT} {py:.0f}H{frame.right}" stroke="#eee"/>'
+                     f'<text x="{LEFT - 3}" y="{py + 4:.0f}" text-anchor="end">{_tick_text(tick)}</text>')
+    parts.append(f'<text x="{(LEFT + frame.right) / 2:.0f}" y="{frame.height - 6}" text-anchor="middle">'
+                 f'{_h(x_label)}</text>')
+    parts.append(f'<text transform="translate(11 {(frame.top + frame.bottom) / 2:.0f}) rotate(-90)" '
+                 f'text-anchor="middle">{_h(y_label)}</text>')
+    return parts
+
+
+def _line_path(frame, points):
+    commands, pen_down = [], False
+    for x, y in points:
+        if not (math.isfinite(x) and math.isfinite(y)):
+            pen_down = False  # a gap, not a line through a missing value
+            continue
+        commands.append(f"{'L' if pen_down else 'M'}{frame.px(x):.1f} {frame.py(y):.1f}")
+        pen_down = True
+    return "".join(commands)
+
+
+def _dot_path(pixels):
+    # Zero-length segments with round caps draw dots; relative moves keep each a few bytes.
+    parts, last = [], (0, 0)
+    for px, py in sorted(pixels):
+        parts.append(f"m{px - last[0]} {py - last[1]}h0")
+        last = (px, py)
+    return "M0 0" + "".join(parts)
+
+
+def _as_real(value):
+    return value if isinstance(value, (int, float)) else math.nan  # null (undecided) is not drawn
+
+
+def curve_plot(function, curve):
+    """The function and its derivative on one picture, as the classic sigmoid figure."""
+    layers = [(function, downsample([(_as_real(x), _as_real(y)) for x, y in zip(curve.get("x") or [], curve.get("y") or [])]))]
+    if curve.get("dy"):
+        layers.append((f"derivative of {function}",
+                       downsample([(_as_real(x), _as_real(y)) for x, y in zip(curve.get("x") or [], curve["dy"])])))
+    xs = [x for _, points in layers for x, _ in points]
+    ys = [y for _, points in layers for _, y in points]
+    frame = Frame(choose_scale(xs, symlog_above=100.0), choose_scale(ys, symlog_above=100.0), PLOT_WIDTH, PLOT_HEIGHT)
+    title = f"{function} and its derivative"
+    parts = [_svg_open(PLOT_WIDTH, PLOT_HEIGHT, title), f'<text x="{LEFT}" y="13" font-weight="bold">{_h(title)}</text>']
+    parts += _axes(frame, "x", "value", TOP)
+    legend_x = LEFT
+    for (label, points), color in zip(layers, CURVE_COLORS):
+        parts.append(f'<path d="{_line_path(frame, points)}" stroke="{color}" stroke-width="2" fill="none"/>')
+        parts.append(f'<rect x="{legend_x}" y="{TOP - 12}" width="9" height="9" fill="{color}"/>'
+                     f'<text x="{legend_x + 12}" y="{TOP - 4}">{_h(label)}</text>')
+        legend_x += 24 + 6 * len(label)
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+class ErrorPoint(NamedTuple):
+    x: float
+    ulp: float       # NaN for a point in a failure class
+    kind: str        # "" for an ordinary point, else the failure class (or "convention")
+
+
+def _input_of(point):
+    value = point.get("input")
+    while isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    return value if isinstance(value, (int, float)) else None
+
+
+def series_points(series, record=None):
+    """The judged points of a series as :class:`ErrorPoint`. A point without a finite error
+    takes its class from the series' optional ``class`` list, else from a worst point of
+    the record at the same input, else "failure class not named"."""
+    classes = series.get("class") or []
+    named = {}
+    for point in (record or {}).get("worst") or []:
+        x = _input_of(point)
+        if x is not None and (point.get("class") or point.get("convention")):
+            named[x] = point.get("class") or "convention"
+    points = []
+    for index, (x, ulp) in enumerate(zip(series.get("x") or [], series.get("ulp") or [])):
+        x = _as_real(x)
+        if not math.isfinite(x):
+            continue
+        ulp = _as_real(ulp)
+        if math.isfinite(ulp):
+            points.append(ErrorPoint(x, ulp, ""))
+        else:
+            kind = classes[index] if index < len(classes) and classes[index] else named.get(x, "failure class not named")
+            points.append(ErrorPoint(x, math.nan, str(kind)))
+    return points
+
+
+def _quantile(sorted_values, q):
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def active_range(points):
+    """Where a plot's inputs are worth a close look: the central 96% of the points that
+    are not correctly rounded (class points included), or of all points when every one
+    is; widened to the outer ones within that width again (so a failure just outside is
+    not cut off, and one at 1e30 does not squeeze the rest), and by a twentieth."""
+    interesting = sorted(point.x for point in points if point.kind or point.ulp > 0.5)
+    xs = interesting if len(interesting) >= 5 else sorted(point.x for point in points)
+    if not xs:
+        return 0.0, 1.0
+    low, high = _quantile(xs, 0.02), _quantile(xs, 0.98)
+    width = high - low
+    low = min(x for x in xs if x >= low - width)
+    high = max(x for x in xs if x <= high + width)
+    pad = (high - low) / 20 or abs(low) / 20 or 1.0
+    return low - pad, high + pad
+
+
+def _error_view(points, x_scale, y_scale, width, budget, title, x_label, legend, grid=DOT_GRID):
+    frame = Frame(x_scale, y_scale, width, PLOT_HEIGHT, TOP + BAND)
+    parts = [_svg_open(width, PLOT_HEIGHT, title), f'<text x="{LEFT}" y="13" font-weight="bold">{_h(title)}</text>']
+    parts += _axes(frame, x_label, "error (ULP)", TOP)
+    parts.append(f'<path d="M{LEFT} {TOP + BAND}H{frame.right}" stroke="#bbb" stroke-dasharray="2 2"/>')
+    ordinary, by_kind = set(), {}
+    for point in points:
+        if not x_scale.low <= point.x <= x_scale.high:
+            continue
+        px = round(frame.px(point.x) / grid) * grid
+        if point.kind:
+            by_kind.setdefault(point.kind, set()).add((px, TOP + BAND // 2))
+        else:
+            py = round(frame.py(min(point.ulp, y_scale.high)) / grid) * grid
+            ordinary.add((px, py))
+    if ordinary:
+        parts.append(f'<path d="{_dot_path(ordinary)}" stroke="{ERROR_COLOR}" stroke-width="3" '
+                     'stroke-linecap="round" stroke-opacity="0.6" fill="none"/>')
+    for kind, pixels in sorted(by_kind.items()):
+        color = CLASS_COLORS.get(kind, "#000000")
+        parts.append(f'<path d="{_dot_path(pixels)}" stroke="{color}" stroke-width="5" stroke-linecap="square" fill="none"/>')
+    if budget is not None and math.isfinite(budget) and y_scale.low <= budget <= y_scale.high:
+        py = frame.py(budget)
+        parts.append(f'<path d="M{LEFT} {py:.0f}H{frame.right}" stroke="#000" stroke-dasharray="6 4"/>'
+                     f'<text x="{frame.right - 3}" y="{py - 3:.0f}" text-anchor="end">budget {format_number(budget)}</text>')
+    if legend:
+        x = LEFT
+        for label, color in legend:
+            parts.append(f'<rect x="{x}" y="{TOP - 13}" width="9" height="9" fill="{color}"/>'
+                         f'<text x="{x + 12}" y="{TOP - 5}">{_h(label)}</text>')
+            x += 22 + 6 * len(label)
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def error_plots(series, record=None, x_label="input"):
+    """The two views of one series (active region, full range) and their caption."""
+    points = series_points(series, record)
+    budget = series.get("budget_ulp")
+    if budget is None and record is not None:
+        budget = record.get("budget_ulp")
+    budget = budget if isinstance(budget, (int, float)) else None
+    ulps = [point.ulp for point in points if not point.kind]
+    y_scale = choose_scale(ulps, [0.0] + ([budget] if budget is not None and math.isfinite(budget) else []),
+                           symlog_above=100.0)
+    kinds = {}
+    for point in points:
+        if point.kind:
+            kinds[point.kind] = kinds.get(point.kind, 0) + 1
+    legend = [(f"{kind} ({count})", CLASS_COLORS.get(kind, "#000000")) for kind, count in sorted(kinds.items())]
+    low, high = active_range(points)
+    active = [point for point in points if low <= point.x <= high]
+    active_scale = choose_scale([point.x for point in active] or [low, high], symlog_above=SYMLOG_ABOVE)
+    full_scale = choose_scale([point.x for point in points], symlog_above=SYMLOG_ABOVE)
+    title = " / ".join(str(series.get(field, "?")) for field in ("backend", "function", "format"))
+    views = [_error_view(points, active_scale, y_scale, PLOT_WIDTH, budget, f"{title}: active region", x_label, legend)]
+    caption = f"{len(points)} judged points drawn"
+    if len(active) < len(points):
+        # the full range is coarser: it shows where the points are, the active region how large
+        views.append(_error_view(points, full_scale, y_scale, FULL_WIDTH, budget, "full range", x_label, [],
+                                 grid=DOT_GRID + 1))
+        caption += f" ({len(active)} in the active region {_tick_text(low)} to {_tick_text(high)})"
+    if kinds:
+        caption += "; " + ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items())) + " at the top edge"
+    return views, caption
