@@ -85,6 +85,12 @@ class JaxBackend(Backend):
         def sigmoid_grad(x):
             return self.vjp(jax.nn.sigmoid, (x,), jnp.ones_like(x), {})
 
+        def at_temperature(function):
+            # model code divides the logits itself: x / T in the array's own dtype
+            def call(x, temperature=None):
+                return function(x if temperature is None else x / temperature)
+            return call
+
         wide = ("float64", "float32")
         return {
             "sigmoid": Binding(jax.nn.sigmoid, "jax.nn.sigmoid"),
@@ -95,8 +101,10 @@ class JaxBackend(Backend):
             "hard_sigmoid": Binding(jax.nn.hard_sigmoid, "jax.nn.hard_sigmoid"),
             "ndtr": Binding(jax.jit(special.ndtr), "jax.scipy.special.ndtr", formats=wide),
             "probit": Binding(jax.jit(special.ndtri), "jax.scipy.special.ndtri", formats=wide),
-            "softmax": Binding(jax.nn.softmax, "jax.nn.softmax"),
-            "log_softmax": Binding(jax.nn.log_softmax, "jax.nn.log_softmax"),
+            "softmax": Binding(at_temperature(jax.nn.softmax), "jax.nn.softmax",
+                               options=("temperature",)),
+            "log_softmax": Binding(at_temperature(jax.nn.log_softmax), "jax.nn.log_softmax",
+                                   options=("temperature",)),
             "logsumexp": Binding(jax.jit(partial(special.logsumexp, axis=-1)),
                                  "jax.scipy.special.logsumexp"),
         }

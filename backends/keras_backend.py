@@ -124,6 +124,12 @@ class KerasBackend(TensorflowBackend):
             return losses.categorical_crossentropy(target, logits, from_logits=True,
                                                    label_smoothing=label_smoothing)
 
+        def at_temperature(function):
+            # model code divides the logits itself: x / T in the tensor's own dtype
+            def call(x, temperature=None):
+                return function(x if temperature is None else ops.divide(x, temperature))
+            return call
+
         def distillation_loss(student, teacher, temperature):
             p_teacher = ops.softmax(ops.divide(teacher, temperature), axis=-1)
             p_student = ops.softmax(ops.divide(student, temperature), axis=-1)
@@ -136,8 +142,11 @@ class KerasBackend(TensorflowBackend):
             "log_sigmoid": Binding(activations.log_sigmoid, "keras.activations.log_sigmoid"),
             "softplus": Binding(activations.softplus, "keras.activations.softplus"),
             "hard_sigmoid": Binding(activations.hard_sigmoid, "keras.activations.hard_sigmoid"),
-            "softmax": Binding(activations.softmax, "keras.activations.softmax"),
-            "log_softmax": Binding(activations.log_softmax, "keras.activations.log_softmax"),
+            "softmax": Binding(at_temperature(activations.softmax), "keras.activations.softmax",
+                               "keras.ops.divide", options=("temperature",)),
+            "log_softmax": Binding(at_temperature(activations.log_softmax),
+                                   "keras.activations.log_softmax", "keras.ops.divide",
+                                   options=("temperature",)),
             "logsumexp": Binding(partial(ops.logsumexp, axis=-1), "keras.ops.logsumexp"),
             "binary_cross_entropy": Binding(binary_cross_entropy,
                                             "keras.losses.binary_crossentropy"),

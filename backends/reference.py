@@ -12,7 +12,8 @@ from functools import partial
 
 from .base import FUNCTIONS, Backend, Binding
 
-_OPTIONS = ("label_smoothing", "pos_weight", "eps")
+_OPTIONS = ("weight", "pos_weight", "ignore_index", "label_smoothing", "reduction", "eps",
+            "temperature")
 
 
 class ReferenceBackend(Backend):
@@ -32,7 +33,9 @@ class ReferenceBackend(Backend):
             if fn is None:
                 continue
             parameters = inspect.signature(fn).parameters
-            options = [o for o in _OPTIONS if o in parameters]
+            # keywords with a default only (distillation's positional temperature is none)
+            options = [o for o in _OPTIONS if o in parameters
+                       and parameters[o].default is not inspect.Parameter.empty]
             if name == "cross_entropy":
                 options.append("probability_target")
             call = partial(fn, reduction="none") if "reduction" in parameters else fn

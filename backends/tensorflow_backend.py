@@ -69,6 +69,12 @@ class TensorflowBackend(Backend):
                                                                       logits=logits)
             return tf.nn.softmax_cross_entropy_with_logits(labels=target, logits=logits)
 
+        def at_temperature(function):
+            # model code divides the logits itself: x / T in the tensor's own dtype
+            def call(x, temperature=None):
+                return function(x if temperature is None else x / temperature)
+            return call
+
         wide = ("float64", "float32")  # Ndtri has no float16/bfloat16 kernel
         return {
             "sigmoid": Binding(tf.math.sigmoid, "tensorflow.math.sigmoid"),
@@ -77,8 +83,10 @@ class TensorflowBackend(Backend):
             "log_sigmoid": Binding(tf.math.log_sigmoid, "tensorflow.math.log_sigmoid"),
             "softplus": Binding(tf.math.softplus, "tensorflow.math.softplus"),
             "probit": Binding(tf.math.ndtri, "tensorflow.math.ndtri", formats=wide),
-            "softmax": Binding(tf.nn.softmax, "tensorflow.nn.softmax"),
-            "log_softmax": Binding(tf.nn.log_softmax, "tensorflow.nn.log_softmax"),
+            "softmax": Binding(at_temperature(tf.nn.softmax), "tensorflow.nn.softmax",
+                               options=("temperature",)),
+            "log_softmax": Binding(at_temperature(tf.nn.log_softmax), "tensorflow.nn.log_softmax",
+                                   options=("temperature",)),
             "logsumexp": Binding(partial(tf.math.reduce_logsumexp, axis=-1),
                                  "tensorflow.math.reduce_logsumexp"),
             "binary_cross_entropy_with_logits": Binding(

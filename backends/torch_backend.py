@@ -9,7 +9,10 @@ Recipes (the rest are torch's callables themselves, with ``dim=-1`` or
 
 * ``sigmoid_grad``: the autograd derivative of ``torch.sigmoid`` (a vector-Jacobian
   product with ones), since torch has no public function for it;
-* ``binary_cross_entropy_with_logits``: a Python ``pos_weight`` becomes a tensor;
+* the losses' options are torch's own keywords (``weight``, ``pos_weight``,
+  ``ignore_index``, ``label_smoothing``, ``reduction``), Python weights made tensors of
+  the input's dtype; a ``temperature`` of softmax/log_softmax divides the input in its
+  own dtype first, as model code does;
 * ``distillation_loss``: ``F.kl_div(F.log_softmax(s / T), F.log_softmax(t / T),
   reduction="none", log_target=True).sum(-1) * T**2``. torch has no distillation loss;
   this is the documented use of ``kl_div``, which takes the input in log space "to avoid
@@ -88,11 +91,31 @@ class TorchBackend(Backend):
         def sigmoid_grad(x):
             return self.vjp(torch.sigmoid, (x,), torch.ones_like(x), {})
 
-        def binary_cross_entropy_with_logits(x, y, pos_weight=None):
-            if pos_weight is not None and not torch.is_tensor(pos_weight):
-                pos_weight = torch.tensor(pos_weight, dtype=x.dtype, device=x.device)
-            return F.binary_cross_entropy_with_logits(x, y, pos_weight=pos_weight,
-                                                      reduction="none")
+        def tensor_of(value, like):
+            # weights come as Python numbers or lists; torch takes them as tensors
+            if value is None or torch.is_tensor(value):
+                return value
+            return torch.tensor(value, dtype=like.dtype, device=like.device)
+
+        def binary_cross_entropy(p, y, weight=None, reduction="none"):
+            return F.binary_cross_entropy(p, y, weight=tensor_of(weight, p), reduction=reduction)
+
+        def binary_cross_entropy_with_logits(x, y, weight=None, pos_weight=None, reduction="none"):
+            return F.binary_cross_entropy_with_logits(
+                x, y, weight=tensor_of(weight, x), pos_weight=tensor_of(pos_weight, x),
+                reduction=reduction)
+
+        def cross_entropy(logits, target, weight=None, ignore_index=-100, label_smoothing=0.0,
+                          reduction="none"):
+            return F.cross_entropy(logits, target, weight=tensor_of(weight, logits),
+                                   ignore_index=ignore_index, label_smoothing=label_smoothing,
+                                   reduction=reduction)
+
+        def at_temperature(function):
+            # model code divides the logits itself: x / T in the tensor's own dtype
+            def call(x, temperature=None):
+                return function(x if temperature is None else x / temperature, dim=-1)
+            return call
 
         def distillation_loss(student, teacher, temperature):
             log_p_student = F.log_softmax(student / temperature, dim=-1)
@@ -111,18 +134,22 @@ class TorchBackend(Backend):
             "hard_sigmoid": Binding(F.hardsigmoid, "torch.nn.functional.hardsigmoid"),
             "ndtr": Binding(torch.special.ndtr, "torch.special.ndtr"),
             "probit": Binding(torch.special.ndtri, "torch.special.ndtri", formats=wide),
-            "softmax": Binding(partial(torch.softmax, dim=-1), "torch.softmax"),
-            "log_softmax": Binding(partial(torch.log_softmax, dim=-1), "torch.log_softmax"),
+            "softmax": Binding(at_temperature(torch.softmax), "torch.softmax",
+                               options=("temperature",)),
+            "log_softmax": Binding(at_temperature(torch.log_softmax), "torch.log_softmax",
+                                   options=("temperature",)),
             "logsumexp": Binding(partial(torch.logsumexp, dim=-1), "torch.logsumexp"),
             "binary_cross_entropy": Binding(
-                partial(F.binary_cross_entropy, reduction="none"),
-                "torch.nn.functional.binary_cross_entropy"),
+                binary_cross_entropy, "torch.nn.functional.binary_cross_entropy",
+                options=("weight", "reduction")),
             "binary_cross_entropy_with_logits": Binding(
                 binary_cross_entropy_with_logits,
-                "torch.nn.functional.binary_cross_entropy_with_logits", options=("pos_weight",)),
+                "torch.nn.functional.binary_cross_entropy_with_logits",
+                options=("weight", "pos_weight", "reduction")),
             "cross_entropy": Binding(
-                partial(F.cross_entropy, reduction="none"), "torch.nn.functional.cross_entropy",
-                options=("label_smoothing", "probability_target")),
+                cross_entropy, "torch.nn.functional.cross_entropy",
+                options=("weight", "ignore_index", "label_smoothing", "reduction",
+                         "probability_target")),
             "distillation_loss": Binding(
                 distillation_loss, "torch.nn.functional.kl_div",
                 "torch.nn.functional.log_softmax"),

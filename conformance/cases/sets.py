@@ -35,6 +35,7 @@ wait on mpmath; ``use_golden=False`` recomputes them.
 
 import math
 import random
+from dataclasses import dataclass
 from functools import lru_cache
 
 from refact.conformance.truth import store
@@ -48,6 +49,7 @@ from refact.conformance.numbers.formats import (
 __all__ = [
     "LEVELS", "SET_NAMES", "SEED_VECTOR", "cases_for", "case_set",
     "threshold_values", "threshold_names", "threshold_holds", "locate_threshold",
+    "OptionCase", "option_cases",
 ]
 
 LEVELS = ("quick", "default", "full")
@@ -399,3 +401,175 @@ def _check_point(point, fmt, function, set_name):
         for v in values:
             if isinstance(v, float) and not is_representable(v, fmt):
                 raise AssertionError(f"{set_name} set of {function} made {v!r}, not a {fmt.name} value")
+
+
+# --- calls with options ---------------------------------------------------------------
+# A few calls per function and format, each a small batch with one option kind set (and
+# the other keywords it needs), reaching the catalog's edges: smoothing 0 and 1, zero,
+# tiny and huge weights, every target ignored, -inf logits without target mass,
+# pos_weight 0 and huge, temperatures 1e-3 and 1e3 and an x / T that overflows, eps 0
+# and 1/2. Bounded on purpose (about 50 calls in all per format): the default run's time.
+
+#: Classes of the option rows: a power of two, so eps / C of label smoothing is exact.
+OPTION_CLASSES = 4
+
+
+@dataclass(frozen=True)
+class OptionCase:
+    """One call with options: ``option`` the catalog option the call exercises (its
+    record's sub-result), ``options`` the keywords (``target`` names the input kind and
+    is not a keyword), ``points`` the batch."""
+
+    option: str
+    options: dict
+    points: tuple
+
+
+def _weight_edges(fmt):
+    """A tiny and a huge weight: 1e-300 and 1e300 where the format has them, else its
+    smallest normal and its largest finite value / 2**10 (room for the loss)."""
+    tiny = round_to_format(1e-300, fmt)
+    tiny = tiny if tiny > 0 else fmt.smallest_normal
+    huge = round_to_format(min(1e300, fmt.largest_finite / 1024), fmt)
+    return tiny, huge
+
+
+def _option_rows(fmt, rng, n=4):
+    rows = [tuple(round_to_format(rng.uniform(-8.0, 8.0), fmt) for _ in range(OPTION_CLASSES))
+            for _ in range(n)]
+    rows.append(tuple(_round_all((3.0, -4.0, -2.0, -10000.0), fmt)))
+    rows.append((0.0, -INF, round_to_format(2.0, fmt), 1.0))  # a class the model rules out
+    return rows
+
+
+def _probability_rows(fmt, rng, rows):
+    """Per row a target distribution: one-hot, uniform, random; the -inf logit's class
+    gets no mass (the true loss is finite there)."""
+    targets = []
+    for i, row in enumerate(rows):
+        if i % 3 == 0:
+            q = [0.0] * OPTION_CLASSES
+            q[i % OPTION_CLASSES if row[i % OPTION_CLASSES] != -INF else 0] = 1.0
+        elif i % 3 == 1 and -INF not in row:
+            q = [0.25] * OPTION_CLASSES
+        else:
+            raw = [0.0 if x == -INF else rng.random() for x in row]
+            q = [v / sum(raw) for v in raw]
+        targets.append(tuple(_round_all(q, fmt)))
+    return targets
+
+
+def _cross_entropy_cases(fmt, rng):
+    rows = _option_rows(fmt, rng)
+    # targets avoid the -inf class, whose index loss is simply +inf
+    targets = [randbelow(rng, OPTION_CLASSES) for _ in rows[:-1]] + [2]
+    indexed = tuple(zip(rows, targets))
+    tiny, huge = _weight_edges(fmt)
+    weights = tuple(_round_all((0.5, 1.0, 2.5, 0.0), fmt))
+    weights = weights if weights[targets[-1]] else weights  # the -inf row's target weighs 2.5
+    ignored = tuple((row, -100 if i % 2 else t) for i, (row, t) in enumerate(indexed))
+    every_ignored = tuple((row, -100) for row in rows[:3])
+    smoothing = round_to_format(0.1, fmt)
+    probability = tuple(zip(rows, _probability_rows(fmt, rng, rows)))
+    case = OptionCase
+    return [
+        case("target", {"target": "probability"}, probability),
+        case("target", {"target": "probability", "reduction": "mean"}, probability),
+        case("weight", {"weight": list(weights)}, indexed),
+        case("weight", {"weight": [tiny, 1.0, huge, 1.0]}, indexed),
+        case("weight", {"weight": list(weights), "reduction": "mean"}, indexed),
+        case("ignore_index", {"ignore_index": -100}, ignored),
+        case("ignore_index", {"ignore_index": -100, "reduction": "mean"}, ignored),
+        case("ignore_index", {"ignore_index": -100, "weight": list(weights), "reduction": "mean"}, ignored),
+        case("ignore_index", {"ignore_index": -100, "reduction": "mean"}, every_ignored),
+        case("ignore_index", {"ignore_index": -100, "reduction": "sum"}, every_ignored),
+        case("label_smoothing", {"label_smoothing": 0.0}, indexed),
+        case("label_smoothing", {"label_smoothing": smoothing}, indexed),
+        case("label_smoothing", {"label_smoothing": 1.0}, indexed[:-1]),
+        case("label_smoothing", {"label_smoothing": smoothing, "weight": list(weights),
+                                 "reduction": "mean"}, indexed[:-1]),
+        case("reduction", {"reduction": "mean"}, indexed),
+        case("reduction", {"reduction": "sum"}, indexed),
+    ]
+
+
+def _labelled_points(fmt, rng, logits):
+    points = []
+    for i in range(6):
+        if logits:
+            x = round_to_format(rng.uniform(-20.0, 20.0), fmt)
+        else:
+            # p and 1 - p at least e^-69: torch's log clamp at -100 (a convention, which a
+            # reduced call cannot name point by point) stays out of the reductions
+            q = round_to_format(10.0 ** -rng.uniform(0.5, 30.0), fmt)
+            x = q if i % 2 or q >= 0.5 else round_to_format(1.0 - q, fmt)
+            x = min(max(x, fmt.smallest_normal), next_down(1.0, fmt))
+        points.append((x, (0.0, 1.0, round_to_format(0.25, fmt))[i % 3]))
+    if logits:
+        points += [(round_to_format(-100.0, fmt), 1.0), (round_to_format(50.0, fmt), 0.0)]
+    return tuple(points)
+
+
+def _bce_cases(fmt, rng, logits):
+    points = _labelled_points(fmt, rng, logits)
+    tiny, huge = _weight_edges(fmt)
+    weight = round_to_format(2.5, fmt)
+    case = OptionCase
+    cases = [case("weight", {"weight": w}, points) for w in (0.0, weight, tiny, huge)]
+    cases.append(case("weight", {"weight": weight, "reduction": "mean"}, points))
+    if logits:
+        cases += [case("pos_weight", {"pos_weight": w}, points)
+                  for w in (0.0, round_to_format(3.0, fmt), huge)]
+        cases.append(case("pos_weight", {"pos_weight": round_to_format(3.0, fmt), "weight": weight,
+                                         "reduction": "mean"}, points))
+    cases += [case("reduction", {"reduction": r}, points) for r in ("mean", "sum")]
+    return cases
+
+
+def _temperature_cases(fmt, rng):
+    rows = _option_rows(fmt, rng)
+    big = round_to_format(fmt.largest_finite / 2, fmt)
+    overflowing = ((big, 0.0, -big, 1.0),)  # x / 1e-3 overflows the format: the truth does not
+    case = OptionCase
+    return [case("temperature", {"temperature": round_to_format(t, fmt)}, tuple((r,) for r in rows))
+            for t in (1e-3, 0.5, 1e3)] + [
+        case("temperature", {"temperature": round_to_format(1e-3, fmt)},
+             tuple((r,) for r in overflowing))]
+
+
+def _logit_cases(fmt, rng):
+    points = tuple((p,) for p in [0.0, fmt.smallest_subnormal, round_to_format(1e-10, fmt),
+                                  round_to_format(0.25, fmt), 0.5, round_to_format(0.75, fmt),
+                                  next_down(1.0, fmt), 1.0])
+    # an eps whose 1 - eps is a format value, so a clamp in the format can hit it exactly
+    eps = 2.0 ** -(fmt.precision - 3)
+    return [OptionCase("eps", {"eps": e}, points) for e in (0.0, eps, 0.5)]
+
+
+def option_cases(function, fmt, seed=0):
+    """The calls with options of ``function`` in ``fmt``: a list of :class:`OptionCase`
+    (empty for a function that declares no options), seeded and reproducible."""
+    spec = get_function(function)
+    fmt = get_format(fmt)
+    if not spec.options:
+        return []
+    rng = _rng("options", spec.name, fmt, seed)
+    shape = _shape(spec)
+    if shape == _ROW_AND_CLASS:
+        cases = _cross_entropy_cases(fmt, rng)
+    elif shape in _LABELLED:
+        cases = _bce_cases(fmt, rng, logits=shape == _LABELLED_LOGIT)
+    elif shape == ("row",):
+        cases = _temperature_cases(fmt, rng)
+    elif shape == ("probability",):
+        cases = _logit_cases(fmt, rng)
+    else:
+        raise AssertionError(f"{spec.name}: options of a point of shape {shape} have no cases")
+    declared = {o.name for o in spec.options}
+    for c in cases:
+        for name in c.options:
+            if name not in declared:
+                raise AssertionError(f"{spec.name}: case set uses undeclared option {name!r}")
+        for point in c.points:
+            _check_point(tuple(a for a in point if not isinstance(a, int)), fmt, spec.name, "options")
+    return cases

@@ -19,7 +19,7 @@ import math
 
 from refact.conformance.truth.catalog import ORACLE, get_function
 from refact.conformance.numbers.formats import FORMATS, get_format, is_representable, round_to_format
-from refact.conformance.run.records import CHECKS, Judgement, record
+from refact.conformance.run.records import CHECKS, Judgement, convention_field, record
 from refact.conformance.run.isolation import JobError
 from refact.conformance.truth.oracle import derivative_truth, truth_many
 
@@ -259,13 +259,32 @@ def _representable(arg, fmt):
     return round_to_format(arg, fmt) == arg
 
 
-def dtype(backend, function, fmt, result_format):
-    """A ``fmt`` input must give a ``fmt`` result; a promotion is reported as such."""
+def dtype(backend, function, fmt, result_format, conventions=()):
+    """A ``fmt`` input must give a ``fmt`` result. One that comes back in another format
+    (wider, as numpy's float16 -> float64 for a ufunc without a float16 loop, or
+    narrower) is a promotion: status ``convention`` where a convention of the backend
+    declares it (``Convention.promotes``, with the framework's documentation), else
+    ``fail``, "dtype not preserved: float16 -> float64".
+
+    The accuracy of a promoted result is judged elsewhere, and in the input's format:
+    the value the user gets (the wider one, not rounded back) against the exact truth,
+    in ULPs of ``fmt``, as for any other result. So a float64 result of a float16 input
+    is correctly rounded when it lies within half a float16 ULP of the truth, and its
+    own extra digits neither earn nor cost anything: the promotion is this record's
+    finding, not the accuracy record's."""
     if result_format == fmt:
         return record(backend, function, fmt, "dtype", status="pass", points=1,
                       message=f"{fmt} in, {fmt} out")
-    return record(backend, function, fmt, "dtype", status="fail", points=1,
-                  message=f"{fmt} input gave a {result_format} result (dtype not preserved)")
+    promotion = f"dtype not preserved: {fmt} -> {result_format}"
+    for convention in conventions:
+        if (fmt, result_format) in convention.promotes:
+            documented = convention_field([{"name": convention.name, "summary": convention.summary,
+                                            "reference": convention.reference, "points": 1,
+                                            "max_ulp": None}])
+            return record(backend, function, fmt, "dtype", status="convention", points=1,
+                          message=f"{promotion} (documented: {convention.name})",
+                          convention=documented)
+    return record(backend, function, fmt, "dtype", status="fail", points=1, message=promotion)
 
 
 # -- gradients ----------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import numpy as np
 from refact.backends import BUILTIN, backend_class, plugin_targets
 from refact.conformance.run import checks, engine
 from refact.conformance.cases.dense import DENSE_POINTS, dense_bits
-from refact.conformance.cases.sets import cases_for
+from refact.conformance.cases.sets import cases_for, option_cases
 from refact.conformance.truth import store
 from refact.conformance.truth.arrays import cached_point_truths, load_point_truths
 from refact.conformance.truth.catalog import NAMES, get_function
@@ -59,7 +59,7 @@ def _truth_table(functions, formats, level, seed, workers, directory):
     function the file of its dense point set's truths (under ``directory``), which each
     backend's process maps, and where the derivative is a catalog function, the dense
     set's finite inputs with the file of the derivative's truths there."""
-    from refact.conformance.truth.oracle import truth_many
+    from refact.conformance.truth.oracle import option_truth, truth_many
 
     table = {}
     for function in functions:
@@ -80,6 +80,9 @@ def _truth_table(functions, formats, level, seed, workers, directory):
                                                        directory, seed=seed, workers=workers)
                     dense_gradient = (inputs, path or arrays)
             table[function, fmt] = (cases, truths, dense, dense_gradient)
+            # the calls with options and their truths, shared by every backend as well
+            table[function, fmt, "options"] = [(case, option_truth(function, case.points, case.options, fmt))
+                                               for case in option_cases(function, fmt, seed)]
     return table
 
 
@@ -183,6 +186,10 @@ def _checks_of(evaluator, name, info, function, fmt, wanted, table, conventions,
                 accuracy, result_format = checks.accuracy(evaluator, name, function, fmt, cases,
                                                           truths, conventions, plot=xs)
             if "accuracy" in wanted:
+                option_truths = table.get((function, fmt, "options"))
+                if option_truths:
+                    checks.with_options(accuracy, checks.option_results(
+                        evaluator, name, function, fmt, option_truths, conventions))
                 out.append(accuracy)
                 if xs:
                     series.append({"backend": name, "function": function, "format": fmt,

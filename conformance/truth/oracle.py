@@ -717,6 +717,12 @@ class OptionTruth:
         return self.undecided == 0
 
 
+def _portable(value):
+    """An exact value as the public mpmath number (the thread's private context's numbers
+    do not pickle into the run's processes); Fractions and floats as they are."""
+    return _public_mpf(value._mpf_) if hasattr(value, "_mpf_") else value
+
+
 def _option_point(spec, point, fmt):
     """A point of a call with options as a tuple; a cross_entropy target may be a row of
     class probabilities as well as an index (the ``target`` option's two kinds)."""
@@ -784,7 +790,8 @@ def option_truth(function, points, options, fmt, *, max_precision=DEFAULT_MAX_PR
             return out
 
         rounded, exact, pending, used = _escalate(flat, evaluate_at, fmt, max_precision)
-        pairs = [(None, None) if j in pending else (rounded[j], exact[j]) for j in range(len(flat))]
+        pairs = [(None, None) if j in pending else (rounded[j], _portable(exact[j]))
+                 for j in range(len(flat))]
         values, position = [], 0
         for n in sizes:
             values.append(tuple(pairs[position:position + n]))
@@ -817,5 +824,5 @@ def option_truth(function, points, options, fmt, *, max_precision=DEFAULT_MAX_PR
         return [(exact_sum + rest) / exact_mpf(ctx, denominator)]
 
     rounded, exact, pending, used = _escalate([total], reduced_at, fmt, max_precision)
-    pair = (None, None) if pending else (rounded[0], exact[0])
+    pair = (None, None) if pending else (rounded[0], _portable(exact[0]))
     return OptionTruth(spec.name, fmt.name, points, key, ((pair,),), len(pending), used)

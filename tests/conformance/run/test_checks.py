@@ -441,9 +441,53 @@ def test_dtype_check():
     same = dtype("b", "sigmoid", "float16", "float16")
     assert (same["status"], same["points"], same["message"]) == ("pass", 1, "float16 in, float16 out")
     promoted = dtype("b", "sigmoid", "float16", "float32")
-    assert promoted["status"] == "fail"
-    assert promoted["message"] == "float16 input gave a float32 result (dtype not preserved)"
+    assert (promoted["status"], promoted["severity"]) == ("fail", "major")
+    assert promoted["message"] == "dtype not preserved: float16 -> float32"
     assert promoted["check"] == "dtype" and promoted["max_ulp"] is None
+    narrowed = dtype("b", "sigmoid", "float64", "float32")
+    assert (narrowed["status"], narrowed["message"]) == ("fail", "dtype not preserved: float64 -> float32")
+
+
+def _promotion(function, accepted, returned):
+    from refact.backends import Convention
+
+    return Convention(function, "float16_promoted", "computed in a wider loop",
+                      "https://example.org/casting", lambda point: False,
+                      promotes=((accepted, returned),))
+
+
+def test_dtype_check_reports_a_documented_promotion_as_its_convention():
+    documented = _promotion("sigmoid", "float16", "float64")
+    result = dtype("b", "sigmoid", "float16", "float64", (documented,))
+    assert (result["status"], result["severity"]) == ("convention", None)
+    assert result["message"] == "dtype not preserved: float16 -> float64 (documented: float16_promoted)"
+    assert (result["convention"]["name"], result["convention"]["reference"]) == \
+        ("float16_promoted", "https://example.org/casting")
+    # a promotion to another format, or of another input format, is not what it documents
+    assert dtype("b", "sigmoid", "float16", "float32", (documented,))["status"] == "fail"
+    assert dtype("b", "sigmoid", "bfloat16", "float64", (documented,))["message"] == \
+        "dtype not preserved: bfloat16 -> float64"
+    # conventions that are not promotions change nothing
+    other = dataclasses.replace(documented, name="threshold", promotes=())
+    assert dtype("b", "sigmoid", "float16", "float64", (other,))["status"] == "fail"
+
+
+def test_scipy_promotions_are_reported_as_measured():
+    """scipy's expit runs a float16 input in its float64 loop (numpy's documented rule:
+    convention), a bfloat16 input too (through ml_dtypes' casts, undocumented: fail)."""
+    pytest.importorskip("scipy")
+    from refact.backends import get_backend
+
+    scipy_backend = get_backend("scipy")
+    conventions = scipy_backend.conventions_for("sigmoid")
+    for fmt, status in (("float16", "convention"), ("bfloat16", "fail"), ("float32", "pass")):
+        if fmt not in scipy_backend.formats_of("sigmoid"):
+            continue
+        _, result_format = scipy_backend.tolist(
+            scipy_backend.call("sigmoid", scipy_backend.asarray([0.5], fmt)))
+        result = dtype("scipy", "sigmoid", fmt, result_format, conventions)
+        assert result["status"] == status, result
+    assert result_format == "float32"
 
 
 # --- gradients ---------------------------------------------------------------------------------
