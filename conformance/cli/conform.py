@@ -59,6 +59,8 @@ def add_arguments(parser):
     parser.add_argument("--jobs", type=count, default=None, help="parallel backends (default: cores)")
     parser.add_argument("--json", metavar="FILE")
     parser.add_argument("--markdown", metavar="FILE")
+    parser.add_argument("--markdown-full", action="store_true",
+                        help="--markdown writes every record, not the compact job summary")
     parser.add_argument("--junit", metavar="FILE")
     parser.add_argument("--html", metavar="FILE")
     parser.add_argument("--baseline", metavar="OLD.json",
@@ -146,7 +148,7 @@ def run(args):
             print(f"refact conform: warning: {warning}", file=sys.stderr)
     unwritten = {}
     write_reports(report, json=args.json, markdown=args.markdown, junit=args.junit, html=args.html,
-                  failures=unwritten)
+                  failures=unwritten, markdown_full=args.markdown_full)
     for kind, error in unwritten.items():
         cannot_write(f"{REPORT_KINDS[kind]} report", getattr(args, kind), error)
     if not args.quiet:
