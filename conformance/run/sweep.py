@@ -12,10 +12,9 @@ into *shards* of contiguous patterns and runs one function, :func:`run_shard`, o
 3. the mpmath oracle decides the rest (:func:`~refact.conformance.truth.arrays.point_truths`):
    every point the bound leaves undecided, every special input (±0, ±inf, a NaN),
    every point whose ulp the bound leaves ambiguous and whose result is not the rounded
-   truth, and a seeded random sample of the shard; and where the platform's long double
-   is wider than float64, a second, textbook formula in it checks one point in
-   :data:`SECOND_FORMULA_EVERY` (the candidate is refact's own numpy code: the second
-   formula keeps the truth independent of the numpy backend it judges). Where two
+   truth, and a seeded random sample of the shard; and where the candidate is a
+   textbook formula, refact's own numpy code, written apart from it, checks one point
+   in :data:`SECOND_FORMULA_EVERY` as a second formula. Where two
    truths decided a point, they must agree; a disagreement is a bug of refact and
    makes the record an ``error`` naming the inputs (the oracle's value is used, the
    disagreement is never silently patched);
@@ -82,7 +81,7 @@ SWEEP_FORMATS = ("float32", "float16", "bfloat16")
 # 16-bit: four shards, so two workers share an exhaustive sweep.
 DEFAULT_SHARD_SIZE = {"float32": 1 << 20, "float16": 1 << 14, "bfloat16": 1 << 14}
 DEFAULT_SAMPLE = 32
-#: The extended-precision second formula checks one point in this many of a sweep.
+#: The second formula checks one point in this many of a sweep.
 SECOND_FORMULA_EVERY = 64
 CHECKPOINT_KIND = "refact.sweep/2"
 

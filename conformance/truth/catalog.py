@@ -43,7 +43,7 @@ import numpy as np
 from mpmath.ctx_mp import MPContext
 
 from refact.conformance.numbers.formats import exact_fraction, next_down, round_to_format
-from refact.conformance.truth.fast import hard_sigmoid_exact_at, numpy_candidate
+from refact.conformance.truth.fast import hard_sigmoid_exact_at, numpy_candidate, textbook_candidate
 
 __all__ = [
     "Function", "Parameter", "SpecialValue", "Property", "Threshold", "ExactPlus", "UNDEFINED",
@@ -224,7 +224,6 @@ class Function:
     #: ``sign * x`` (negation is exact): the gradient check then judges autograd on the
     #: whole dense set with that function's fast truths, as the accuracy check does
     derivative_as: tuple = ()
-
     #: the :class:`Option` records of the call's keyword options (and input kinds),
     #: each with its domain and the edges the case sets must reach
     options: tuple = ()
@@ -1333,8 +1332,8 @@ _FUNCTIONS = [
         budgets=ELEMENTWISE_BUDGETS,
         thresholds=("sigmoid_leaves_half", "sigmoid_rounds_to_one", "sigmoid_normal",
                     "sigmoid_nonzero", "exp_overflow", "exp_neg_overflow"),
-        fast=numpy_candidate(
-            "sigmoid", "exp(-|x|), an exact 1 + e, one corrected division: <= 2 ulp",
+        fast=textbook_candidate(
+            "sigmoid", "exp(-|x|), 1 + e, one division: <= 2.5 ulp",
             lambda x: x == -np.inf),
     ),
     Function(
@@ -1357,9 +1356,8 @@ _FUNCTIONS = [
         thresholds=("sigmoid_grad_leaves_quarter", "sigmoid_rounds_to_one",
                     "sigmoid_grad_subnormal", "sigmoid_grad_zero", "exp_overflow"),
         threshold_signs=(1.0, -1.0),  # even: both sides of each location
-        fast=numpy_candidate(
-            "sigmoid_grad", "exp(-|x|), (1 + e)**2 as a double-double, one corrected division: "
-                            "<= 2 ulp",
+        fast=textbook_candidate(
+            "sigmoid_grad", "exp(-|x|), (1 + e)**2, one division: <= 3.5 ulp",
             np.isinf),
     ),
     Function(
@@ -1380,7 +1378,7 @@ _FUNCTIONS = [
         budgets=ELEMENTWISE_BUDGETS,
         thresholds=("log_sigmoid_leaves_x", "log_sigmoid_subnormal", "log_sigmoid_zero",
                     "exp_neg_overflow"),
-        fast=numpy_candidate(
+        fast=textbook_candidate(
             "log_sigmoid", "-(max(-x, 0) + log1p(exp(-|x|))), two non-negative terms: <= 3 ulp",
             lambda x: x == np.inf),
     ),
@@ -1401,7 +1399,7 @@ _FUNCTIONS = [
         ),
         budgets=ELEMENTWISE_BUDGETS,
         thresholds=("softplus_equals_x", "softplus_normal", "softplus_nonzero", "exp_overflow"),
-        fast=numpy_candidate(
+        fast=textbook_candidate(
             "softplus", "max(x, 0) + log1p(exp(-|x|)), two non-negative terms: <= 3 ulp",
             lambda x: x == -np.inf),
     ),
@@ -1424,9 +1422,9 @@ _FUNCTIONS = [
         options=_LOGIT_OPTIONS,
         with_options=OptionDefinition(_logit_term, _logit_option_exact),
         thresholds=("probability_near_zero", "probability_near_half", "probability_near_one"),
-        fast=numpy_candidate(
-            "logit", "2 atanh(2p - 1) near 1/2 (2p - 1 exact), log of a corrected quotient "
-                     "elsewhere (1 - p exact or a double-double): <= 3 ulp",
+        fast=textbook_candidate(
+            "logit", "log p - log1p(-p) below 1/4 (no cancellation), log1p((2p - 1) / (1 - p)) "
+                     "above (2p - 1 and 1 - p exact): <= 3.5 ulp",
             lambda p: p == 0.5),
     ),
     Function(
@@ -1450,8 +1448,8 @@ _FUNCTIONS = [
         ),
         budgets=EXACTISH_BUDGETS,
         thresholds=("hard_sigmoid_kinks",),
-        fast=numpy_candidate(
-            "hard_sigmoid", "(x + 3) exact as a two-sum, one corrected division by 6: <= 1 ulp",
+        fast=textbook_candidate(
+            "hard_sigmoid", "x + 3 and one division by 6, two roundings: <= 2 ulp",
             lambda x: x <= -3.0, exact_at=hard_sigmoid_exact_at),
     ),
     Function(
