@@ -7,6 +7,10 @@ backend is constructed, and the framework when the adapter loads. Built-in backe
 register under the entry-point group ``refact.backends`` as
 ``name = "package.module:BackendClass"`` (see "Writing a backend" in README.md).
 
+A backend with variants (``Backend.variants``: eager, compiled, another engine) is
+named ``name[variant]`` wherever a backend name is taken (``torch[compile]``,
+``keras[jax]``); the plain name is its default variant.
+
 >>> from refact.backends import get_backend
 >>> numpy_backend = get_backend("numpy")            # doctest: +SKIP
 >>> numpy_backend.call("sigmoid", numpy_backend.asarray([0.0], "float32"))  # doctest: +SKIP
@@ -20,13 +24,14 @@ from importlib import metadata
 
 from .base import (
     FORMATS, FUNCTIONS, Backend, BackendInfo, BackendUnavailable, Binding, Convention,
-    Point, Unsupported,
+    Point, Unsupported, split_variant, variant_name,
 )
 
 __all__ = [
     "FUNCTIONS", "FORMATS", "BUILTIN", "ENTRY_POINT_GROUP", "Backend", "Binding",
     "Convention", "Point", "BackendInfo", "BackendUnavailable", "Unsupported",
     "get_backend", "discover", "backend_class", "target_of", "plugin_targets",
+    "split_variant", "variant_name", "variant_names", "worker_environment",
 ]
 
 ENTRY_POINT_GROUP = "refact.backends"
@@ -74,16 +79,21 @@ def plugin_targets():
 
 def target_of(name):
     """The ``"package.module:Class"`` target backend ``name`` stands for (a built-in, an
-    entry-point plugin, or a target given directly), read from metadata alone: nothing
-    is imported, so a plugin's code never runs where this is asked. ValueError for a
-    name no backend has."""
-    if name in BUILTIN:
-        return BUILTIN[name]
+    entry-point plugin, or a target given directly; ``name[variant]`` stands for the
+    target of ``name``), read from metadata alone: nothing is imported, so a plugin's
+    code never runs where this is asked (a built-in's variant is checked against its
+    adapter class, which imports no framework; a plugin's is checked in its worker).
+    ValueError for a name no backend has, or a variant a built-in does not have."""
+    base, variant = split_variant(name)
+    if base in BUILTIN:
+        if variant is not None:
+            _load_target(BUILTIN[base]).resolve_variant(variant)
+        return BUILTIN[base]
     plugins = plugin_targets()
-    if name in plugins:
-        return plugins[name]
-    if ":" in name:
-        return name
+    if base in plugins:
+        return plugins[base]
+    if ":" in base:
+        return base
     known = ", ".join(list(BUILTIN) + list(plugins))
     raise ValueError(f"unknown backend {name!r}; known: {known}")
 
@@ -93,14 +103,37 @@ def backend_class(name):
     return _load_target(target_of(name))
 
 
+def variant_names(name):
+    """The names of every variant of backend ``name`` (``["torch[eager]",
+    "torch[compile]"]``), the default first; ``[name]`` for a backend without variants.
+    Reads the class, so it imports the module of a plugin (built-ins import no
+    framework at module import)."""
+    variants = backend_class(name).variants
+    return [variant_name(name, v) for v in variants] if variants else [name]
+
+
+def worker_environment(name, cache_directory):
+    """The environment variables backend ``name`` (``name[variant]`` included) asks a
+    worker to set before it is constructed (:meth:`Backend.environment`)."""
+    cls = backend_class(name)
+    if not cls.variants:  # a plugin written before variants takes no variant argument
+        return cls.environment(cache_directory)
+    return cls.environment(cache_directory, cls.resolve_variant(split_variant(name)[1]))
+
+
 def get_backend(name, device="cpu"):
-    """Construct backend ``name`` on ``device``.
+    """Construct backend ``name`` (or ``name[variant]``) on ``device``.
 
     Raises :class:`BackendUnavailable` when its framework is missing (the message names
-    the pip extra) or the device does not exist, ValueError for an unknown name."""
-    backend = backend_class(name)(device=device)
-    if ":" not in name and backend.name != name:
-        raise BackendUnavailable(f"backend {name!r} is a class that calls itself {backend.name!r}")
+    the pip extra) or the device does not exist, ValueError for an unknown name or
+    variant."""
+    base, variant = split_variant(name)
+    cls = backend_class(name)
+    if variant is not None:
+        cls.resolve_variant(variant)  # a clear error, before a plugin's __init__ is asked
+    backend = cls(device=device) if variant is None else cls(device=device, variant=variant)
+    if ":" not in base and backend.name != base:
+        raise BackendUnavailable(f"backend {base!r} is a class that calls itself {backend.name!r}")
     return backend
 
 

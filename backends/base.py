@@ -39,7 +39,7 @@ __all__ = [
     "FUNCTIONS", "FORMATS", "Backend", "Binding", "Convention", "Point", "BackendInfo",
     "BackendUnavailable", "Unsupported", "require", "install_hint", "resolve", "is_subnormal",
     "is_subnormal_array",
-    "wrapping_chain",
+    "wrapping_chain", "split_variant", "variant_name",
 ]
 
 #: The format names of the whole project, widest first (refact.conformance.numbers.formats
@@ -62,6 +62,26 @@ class Unsupported(LookupError):
     """The backend does not provide this function, format, option or gradient.
 
     The conformance suite reports it as ``skip``, never as a pass or a failure."""
+
+
+def split_variant(name):
+    """``("torch", "compile")`` of the backend name ``"torch[compile]"``; ``(name, None)``
+    of a name without brackets. ValueError for a malformed name (``"torch[]"``,
+    ``"torch[a]b"``), naming it."""
+    if "[" not in name and "]" not in name:
+        return name, None
+    base, bracket, rest = name.partition("[")
+    variant = rest[:-1]
+    if not base or not bracket or not rest.endswith("]") or not variant or \
+            any(c in variant for c in "[]"):
+        raise ValueError(f"backend name {name!r} is not of the form 'name' or 'name[variant]'")
+    return base, variant
+
+
+def variant_name(name, variant):
+    """The backend name of ``variant`` of backend ``name``: ``torch[compile]``; ``name``
+    itself when ``variant`` is None."""
+    return name if variant is None else f"{name}[{variant}]"
 
 
 def install_hint(extra):
@@ -256,11 +276,13 @@ class BackendInfo:
     origin: str = "builtin"
     target: str = ""
     references: tuple = ()
+    variant: Optional[str] = None
+    variants: tuple = ()  # ((name, description), ...) the default first
 
     def to_dict(self):
         """A JSON-ready dict; ``functions`` also given as a count (``n_functions``),
         ``conventions`` as ``"function:name"`` and in ``convention_references`` with
-        their documentation URLs."""
+        their documentation URLs, ``variants`` as ``{name: description}``."""
         return {
             "name": self.name, "available": self.available, "error": self.error,
             "version": self.version, "device": self.device, "devices": list(self.devices),
@@ -269,6 +291,7 @@ class BackendInfo:
             "conventions": list(self.conventions),
             "convention_references": dict(zip(self.conventions, self.references)),
             "origin": self.origin, "target": self.target,
+            "variant": self.variant, "variants": dict(self.variants),
         }
 
 
@@ -296,9 +319,15 @@ class Backend:
     #: typical seconds to import the framework and compile its first calls; a runner
     #: starts the slowest backends first, so that the run ends when its last one does
     startup_seconds = 0.0
+    #: ``{variant: one-line description}``, the default variant first; empty for a
+    #: backend that runs one way. A variant is a way the framework runs the same
+    #: functions (eagerly, compiled, on another engine); each is checked in a worker of
+    #: its own and reported as its own column (``torch[compile]``).
+    variants = {}
 
-    def __init__(self, device="cpu"):
+    def __init__(self, device="cpu", variant=None):
         self.device = device
+        self.variant = self.resolve_variant(variant)
         hint = self.install or (install_hint(self.extra) if self.extra
                                 else f"pip install {self.module}")
         self.framework = require(self.module, hint) if self.module else None
@@ -312,6 +341,8 @@ class Backend:
         # them (a conformance catalog may know more functions than this core does).
         self._bindings = {name: bindings[name] for name in FUNCTIONS if name in bindings}
         self._bindings.update(bindings)
+        for b in self._bindings.values():
+            b.call = self.compile(b.call)
         available = self.devices()
         if device not in available:
             raise BackendUnavailable(
@@ -319,14 +350,33 @@ class Backend:
                 f"(available: {', '.join(available)})"
             )
 
+    @classmethod
+    def resolve_variant(cls, variant):
+        """The variant ``variant`` names: the default (the first of :attr:`variants`)
+        for None, None for a backend without variants; ValueError naming the backend
+        and the value for one it does not have."""
+        if variant is None:
+            return next(iter(cls.variants), None)
+        if variant not in cls.variants:
+            known = ", ".join(cls.variants) if cls.variants else "none: it runs one way"
+            raise ValueError(f"backend {cls.name!r} has no variant {variant!r} (variants: {known})")
+        return variant
+
     # -- to implement ------------------------------------------------------------------
 
     @classmethod
-    def environment(cls, cache_directory):
+    def environment(cls, cache_directory, variant=None):
         """Environment variables a worker sets, where the user has not, before it
-        constructs this backend (a framework reads them at import): e.g. where to keep
-        a persistent compilation cache under ``cache_directory`` (None: no cache)."""
+        constructs this backend's ``variant`` (a framework reads them at import): e.g.
+        where to keep a persistent compilation cache under ``cache_directory`` (None: no
+        cache). A backend without :attr:`variants` is asked without ``variant``."""
         return {}
+
+    def compile(self, call):
+        """A binding's callable as this backend's variant runs it (``torch.compile`` of
+        it, say); the callable itself by default. The base class applies it to every
+        binding :meth:`load` returns, so a variant is built in this one place."""
+        return call
 
     def load(self):
         """Import what is needed and return ``{canonical name: Binding}``; a function
@@ -476,10 +526,12 @@ class Backend:
             conventions=tuple(f"{c.function}:{c.name}" for c in self.conventions),
             references=tuple(c.reference for c in self.conventions),
             target=f"{type(self).__module__}:{type(self).__qualname__}",
+            variant=self.variant, variants=tuple(self.variants.items()),
         )
 
     def __repr__(self):
-        return f"<{type(self).__name__} {self.name} {self.framework_version} on {self.device}>"
+        name = variant_name(self.name, self.variant)
+        return f"<{type(self).__name__} {name} {self.framework_version} on {self.device}>"
 
 
 # -- helpers shared by adapters whose arrays go through numpy ----------------------------

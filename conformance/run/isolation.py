@@ -22,7 +22,7 @@ import threading
 import time
 import traceback
 
-from refact.backends import backend_class, get_backend
+from refact.backends import get_backend, worker_environment
 from refact.conformance.truth import store
 
 #: How refact starts its processes: spawn, not fork, since frameworks keep threads and
@@ -133,7 +133,7 @@ def _prepare_environment(backend_name):
     the oracle's cache, say), then :data:`QUIET_LOGS`, leaving alone every one the user
     has set."""
     path = store.cache_path()
-    wanted = backend_class(backend_name).environment(None if path is None else os.path.dirname(path))
+    wanted = worker_environment(backend_name, None if path is None else os.path.dirname(path))
     for variable, value in {**QUIET_LOGS, **wanted}.items():
         os.environ.setdefault(variable, value)
 

@@ -244,7 +244,8 @@ def record(backend, function, fmt, check, judgement=None, status=None, message="
     if classes_counted is not None:
         classes = dict(classes_counted)
     severity = severity_of(status, classes, fields["max_ulp"], budget, flush_covered)
-    return {"backend": backend, "function": function, "format": fmt, "check": check,
+    # "variant" is the runner's to set: it alone knows which variant its worker ran
+    return {"backend": backend, "variant": None, "function": function, "format": fmt, "check": check,
             "status": status, "severity": severity, "budget_ulp": budget, "message": message,
             "classes": classes, **fields}
 

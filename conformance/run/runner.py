@@ -19,7 +19,9 @@ import tempfile
 
 import numpy as np
 
-from refact.backends import BUILTIN, backend_class, plugin_targets
+from refact.backends import (
+    BUILTIN, backend_class, plugin_targets, split_variant, variant_name, variant_names,
+)
 from refact.conformance.run import checks, engine
 from refact.conformance.cases.dense import DENSE_POINTS, dense_bits
 from refact.conformance.cases.sets import cases_for, option_cases
@@ -41,9 +43,30 @@ DENSE_SIZES = {"quick": 1 << 12, "default": DENSE_POINTS, "full": 1 << 20}
 
 
 def _backend_names(requested):
+    """The backends to check, each variant by its own name: those requested (a built-in's
+    plain name is its default variant), or every variant of every built-in backend and
+    every plugin (by its plain name: its class is read only in its own processes)."""
     if requested:
-        return list(dict.fromkeys(requested))  # a name given twice is checked once
-    return list(BUILTIN) + [n for n in plugin_targets() if n not in BUILTIN]
+        # a name given twice (or plainly and as its default variant) is checked once
+        return list(dict.fromkeys(variant_name(*_named_variant(name)) for name in requested))
+    return [v for name in BUILTIN for v in variant_names(name)] + \
+        [n for n in plugin_targets() if n not in BUILTIN]
+
+
+def _named_variant(name):
+    """``(backend, variant)`` of a backend name: a built-in's plain name names its default
+    variant; a plugin's is known once its worker has said (None until then)."""
+    base, variant = split_variant(name)
+    if variant is None and base in BUILTIN:
+        variant = backend_class(base).resolve_variant(None)
+    return base, variant
+
+
+def _unavailable(name, device, error):
+    """The ``backends`` entry of backend ``name`` that could not be checked."""
+    base, variant = _named_variant(name)
+    return {"name": base, "variant": variant, "version": None, "device": device,
+            "available": False, "error": error}
 
 
 def _conventions(name):
@@ -111,7 +134,7 @@ def _run_backend(name, device, functions, formats, wanted_checks, timeout, level
     """Every record of one backend, its entry of the report's ``backends`` list and its
     plot series, against the truth table of this process."""
     records, series = [], []
-    entry = {"name": name, "version": None, "device": device, "available": False, "error": None}
+    entry = _unavailable(name, device, None)
     worker = Worker(name, device=device, timeout=timeout)
     try:
         try:
@@ -121,21 +144,28 @@ def _run_backend(name, device, functions, formats, wanted_checks, timeout, level
             for _ in range(len(functions) * len(formats)):
                 _step(f"{name}: unavailable")
             return entry, records, series
+        # the variant the worker constructed: a plugin's plain name resolves only there
+        variant = info.get("variant")
         entry.update(version=info["version"], available=True, devices=info["devices"],
-                     formats=info["formats"], conventions=info["conventions"])
+                     formats=info["formats"], conventions=info["conventions"], variant=variant)
+        if variant is not None:
+            entry["variant_description"] = info["variants"][variant]
         if worker.startup_output:
             entry["output"] = worker.startup_output[:OUTPUT_IN_MESSAGE]
-        conventions = _conventions(name)
+        backend = entry["name"]
+        conventions = _conventions(backend)
         evaluator = checks.Evaluator(worker)
         for function in functions:
             own = [c for c in conventions if c.function == function]
             for fmt in formats:
                 _step(f"{name} {function} {fmt}")
-                found = _checks_of(evaluator, name, info, function, fmt, wanted_checks,
+                found = _checks_of(evaluator, backend, info, function, fmt, wanted_checks,
                                    _TABLE, own, series, level, seed)
                 records.extend(_with_output(found, worker.take_output()))
     finally:
         worker.close()
+    for made in records + series:  # each variant is a column of its own
+        made["variant"] = variant
     return entry, records, series
 
 
@@ -159,7 +189,8 @@ def _slowest_first(name):
     """Sort key: the backends that take longest to start run first (the run ends when its
     last backend does). Only built-in classes are read here: they import no framework at
     module import, while a plugin's module is imported only in its own worker."""
-    return -backend_class(name).startup_seconds if name in BUILTIN else 0.0
+    base, _ = split_variant(name)
+    return -backend_class(base).startup_seconds if base in BUILTIN else 0.0
 
 
 
@@ -401,9 +432,7 @@ def _run_backends(names, table, steps, workers, device, arguments_of):
                 connection.close()
                 process.join()
                 if isinstance(outcome, str):
-                    entry = {"name": name, "version": None, "device": device,
-                             "available": False, "error": outcome}
-                    outcome = (entry, [], [])
+                    outcome = (_unavailable(name, device, outcome), [], [])
                 outcomes[name] = outcome
     finally:
         for connection, (_, process) in running.items():

@@ -162,3 +162,26 @@ class RefusingBackend(OracleBackend):
         if any(v != v for a in args for v in _leaves(a.values)):
             raise ValueError("NaN is not a valid input")
         return super()._elementwise(function, args)
+
+
+class TwoVariantBackend(OracleBackend):
+    """The oracle in two variants, ``eager`` (the default) and ``jit``, whose sigmoid is
+    ten representable steps above the truth: a flaw of one variant only, which a run must
+    report on that variant's records and no other."""
+
+    name = "two_variants"
+    variants = {"eager": "the oracle's values, as they are",
+                "jit": "the oracle's values with sigmoid moved ten steps up"}
+
+    @classmethod
+    def environment(cls, cache_directory, variant=None):
+        return {"REFACT_TWO_VARIANTS_ENVIRONMENT": variant}
+
+    def _adjust(self, function, value):
+        if self.variant != "jit" or function != "sigmoid" or value != value or value in (0.0, 1.0):
+            return value
+        if os.environ.get("REFACT_TWO_VARIANTS_ENVIRONMENT") != self.variant:
+            raise RuntimeError("the worker did not set this variant's environment")
+        for _ in range(10):
+            value = next_up(value, get_format("float64"))
+        return value

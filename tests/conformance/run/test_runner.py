@@ -180,3 +180,52 @@ def test_a_batch_of_calls_keeps_one_time_limit_per_call():
         assert time.monotonic() - start < 3 * 3
         (values, fmt), = [payload for _, payload in worker.run({"op": "many", "jobs": [call]})[0]]
         assert fmt == "float64" and len(values) == 1  # a fresh worker answers again
+
+
+# -- variants: each its own worker, its own column ----------------------------------------
+
+TWO_VARIANTS = f"{MODULE}:TwoVariantBackend"
+
+
+def test_a_flaw_of_one_variant_is_reported_on_that_variant_alone():
+    report = run_conformance([f"{TWO_VARIANTS}[eager]", f"{TWO_VARIANTS}[jit]"],
+                             ["sigmoid", "softplus"], ["float64"], ["accuracy"], level="quick")
+    assert [(e["name"], e["variant"], e["available"]) for e in report["backends"]] == [
+        (TWO_VARIANTS, "eager", True), (TWO_VARIANTS, "jit", True)]
+    assert report["backends"][1]["variant_description"] == \
+        "the oracle's values with sigmoid moved ten steps up"
+    statuses = {(r["variant"], r["function"]): r["status"] for r in report["results"]}
+    assert statuses == {("eager", "sigmoid"): "pass", ("eager", "softplus"): "pass",
+                        ("jit", "sigmoid"): "fail", ("jit", "softplus"): "pass"}
+    (flawed,) = _records(report, variant="jit", function="sigmoid")
+    (sound,) = _records(report, variant="eager", function="sigmoid")
+    # ten steps above the correctly rounded value: 9.5 to 10.5 ULP, up to 21 across a binade
+    assert 9.5 <= flawed["max_ulp"] <= 21 and sound["max_ulp"] <= 0.5
+    assert all(r["backend"] == TWO_VARIANTS for r in report["results"])
+    assert {s["variant"] for s in report["series"]} == {"eager", "jit"}
+    reports.validate(report)
+
+
+def test_a_plain_name_is_the_default_variant():
+    # a plugin's default is learnt from its worker: the parent never imports its code
+    report = run_conformance([TWO_VARIANTS], ["sigmoid"], ["float64"], ["accuracy"], level="quick")
+    assert [(e["name"], e["variant"]) for e in report["backends"]] == [(TWO_VARIANTS, "eager")]
+    (only,) = report["results"]
+    assert only["variant"] == "eager" and only["status"] == "pass"
+
+
+def test_an_unknown_variant_is_an_unavailable_entry_naming_it():
+    report = run_conformance([f"{TWO_VARIANTS}[xla]"], ["sigmoid"], ["float64"], ["accuracy"],
+                             level="quick")
+    (entry,) = report["backends"]
+    assert (entry["name"], entry["variant"], entry["available"]) == (TWO_VARIANTS, "xla", False)
+    assert "has no variant 'xla' (variants: eager, jit)" in entry["error"]
+    assert report["results"] == []
+
+
+def test_records_of_a_backend_without_variants_name_none():
+    report = run_conformance([f"{MODULE}:OracleBackend"], ["sigmoid"], ["float64"], ["accuracy"],
+                             level="quick")
+    assert report["backends"][0]["variant"] is None
+    assert [r["variant"] for r in report["results"]] == [None]
+    reports.validate(report)
