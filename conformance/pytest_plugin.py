@@ -3,22 +3,40 @@
     pytest --refact-backend torch [--refact-function sigmoid] [--refact-format float32]
            [--refact-check accuracy] [--refact-cases quick|default|full] [--refact-device cpu]
 
-Each backend x function x format x check becomes one test item named like
-``refact[torch-sigmoid-float32-accuracy]``: ``fail`` and ``error`` records fail the test
-(with the worst input in the message), ``skip`` records skip it, ``pass`` and
-``convention`` pass (a convention is printed in the test's report section). The checks
-of one backend run once, on the first of its items, exactly as ``refact conform`` runs
-them. Without ``--refact-backend`` the plugin adds nothing and imports nothing heavy.
+Each backend x function x format x check becomes one test item, collected (and counted,
+listed by ``--collect-only``, selected by ``-k``, ``--deselect`` and ``--lf``) like any
+other test, under node ids a user can pass back on the command line::
+
+    refact::torch::sigmoid::float32-accuracy
+
+``refact::torch`` or ``refact::torch::sigmoid`` select every item below them, and a node
+id alone names its backend (``pytest refact::torch::sigmoid::float32-accuracy`` needs no
+``--refact-backend``). In JUnit XML an item's classname is ``refact.torch.sigmoid`` and its
+name ``float32-accuracy``.
+
+``fail`` and ``error`` records fail the test, with the record's message, statistics,
+failure classes and its worst points (input in decimal and hex, output, the correctly
+rounded truth, ULP error and failure class); ``skip`` records skip it; ``pass`` and
+``convention`` pass (a convention is printed in the test's report section). The checks of
+one backend run once, when its first item runs, exactly as ``refact conform`` runs them,
+for the functions, formats and checks of the items left after selection. An unknown
+backend, function, format or check is a usage error naming the option and the value.
+Without ``--refact-backend`` or a ``refact::`` node id the plugin adds nothing and imports
+nothing heavy.
 """
 
 import pytest
 
-_OPTIONS = ("backend", "function", "format", "check")
+ROOT = "refact"  # the first part of every node id: what a user types to select them
+SEPARATOR = "::"
+OPTIONS = ("backend", "function", "format", "check")
+PLAN = pytest.StashKey()
+RECORDS = pytest.StashKey()
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("refact", "refact conformance checks")
-    for name in _OPTIONS:
+    for name in OPTIONS:
         group.addoption(f"--refact-{name}", action="append", default=[], metavar="NAME",
                         help=f"refact: {name} to check (repeatable or comma-separated)")
     group.addoption("--refact-cases", default="quick", choices=("quick", "default", "full"),
@@ -31,88 +49,255 @@ def _chosen(config, name):
             if v.strip()]
 
 
-class _Records:
-    """Runs the checks of one backend once and hands out its records."""
+def _is_selection(argument):
+    return argument.startswith(ROOT + SEPARATOR)
+
+
+def _item_id(backend, function, fmt, check):
+    return SEPARATOR.join((ROOT, backend, function, f"{fmt}-{check}"))
+
+
+def _selects(selection, nodeid):
+    """Whether node id ``selection`` (given on the command line) is ``nodeid``, one of its
+    parents or one of its children."""
+    return (selection == nodeid or nodeid.startswith(selection + SEPARATOR)
+            or selection.startswith(nodeid + SEPARATOR))
+
+
+class Plan:
+    """What the command line asks for: backends, functions, formats, checks (all
+    validated) and the ``refact::`` node ids it names."""
+
+    def __init__(self, backends, functions, formats, checks, selections):
+        self.backends, self.functions, self.formats, self.checks = (
+            backends, functions, formats, checks)
+        self.selections = selections
+
+    def item_ids(self):
+        return [_item_id(b, f, fmt, c) for b in self.backends for f in self.functions
+                for fmt in self.formats for c in self.checks]
+
+    def wanted(self, nodeid):
+        return not self.selections or any(_selects(s, nodeid) for s in self.selections)
+
+
+def _validated(option, values, allowed):
+    for value in values:
+        if value not in allowed:
+            raise pytest.UsageError(f"--refact-{option}: unknown {option} {value!r}; "
+                                    f"expected one of {', '.join(allowed)}")
+    return values
+
+
+def _plan(config):
+    """The plan of this run, or None when it asks for no refact check. Raises
+    pytest.UsageError for a name refact does not know, before anything is collected."""
+    selections = [a for a in config.args if _is_selection(a)]
+    backends = _chosen(config, "backend")
+    if not backends and not selections:
+        for option in OPTIONS[1:]:
+            if _chosen(config, option):
+                raise pytest.UsageError(f"--refact-{option} needs --refact-backend "
+                                        f"(or a {ROOT}{SEPARATOR}BACKEND node id)")
+        return None
+    from refact.backends import FORMATS, target_of
+    from refact.conformance.run.records import CHECKS
+    from refact.conformance.truth.catalog import NAMES
+
+    if not backends:  # a node id alone names its backend
+        backends = list(dict.fromkeys(s.split(SEPARATOR)[1] for s in selections))
+        option = "backend (in a node id)"
+    else:
+        option = "backend"
+    for name in backends:
+        try:
+            target_of(name)  # reads metadata only: no framework is imported here
+        except ValueError as error:
+            raise pytest.UsageError(f"--refact-{option}: {error}") from None
+    plan = Plan(backends,
+                _validated("function", _chosen(config, "function") or list(NAMES), list(NAMES)),
+                _validated("format", _chosen(config, "format") or list(FORMATS), list(FORMATS)),
+                _validated("check", _chosen(config, "check") or list(CHECKS), list(CHECKS)),
+                selections)
+    item_ids = plan.item_ids()
+    for selection in selections:
+        if not any(_selects(selection, nodeid) for nodeid in item_ids):
+            raise pytest.UsageError(
+                f"{selection}: no such refact check; its ids are "
+                f"{ROOT}{SEPARATOR}BACKEND{SEPARATOR}FUNCTION{SEPARATOR}FORMAT-CHECK, "
+                f"e.g. {item_ids[0]}, for the backends, functions, formats and checks asked for")
+    return plan
+
+
+def pytest_configure(config):
+    plan = _plan(config)
+    if plan is None:
+        return
+    # pytest would look for a file called "refact": the node ids are ours to collect
+    config.args[:] = [a for a in config.args if not _is_selection(a)]
+    config.stash[PLAN] = plan
+    config.stash[RECORDS] = Records(config)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    """The session's collection gains one collector, ``refact``, beside the paths it
+    collects, so its items are collected, counted and selected like every other test."""
+    report = yield
+    plan = collector.config.stash.get(PLAN, None)
+    if isinstance(collector, pytest.Session) and plan is not None and report.passed:
+        report.result.append(RefactSuite.from_parent(collector, name=ROOT, nodeid=ROOT))
+    return report
+
+
+class RefactCollector(pytest.Collector):
+    """A level of the refact tree; its children are the names of the next level that
+    the command line's node ids (if any) select."""
+
+    def children(self, names, make):
+        plan = self.config.stash[PLAN]
+        for name in names:
+            if plan.wanted(f"{self.nodeid}{SEPARATOR}{name}"):
+                yield make(name)
+
+    def reportinfo(self):
+        return self.config.rootpath / ROOT, None, self.nodeid
+
+
+class RefactSuite(RefactCollector):
+    def collect(self):
+        return list(self.children(self.config.stash[PLAN].backends, lambda name: RefactBackend.from_parent(
+            self, name=name, backend_name=name)))
+
+
+class RefactBackend(RefactCollector):
+    def __init__(self, *, backend_name, **kwargs):
+        super().__init__(**kwargs)
+        self.backend_name = backend_name
+
+    def collect(self):
+        return list(self.children(self.config.stash[PLAN].functions, lambda name: RefactFunction.from_parent(
+            self, name=name, backend_name=self.backend_name, function_name=name)))
+
+
+class RefactFunction(RefactCollector):
+    def __init__(self, *, backend_name, function_name, **kwargs):
+        super().__init__(**kwargs)
+        self.backend_name, self.function_name = backend_name, function_name
+
+    def collect(self):
+        plan = self.config.stash[PLAN]
+        pairs = {f"{fmt}-{check}": (fmt, check) for fmt in plan.formats for check in plan.checks}
+        return list(self.children(pairs, lambda name: RefactItem.from_parent(
+            self, name=name, backend_name=self.backend_name, function_name=self.function_name,
+            format_name=pairs[name][0], check_name=pairs[name][1])))
+
+
+class RefactCheckFailed(Exception):
+    """A conformance record with status fail or error, or a backend that did not start."""
+
+
+class RefactItem(pytest.Item):
+    """One record: backend x function x format x check. (Its attributes are not called
+    ``function`` or the like: pytest reads those names on items.)"""
+
+    def __init__(self, *, backend_name, function_name, format_name, check_name, **kwargs):
+        super().__init__(**kwargs)
+        self.backend_name, self.function_name = backend_name, function_name
+        self.format_name, self.check_name = format_name, check_name
+
+    def runtest(self):
+        record = self.config.stash[RECORDS].record_of(self)
+        if record is None:
+            pytest.skip(f"{self.backend_name} produced no {self.check_name} record for "
+                        f"{self.function_name} {self.format_name}")
+        if record["status"] == "skip":
+            pytest.skip(record["message"])
+        if record["status"] in ("fail", "error"):
+            raise RefactCheckFailed(failure_text(record))
+        if record["status"] == "convention":
+            convention = record["convention"]
+            self.add_report_section("call", "refact", f"convention {convention['name']}: "
+                                    f"{convention['summary']} ({convention['reference']})")
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, RefactCheckFailed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.config.rootpath / ROOT, None, self.nodeid
+
+
+class Records:
+    """Runs the checks of one backend once, for the items of it left after selection,
+    and hands out its records."""
 
     def __init__(self, config):
         self.config = config
         self.by_backend = {}
 
-    def get(self, backend, function, fmt, check):
+    def record_of(self, item):
+        backend = item.backend_name
         if backend not in self.by_backend:
-            from refact.conformance.run.runner import run_conformance
-
-            report = run_conformance(
-                [backend], _chosen(self.config, "function") or None,
-                _chosen(self.config, "format") or None, _chosen(self.config, "check") or None,
-                level=self.config.getoption("refact_cases"),
-                device=self.config.getoption("refact_device"))
-            (entry,) = report["backends"]
-            self.by_backend[backend] = (entry, {
-                (r["function"], r["format"], r["check"]): r for r in report["results"]})
+            self.by_backend[backend] = self._run(backend, [
+                i for i in item.session.items
+                if isinstance(i, RefactItem) and i.backend_name == backend])
         entry, records = self.by_backend[backend]
         if not entry["available"]:
-            raise RefactCheckError(f"backend {backend} is not available: {entry['error']}")
-        return records.get((function, fmt, check))
+            raise RefactCheckFailed(f"backend {backend} is not available: {entry['error']}")
+        return records.get((item.function_name, item.format_name, item.check_name))
+
+    def _run(self, backend, items):
+        from refact.conformance.run.runner import run_conformance
+
+        def used(attribute):
+            return list(dict.fromkeys(getattr(i, attribute) for i in items))
+
+        report = run_conformance(
+            [backend], used("function_name"), used("format_name"), used("check_name"),
+            level=self.config.getoption("refact_cases"),
+            device=self.config.getoption("refact_device"))
+        (entry,) = report["backends"]
+        return entry, {(r["function"], r["format"], r["check"]): r for r in report["results"]}
 
 
-class RefactCheckError(Exception):
-    """A conformance record with status fail or error."""
-
-
-class RefactItem(pytest.Item):
-    def __init__(self, *, records, backend, function, fmt, check, **kwargs):
-        super().__init__(**kwargs)
-        self.records, self.backend, self.function, self.fmt, self.check = (
-            records, backend, function, fmt, check)
-
-    def runtest(self):
-        record = self.records.get(self.backend, self.function, self.fmt, self.check)
-        if record is None:
-            pytest.skip(f"{self.backend} produced no {self.check} record for {self.function} {self.fmt}")
-        if record["status"] == "skip":
-            pytest.skip(record["message"])
-        if record["status"] in ("fail", "error"):
-            raise RefactCheckError(_describe(record))
-        if record["status"] == "convention":
-            c = record["convention"]
-            self.add_report_section("call", "refact", f"convention {c['name']}: {c['summary']} ({c['reference']})")
-
-    def repr_failure(self, excinfo):
-        if isinstance(excinfo.value, RefactCheckError):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo)
-
-    def reportinfo(self):
-        return "refact", None, self.name
-
-
-def _describe(record):
-    lines = [f"{record['status']}: {record['backend']} {record['function']} {record['format']} "
-             f"{record['check']}: {record['message']}"]
+def failure_text(record):
+    """What a failing item shows: the record's key and message, its statistics (the budget
+    only where it has one), failure classes and worst points: input in decimal and in
+    hex, output, the correctly rounded truth, ULP error and the point's failure class."""
+    lines = [" / ".join(record[key] for key in ("backend", "function", "format", "check"))
+             + f": {record['status']}", record.get("message") or ""]
     if record.get("max_ulp") is not None:
-        lines.append(f"max {record['max_ulp']:.4g} ULP (budget {record['budget_ulp']})")
-    for worst in record.get("worst", [])[:3]:
-        lines.append(f"  input {worst['input_hex']} -> {worst['output']!r}, "
-                     f"expected {worst['expected']!r} ({worst['ulp']} ULP)")
-    return "\n".join(lines)
+        budget = record.get("budget_ulp")
+        lines.append(f"max {_number(record['max_ulp'])} ULP"
+                     + (f" (budget {_number(budget)} ULP)" if budget is not None else "")
+                     + f", p99 {_number(record.get('p99_ulp'))}, mean {_number(record.get('mean_ulp'))},"
+                     f" over {record.get('points')} points")
+    classes = [f"{name} {count}" for name, count in (record.get("classes") or {}).items() if count]
+    if classes:
+        lines.append("failure classes: " + ", ".join(classes))
+    worst = record.get("worst") or []
+    if worst:
+        lines.append("worst points:")
+    for point in worst:
+        notes = [f"class {point['class']}"] if point.get("class") else []
+        notes += [f"convention {point['convention']}"] if point.get("convention") else []
+        notes += [f"raised {point['error']}"] if point.get("error") else []
+        lines.append(f"  input {_value(point.get('input'))} (hex {_value(point.get('input_hex'))})"
+                     f" -> output {_value(point.get('output'))}, expected {_value(point.get('expected'))},"
+                     f" {_number(point.get('ulp'))} ULP" + (f" [{'; '.join(notes)}]" if notes else ""))
+    return "\n".join(line for line in lines if line)
 
 
-def pytest_collection_modifyitems(session, config, items):
-    backends = _chosen(config, "backend")
-    if not backends:
-        return
-    from refact.conformance.truth.catalog import NAMES
-    from refact.conformance.run.records import CHECKS
+def _number(value):
+    """A statistic: 3 significant digits, "-" where there is none (an ULP distance is
+    undefined where a NaN or an infinity came back)."""
+    return "-" if value is None else f"{value:.3g}"
 
-    functions = _chosen(config, "function") or list(NAMES)
-    formats = _chosen(config, "format") or ["float64", "float32", "float16", "bfloat16"]
-    checks = _chosen(config, "check") or list(CHECKS)
-    records = _Records(config)
-    for backend in backends:
-        for function in functions:
-            for fmt in formats:
-                for check in checks:
-                    items.append(RefactItem.from_parent(
-                        session, name=f"refact[{backend}-{function}-{fmt}-{check}]",
-                        records=records, backend=backend, function=function, fmt=fmt, check=check))
+
+def _value(value):
+    """An input or output exactly: floats by their shortest round-tripping repr."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    return "-" if value is None else (repr(value) if isinstance(value, float) else str(value))
