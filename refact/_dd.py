@@ -35,7 +35,7 @@ from math import floor, frexp, ldexp
 __all__ = [
     "MANTISSA_BITS", "TWO_53", "SMALLEST_NORMAL", "SMALLEST_SUBNORMAL", "SUBNORMAL_EXPONENT",
     "SPLITTER", "two_sum", "two_prod", "dd_mul", "dd_div", "ldexp_dd",
-    "scaled", "scaled_mul", "scaled_add", "scaled_div", "scaled_to_float",
+    "scaled", "scaled_mul", "scaled_add", "scaled_div", "scaled_to_float", "exp_scaled",
     "FX", "FX_ONE", "FX_LN2", "fx_exp", "fx_log_ratio", "fx_to_dd", "fx_to_float",
     "EXP_TABLE_BITS", "EXP_TABLE_SIZE", "EXP_INV_STEP", "EXP_STEP_HI", "EXP_STEP_LO", "EXP_TABLE",
     "EXP_UNDERFLOW", "exp_dd", "LN2_HI", "LN2_LO", "SQRT_HALF", "log_dd",
@@ -437,3 +437,27 @@ def log_dd(x):
     lo = err1 + err2 + (e * LN2_LO + ll + (ul * (1.0 - uh) + tail))
     hi = s2 + lo
     return hi, (s2 - hi) + lo
+
+
+# exp_dd keeps k * ln2/256 exact down to about -1419; below, e**x is e**(x + _EXP_STEP) e**-_EXP_STEP.
+# Below _EXP_ZERO_BELOW, e**x times the largest two floats (2**2048) and the smallest subnormal
+# (2**-1074) is still far below the smallest subnormal: the callers may take it as 0.
+_EXP_STEP = 1400.0
+_EXP_ZERO_BELOW = -2400.0
+_SCALED_ZERO = (0.0, 0.0, 0)
+
+
+def exp_scaled(x):
+    """e**x for a finite x <= 0 as a scaled number (see ``scaled``), relative error near 2**-70;
+    0 below -2400.
+
+    >>> scaled_to_float(scaled_mul(exp_scaled(-1000.0), scaled(1e300)))   # e**-1000 is no float
+    5.075958897549457e-135
+    """
+    if x < _EXP_ZERO_BELOW:
+        return _SCALED_ZERO
+    if x < -_EXP_STEP:  # x + 1400 is exact: a multiple of ulp(x) (at most 2**-41), smaller than x
+        return scaled_mul(exp_scaled(x + _EXP_STEP), exp_scaled(-_EXP_STEP))
+    hi, lo, k = exp_dd(x)
+    s_hi, s_lo, e = scaled(hi, lo)
+    return s_hi, s_lo, e + k

@@ -30,7 +30,7 @@ import decimal
 import fractions
 import math
 
-from ._dd import exp_dd, scaled, scaled_add, scaled_div, scaled_mul, scaled_to_float, two_sum
+from ._dd import exp_scaled, scaled, scaled_add, scaled_div, scaled_mul, scaled_to_float, two_sum
 from ._inputs import check_temperature, describe, from_array, to_array, to_float, to_index
 from .elementwise import softplus
 from .softmax import decimal_value, lane_parts, log_softmax_lane, softmax_lane
@@ -140,30 +140,10 @@ _INF = (math.inf, 0.0, 0)
 # Terms below this are rounded on the coarse grid of the subnormals (or near it) if formed as
 # floats: they are formed from their exact parts instead.
 _TINY_TERM = 2.0 ** -900
-# exp_dd keeps k * ln2/256 exact down to about -1419; e**x below is taken as e**(x + _EXP_STEP)
-# e**-_EXP_STEP. Below _EXP_ZERO_BELOW, e**x times the largest two weights (2**2048) and the
-# smallest target (2**-1074) is still below the smallest subnormal: 0.
-_EXP_STEP = 1400.0
-_EXP_ZERO_BELOW = -2400.0
-
-
 def _one_minus(y):
     """1 - y exactly, as a scaled number."""
     return scaled(*two_sum(1.0, -y))
 
-
-def _exp_scaled(x):
-    """e**x for a finite x <= 0 as a scaled number, relative error near 2**-70."""
-    if x < _EXP_ZERO_BELOW:
-        return _ZERO
-    if x < -_EXP_STEP:  # x + 1400 is exact: it is a multiple of ulp(x) and smaller than x
-        return scaled_mul(_exp_scaled(x + _EXP_STEP), _exp_scaled(-_EXP_STEP))
-    hi, lo, k = exp_dd(x)
-    s_hi, s_lo, e = scaled(hi, lo)
-    return s_hi, s_lo, e + k
-
-
-# -- binary cross-entropy -------------------------------------------------------------------
 
 def _bce_term(p, y):
     """-[y log p + (1 - y) log(1 - p)] as a scaled number, a zero coefficient dropping its term.
@@ -229,7 +209,7 @@ def _input_and_labels(x, y, function, argument):
 def _softplus_scaled(z):
     """softplus(z) as a scaled number: e**z (1 - e**z/2 + ...) is e**z itself where it is tiny."""
     if z < -700.0:
-        return _ZERO if z == -math.inf else _exp_scaled(z)
+        return _ZERO if z == -math.inf else exp_scaled(z)
     return scaled(softplus(z))
 
 
@@ -371,7 +351,7 @@ def _negative_log_q(row, log_q, c):
     for j, x in enumerate(row):
         if j != c and x != -math.inf:
             h, lo = two_sum(x, -m)  # e**(h + lo) = e**h (1 + lo)
-            rest = scaled_add(rest, scaled_mul(_exp_scaled(h), scaled(1.0, lo)))
+            rest = scaled_add(rest, scaled_mul(exp_scaled(h), scaled(1.0, lo)))
     return rest
 
 

@@ -83,7 +83,8 @@ from math import expm1, floor, fsum
 
 from ._dd import (
     EXP_INV_STEP, EXP_STEP_HI, EXP_STEP_LO, EXP_TABLE, EXP_TABLE_BITS, EXP_TABLE_SIZE, FX,
-    FX_ONE, SPLITTER, fx_exp, fx_to_dd, ldexp_dd, two_prod, two_sum,
+    FX_ONE, SPLITTER, dd_div, exp_scaled, fx_exp, fx_to_dd, ldexp_dd, scaled, scaled_div,
+    scaled_mul, scaled_to_float, two_prod, two_sum,
 )
 from ._inputs import check_temperature, from_array, is_float_list, lanes, normalize_axis, to_array
 from .elementwise import sigmoid
@@ -555,21 +556,127 @@ def softmax_jacobian(x):
     return jacobian
 
 
-def softmax_vjp(x, v):
-    """The vector-Jacobian product v^T J of softmax at x: s * (v - <s, v>).
+# An element of softmax_vjp is accepted when the error bound of v_i - <s, v> is below this
+# fraction of it (a quarter of an ULP); otherwise it is evaluated in decimal arithmetic.
+_VJP_ACCEPT = 2.0 ** -55
+# The exponentials of lane_parts are within 2**-60 of the truth (see _exps), dd_div adds 2**-102.
+_EXPS_ERROR = 2.0 ** -59
 
-    The inner product is summed exactly (math.fsum of the rounded products), so the
-    only cancellation left is the one in v_i - <s, v> itself.
+
+def softmax_vjp(x, v):
+    """The vector-Jacobian product v^T J of softmax at x: s * (v - <s, v>), within 1 ULP.
+
+    The difference v_i - <s, v> is where the naive formula fails: with <s, v> rounded, an
+    element whose v_i is close to the mean (v nearly constant, or s nearly one-hot on i)
+    keeps only the rounding error, up to 10**16 ULPs off. Here, with c = v at the lane's
+    maximum, v_i - <s, v> = (v_i - c) - sum_j s_j (v_j - c) (as sum_j s_j = 1): each
+    v_j - c is exact (TwoSum), each s_j a double-double from the lane's exponentials
+    (relative error 2**-60) and the products summed exactly (``math.fsum``), so the error
+    left is 2**-59 sum_j s_j |v_j - c|. Where that bound is not below a quarter of an ULP
+    of the difference, the element is evaluated in decimal arithmetic instead (at a
+    precision raised until the result is settled, see ``decimal_value``). The product
+    s_i (v_i - <s, v>) is rounded once, with its exponent apart, so subnormal results and
+    s_i below the floats times a huge v_i come out right too. Within 1 ULP: a quarter
+    for the difference, the rest for s_i and the one rounding.
 
     >>> softmax_vjp([0.0, 0.0], [1.0, -1.0])
     [0.5, -0.5]
+    >>> softmax_vjp([0.0, 0.0, 0.0], [1.0, 2.0, 3.0])[1]  # s = 1/3 each: v_1 is the mean, exactly
+    0.0
+    >>> softmax_vjp([40.0, 0.0], [1.0, 1.0 + 2.0**-30])[0]  # s_0 = 1 - 4e-18: -s_0 s_1 2**-30
+    -3.9565882229167864e-27
+
+    Special lanes (a NaN, a +inf entry, all -inf) and non-finite v use the plain formula
+    on softmax's conventions. Raises ValueError if x and v are not 1-D of one length.
     """
-    s = softmax_lane(_vector(x, "softmax_vjp", "x"), 1.0)
+    row = _vector(x, "softmax_vjp", "x")
     w = _vector(v, "softmax_vjp", "v")
-    if len(w) != len(s):
-        raise ValueError(f"softmax_vjp(): x and v must have the same length, got {len(s)} and {len(w)}")
-    dot = math.fsum(s_i * w_i for s_i, w_i in zip(s, w))
-    return [s_i * (w_i - dot) for s_i, w_i in zip(s, w)]
+    if len(w) != len(row):
+        raise ValueError(f"softmax_vjp(): x and v must have the same length, got {len(row)} and {len(w)}")
+    if not row:
+        return []
+    if _special(row) is not None or not all(map(math.isfinite, w)):
+        s = softmax_lane(row, 1.0)
+        dot = _total_or_nan(s_i * w_i for s_i, w_i in zip(s, w))
+        return [s_i * (w_i - dot) for s_i, w_i in zip(s, w)]
+    reference = max(map(abs, w))
+    if reference == 0.0:
+        return [0.0] * len(row)
+    # v_j 2**-shift lies in (-1, 1): the products below are exact (Dekker's splitting needs
+    # magnitudes below 2**995) and the vjp is linear in v; shift goes back in the exponent.
+    shift = math.frexp(reference)[1]
+    scaled_v = [math.ldexp(w_j, -shift) for w_j in w]
+    m, his, los, heads, tails, r_hi, r_lo = lane_parts(row, 1.0)
+    s_hi, s_lo = two_sum(1.0, r_hi)  # S = 1 + R as a double-double
+    s_lo += r_lo
+    c = scaled_v[row.index(m)]
+    deltas = [two_sum(w_j, -c) for w_j in scaled_v]  # exact
+    probabilities = [dd_div(head, tail, s_hi, s_lo) for head, tail in zip(heads, tails)]
+    parts, spread, lost = [], 0.0, 0.0
+    for (p, p_lo), (d, d_lo) in zip(probabilities, deltas):
+        a, a_lo = two_prod(p, d)
+        parts += (a, a_lo, p * d_lo + p_lo * d)
+        spread += p * abs(d)
+        if p < _TINY:  # s_j rounded on the subnormal grid, or lost: at most 2**-900 |v_j - c|
+            lost += abs(d)
+    dot = fsum(parts)
+    parts.append(-dot)
+    dot_lo = fsum(parts)
+    # Besides the exponentials' error: v_j 2**-shift and the products are exact down to an
+    # absolute 2**-1074 each, and the low parts of the products add 2**-104 of the spread.
+    error = _EXPS_ERROR * spread + _TINY * lost + len(row) * 2.0 ** -1070
+    out, exact = [], None
+    for i, ((d, d_lo), h, lo) in enumerate(zip(deltas, his, los)):
+        diff, diff_lo = two_sum(d, -dot)
+        diff_lo += d_lo - dot_lo
+        if error > _VJP_ACCEPT * abs(diff):
+            exact = exact or _DecimalVjp(row, w)
+            out.append(exact.element(i))
+            continue
+        s_i = scaled_mul(exp_scaled(h), scaled(1.0, lo)) if h < _EXP_NORMAL_MIN else scaled(*probabilities[i])
+        if h < _EXP_NORMAL_MIN:
+            s_i = scaled_div(s_i, scaled(s_hi, s_lo))
+        d_hi, d_lo, e = scaled(diff, diff_lo)
+        out.append(scaled_to_float(scaled_mul(s_i, (d_hi, d_lo, e + shift))))
+    return out
+
+
+def _total_or_nan(values):
+    try:
+        return fsum(values)
+    except (ValueError, OverflowError):  # inf - inf, or a partial sum beyond the floats
+        return math.nan
+
+
+class _DecimalVjp:
+    """Elements of softmax_vjp(row, w) in decimal arithmetic (the cancelling ones): the lane's
+    probabilities and <s, v> are computed once per precision and shared by the elements."""
+
+    def __init__(self, row, w):
+        self.top = decimal.Decimal(max(row))
+        self.xs = [decimal.Decimal(x) for x in row]
+        self.vs = [decimal.Decimal(v) for v in w]
+        self.largest = max(abs(v) for v in self.vs)
+        self.lanes = {}
+
+    def _lane(self):
+        precision = decimal.getcontext().prec
+        if precision not in self.lanes:
+            e = [(x - self.top).exp() for x in self.xs]
+            total = sum(e)
+            s = [e_j / total for e_j in e]
+            self.lanes[precision] = s, sum(s_j * v_j for s_j, v_j in zip(s, self.vs))
+        return self.lanes[precision]
+
+    def element(self, i):
+        def evaluate():
+            s, dot = self._lane()
+            # each step rounds at 10**-p relative: the difference v_i - <s, v> is off by at
+            # most (n + 4) (max |v| + |<s, v>|) 10**-p, s_i by (n + 4) 10**-p relative
+            scale = s[i] * (len(s) + 4) * (self.largest + abs(dot) + 1)
+            return s[i] * (self.vs[i] - dot), scale
+
+        return decimal_value(evaluate)
 
 
 def probabilities(logits, multi_label=False):

@@ -384,18 +384,92 @@ def test_jacobian_diagonal_in_saturation_is_not_zero(mp64):
     assert 1.0 - softmax([0.0, -40.0])[0] == 0.0  # what the naive diagonal would have used
 
 
+VJP_BUDGET = 1.0  # softmax_vjp's stated budget
+
+
+def true_vjp(x, v):
+    """s * (v - <s, v>) in mpmath, as (v_i - c) - sum_j s_j (v_j - c) with c = v at the maximum:
+    exact differences, so that no working precision is lost to a cancellation 1e-300 deep."""
+    probs, _, _ = true_lane(x)
+    with mpmath.workprec(800):
+        c = mpmath.mpf(v[x.index(max(x))])
+        dot = mpmath.fsum(s * (mpmath.mpf(w) - c) for s, w in zip(probs, v))
+        return [s * ((mpmath.mpf(w) - c) - dot) for s, w in zip(probs, v)]
+
+
+def check_vjp(mp64, x, v):
+    for i, (got, truth) in enumerate(zip(softmax_vjp(x, v), true_vjp(x, v))):
+        if abs(truth) < HALF_SUBNORMAL:
+            assert got == 0.0, (x, v, i, got)
+        else:
+            assert ulps(mp64, got, truth) <= VJP_BUDGET, (x, v, i, got, mpmath.nstr(truth, 20))
+
+
 @SETTINGS
 @given(st.lists(st.tuples(st.floats(-30.0, 30.0), st.floats(-10.0, 10.0)), min_size=1, max_size=8))
-def test_vjp_is_the_jacobian_applied_to_v(pairs):
-    x = [a for a, _ in pairs]
-    v = [b for _, b in pairs]
-    probs, _, _ = true_lane(x)
-    with mpmath.workprec(400):
-        dot = mpmath.fsum(s * w for s, w in zip(probs, v))
-        truths = [s * (w - dot) for s, w in zip(probs, v)]
-    for got, truth, s, w in zip(softmax_vjp(x, v), truths, probs, v):
-        # v_i - <s, v> cancels: the bound is relative to the terms, not to the result
-        assert abs(got - truth) <= 8 * 2.0 ** -53 * s * (abs(w) + abs(dot)) + 2.0 ** -1074
+def test_vjp_is_the_jacobian_applied_to_v(mp64, pairs):
+    check_vjp(mp64, [a for a, _ in pairs], [b for _, b in pairs])
+
+
+def _nearly_constant(draw, n):
+    c = draw(st.floats(-1e3, 1e3))
+    return [c + draw(st.floats(-1.0, 1.0)) * draw(st.sampled_from([1e-12, 1e-15, 1e-300])) for _ in range(n)]
+
+
+@st.composite
+def adversarial_vjp(draw):
+    """(x, v) where v_i - <s, v> cancels or the scales are extreme (the naive formula was
+    up to 9e15 ULP off on these)."""
+    n = draw(st.integers(2, 8))
+    kind = draw(st.sampled_from(["v nearly constant", "v one large entry", "s nearly one-hot",
+                                 "huge logits", "tiny logits", "subnormal probabilities", "huge v"]))
+    x = [draw(st.floats(-5.0, 5.0)) for _ in range(n)]
+    v = [draw(st.floats(-1.0, 1.0)) for _ in range(n)]
+    if kind == "v nearly constant":
+        v = _nearly_constant(draw, n)
+    elif kind == "v one large entry":
+        v[draw(st.integers(0, n - 1))] = draw(st.sampled_from([1e10, -1e15, 1e300, -1.7e308]))
+    elif kind == "s nearly one-hot":
+        x[0] = draw(st.floats(30.0, 700.0))
+    elif kind == "huge logits":
+        x = [draw(st.floats(-1.0, 1.0)) * 1e5 for _ in range(n)]
+        x[1] = x[0] + draw(st.floats(-20.0, 20.0))
+    elif kind == "tiny logits":
+        x = [draw(st.floats(-1.0, 1.0)) * 1e-300 for _ in range(n)]
+    elif kind == "subnormal probabilities":
+        x = [0.0] + [draw(st.floats(-1500.0, -700.0)) for _ in range(n - 1)]
+    else:
+        v = [w * draw(st.sampled_from([1e300, 1e-300, 5e-324])) for w in v]
+    return x, v
+
+
+@ACCURACY
+@given(adversarial_vjp())
+def test_vjp_within_its_budget_on_adversarial_rows(mp64, case):
+    check_vjp(mp64, *case)
+
+
+@pytest.mark.parametrize("x, v", [
+    ([0.0, 0.0, 0.0], [1.0, 2.0, 3.0]),                 # v_1 is the mean exactly: 0
+    ([40.0, 0.0], [1.0, 1.0 + 2.0 ** -30]),             # s_0 ~ 1: the naive v_0 - <s, v> is 0
+    ([0.0, -1000.0], [0.0, 1.7e308]),                   # s_1 ~ e^-1000 below the floats, v_1 huge
+    ([0.0, -745.0, -720.0], [1.0, -1.0, 0.5]),          # subnormal results
+    ([1e-300, -1e-300, 0.0], [1e-300, 2e-300, 0.0]),
+    ([3.0, 1.0, -2.0], [5.0, 5.0 + 2.0 ** -50, 5.0 - 2.0 ** -51]),
+])
+def test_vjp_on_cancelling_and_extreme_rows(mp64, x, v):
+    check_vjp(mp64, x, v)
+
+
+def test_vjp_where_the_naive_formula_cancels():
+    # s = softmax([40, 0]), v = [1, 1 + 2**-30]: <s, v> rounds to 1, so s_0 (v_0 - <s, v>) was 0;
+    # the truth is -s_0 s_1 2**-30, and the vjp sums to 0
+    got = softmax_vjp([40.0, 0.0], [1.0, 1.0 + 2.0 ** -30])
+    assert got == [-3.9565882229167864e-27, 3.9565882229167864e-27]
+    assert softmax_vjp([1.0, 2.0], [0.0, 0.0]) == [0.0, 0.0]
+    nan = softmax_vjp([0.0, math.nan], [1.0, 2.0])
+    assert all(math.isnan(value) for value in nan)
+    assert softmax_vjp([0.0, math.inf], [1.0, 2.0]) == [0.0, 0.0]  # s one-hot: v_1 - v_1
 
 
 # -- probabilities: one of C classes, or independent labels -----------------------------------
