@@ -204,15 +204,17 @@ def judge(function, fmt, truths, y64, conventions=(), *, refused=None, oracle_ca
     if budget is None:
         budget = get_function(function).budgets.get(fmt.name)
     y64 = np.asarray(y64, dtype=np.float64)
-    rounded = np.array(truths.rounded, dtype=np.float64)
-    units = np.array(truths.units, dtype=np.float64)
-    units_lo = np.array(truths.units_lo, dtype=np.float64)
-    exponent = np.array(truths.ulp_exponent, dtype=np.int64)
-    exact_zero = np.array(truths.exact_zero, dtype=bool)
+    rounded, units, units_lo = (np.asarray(a, dtype=np.float64) for a in
+                                (truths.rounded, truths.units, truths.units_lo))
+    exponent = np.asarray(truths.ulp_exponent)
+    exact_zero = np.asarray(truths.exact_zero, dtype=bool)
     # Where the truth's binade is open and the result is not the rounded truth, the
     # spacing the error is measured in matters: mpmath settles it.
     open_binade = np.flatnonzero(~np.asarray(truths.binade_known) & ~same_values(y64, rounded))
     if len(open_binade):
+        # copies: the truths may be a read-only file shared by every backend's process
+        rounded, units, units_lo, exponent, exact_zero = (
+            np.array(a) for a in (rounded, units, units_lo, exponent, exact_zero))
         answers = truth_many(function, [(x,) for x in truths.x[open_binade].tolist()], fmt, cache=oracle_cache)
         for i, truth in zip(open_binade.tolist(), answers):
             if truth.decided:
@@ -321,17 +323,18 @@ def summarise(judged, index=0, start=0, stop=0):
                 "summary": convention.summary, "reference": convention.reference,
                 "points": int(np.count_nonzero(mine)), "max_ulp": float(np.max(distance)),
                 "flushes": bool(getattr(convention, "flushes", False))}
+    # one pass counts every code (codes run from -1, a covered point, upwards)
+    counts = np.bincount(codes.astype(np.int64) + 1, minlength=max(ruler.CLASS_CODES.values()) + 2)
     for name, code in ruler.CLASS_CODES.items():
-        where = codes == code
-        summary["classes"][name] = int(np.count_nonzero(where))
+        summary["classes"][name] = int(counts[code + 1])
         if summary["classes"][name]:
-            summary["class_examples"][name] = [int(b) for b in bits[where][:EXAMPLES_KEPT]]
+            summary["class_examples"][name] = [int(b) for b in bits[codes == code][:EXAMPLES_KEPT]]
     measured = codes == 0
     errors_measured = ulp[measured]
     summary["measured"] = int(errors_measured.size)
     # either zero is the correctly rounded value of an exact zero
     correct = same_values(y64, rounded) | (judged.exact_zero & (y64 == 0))
-    summary["correctly_rounded"] = int(np.count_nonzero(correct[measured]))
+    summary["correctly_rounded"] = int(np.count_nonzero(correct & measured))
     summary["within_1ulp"] = int(np.count_nonzero(errors_measured <= 1.0))
     if errors_measured.size:
         summary["ulp_sum"] = float(np.sum(errors_measured))
@@ -342,8 +345,8 @@ def summarise(judged, index=0, start=0, stop=0):
         histogram = np.bincount(bins, minlength=len(HISTOGRAM_EDGES) + 1)
         histogram[0] = errors_measured.size - above.size
         summary["histogram"] = histogram.tolist()
-        summary["worst"] = _worst_points(bits[measured], x64[measured], y64[measured],
-                                         rounded[measured], errors_measured)
+        summary["worst"] = _worst_points(bits, x64, y64, rounded, np.where(measured, ulp, -np.inf),
+                                         errors_measured.size)
     # the worst failures too, ranked above every ordinary point (inf)
     failures = np.flatnonzero((codes > 0) & (codes != _UNDECIDED) & (codes != REFUSED_UNDEFINED))[:WORST_KEPT]
     summary["worst"] = sorted(
@@ -353,10 +356,11 @@ def summarise(judged, index=0, start=0, stop=0):
     return summary
 
 
-def _worst_points(bits, x64, y64, rounded, ulp):
+def _worst_points(bits, x64, y64, rounded, ulp, measured):
     """The WORST_KEPT largest errors, ties broken by the smaller bit pattern (so the
-    choice does not depend on how the range was cut into shards). ``bits`` ascend."""
-    k = min(WORST_KEPT, ulp.size)
+    choice does not depend on how the range was cut into shards). ``bits`` ascend;
+    ``ulp`` is -inf at the points not measured, of which ``measured`` remain."""
+    k = min(WORST_KEPT, measured)
     threshold = np.partition(ulp, ulp.size - k)[ulp.size - k]
     above = np.flatnonzero(ulp > threshold)
     order = above[np.lexsort((bits[above], -ulp[above]))]

@@ -177,12 +177,11 @@ def point_truths(function, fmt, x64, *, bits=None, sample=256, seed=0, workers=1
     disagreements = []
     if fast_truth is not None and (fmt != FLOAT64 or fast_truth.extended is not None):
         decision = fast.decide(fast_truth, x64, fmt)
-        rounded = decision.rounded.copy()
-        units, units_lo = decision.units.copy(), decision.units_lo.copy()
+        # the decision's arrays are this call's own: the oracle's values overwrite them
+        rounded, units, units_lo = decision.rounded, decision.units, decision.units_lo
         exponent = decision.ulp_exponent.astype(np.int32)
-        exact_zero = decision.exact_zero.copy()
+        exact_zero, binade_known = decision.exact_zero, decision.binade_known
         fast_decided = decision.decided
-        binade_known = decision.binade_known.copy()
         ask = ~fast_decided | _special_inputs(x64)
         if fmt != FLOAT64 and fast_truth.second is not None:
             every = slice(None, None, int(second_every))
