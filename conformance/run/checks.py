@@ -336,3 +336,155 @@ def _finite(arg):
     if isinstance(arg, (list, tuple)):
         return all(_finite(a) for a in arg)
     return not isinstance(arg, float) or math.isfinite(arg)
+
+
+# -- calls with options -------------------------------------------------------------------
+
+#: The binding's declaration that a cross_entropy target may be class probabilities (an
+#: input kind, not a keyword: the target's dtype tells the backend).
+PROBABILITY_TARGET = "probability_target"
+_SEVERITY_RANK = {"critical": 3, "major": 2, "minor": 1, None: 0}
+
+
+def declared_options(function, backend):
+    """A worker task: the options the backend's binding of ``function`` declares."""
+    return sorted(backend.binding(function).options)
+
+
+def option_label(function, options):
+    """``cross_entropy[label_smoothing=0.1, reduction=mean]``: a call with options as
+    the reports name it (a weight list as its values, a target kind by name)."""
+    def shown(value):
+        if isinstance(value, (list, tuple)):
+            return "(" + ", ".join(shown(v) for v in value) + ")"
+        return f"{value:g}" if isinstance(value, float) else str(value)
+    inside = ", ".join(f"{name}={shown(value)}" for name, value in options.items())
+    return f"{function}[{inside}]"
+
+
+def _option_job(spec, fmt, case, keywords):
+    arguments = []
+    for i, _ in enumerate(spec.parameters):
+        values = [_as_list(point[i]) for point in case.points]
+        kind = "index" if all(isinstance(v, int) and not isinstance(v, bool) for v in values) else "array"
+        arguments.append((kind, values))
+    return {"op": "call", "function": spec.name, "format": fmt, "arguments": arguments,
+            "options": dict(keywords)}
+
+
+def _option_outputs(spec, case, values, result_format, reduced):
+    """The call's outputs, one tuple per truth entry: per point, or the one reduced value."""
+    if reduced:
+        return [_checked(spec.name, "call", (), values, result_format)]
+    if not isinstance(values, list) or len(values) != len(case.points):
+        count = len(values) if isinstance(values, list) else "a scalar"
+        raise JobError(f"{spec.name} returned {count} results for a batch of {len(case.points)}")
+    return [_checked(spec.name, "call", point, value, result_format)
+            for point, value in zip(case.points, values)]
+
+
+def option_results(evaluator, backend, function, fmt, option_truths, conventions):
+    """One sub-result per option of the catalog: every call of ``option_truths``
+    (``[(OptionCase, OptionTruth)]``) that exercises it, judged like the accuracy check
+    (failure classes apart, ULPs against the budget, conventions where documented). A call
+    needing an option the backend's binding does not declare is not made: the sub-result
+    is ``skip`` naming the option. Where the truth is undefined (the mean over targets
+    all ignored), what the backend returned is listed under ``undefined``: a convention
+    of the framework to read, not a silent pass."""
+    spec = get_function(function)
+    budget = spec.budgets[fmt]
+    fmt_obj = get_format(fmt)
+    declared, _ = evaluator.worker.run({"op": "task", "task": declared_options, "function": function,
+                                        "args": (function,), "format": fmt})
+    declared = set(declared)
+    results = []
+    for option in spec.options:
+        calls = [(case, truth) for case, truth in option_truths if case.option == option.name]
+        if not calls:
+            continue
+        judgement = Judgement(fmt_obj, budget, tuple(conventions))
+        missing, undefined, errors, made = set(), [], [], 0
+        tried = []
+        for case, truth in calls:
+            value = case.options[option.name]
+            if value not in tried:
+                tried.append(value)
+            keywords = {k: v for k, v in case.options.items() if k != "target"}
+            needs = set(keywords) | ({PROBABILITY_TARGET} if case.options.get("target") == "probability" else set())
+            if needs - declared:
+                missing |= needs - declared
+                continue
+            made += 1
+            label = option_label(function, case.options)
+            reduced = keywords.get("reduction", "none") != "none"
+            ((status, payload),) = evaluator._answers(function, [_option_job(spec, fmt, case, keywords)])
+            if status == "fatal":
+                raise JobError(payload)
+            try:
+                if status != "ok":
+                    raise JobError(payload, raised=True)
+                outputs = _option_outputs(spec, case, *payload, reduced)
+            except JobError as error:
+                due = [r for pairs in truth.values for r, _ in pairs]
+                if all(r is not None and r != r for r in due):
+                    undefined.append({"call": label, "output": None, "error": str(error)})
+                else:
+                    judgement.failing += 1
+                    errors.append(f"{label}: {error}")
+                continue
+            # a convention's predicate reads one point: it applies to unreduced calls only
+            judgement.conventions = () if reduced else tuple(conventions)
+            points = [case.points] if reduced else case.points
+            for point, ys, pairs in zip(points, outputs, truth.values):
+                for y, (rounded, exact) in zip(ys, pairs):
+                    if rounded is not None and rounded != rounded:
+                        undefined.append({"call": label, "output": y})
+                    judgement.add(point, y, rounded, exact, options=keywords)
+            judgement.conventions = tuple(conventions)  # the record names those that covered points
+            for _, entry in judgement.worst:
+                entry.setdefault("options", dict(case.options))
+        if not made:
+            results.append({"option": option.name, "values": tried, "status": "skip",
+                            "severity": None, "points": 0, "calls": 0,
+                            "message": f"{backend} does not accept {', '.join(sorted(missing))} "
+                                       f"for {function}"})
+            continue
+        judged = record(backend, function, fmt, "accuracy", judgement, budget=budget)
+        message = "; ".join(filter(None, [judged["message"], *errors] + (
+            [f"{len(calls) - made} call(s) not made: {backend} does not accept "
+             f"{', '.join(sorted(missing))} for {function}"] if missing else [])))
+        sub = {"option": option.name, "values": tried, "status": judged["status"],
+               "severity": judged["severity"], "points": judged["points"], "calls": made,
+               "max_ulp": judged["max_ulp"], "classes": judged["classes"],
+               "convention": judged["convention"], "worst": judged["worst"], "message": message}
+        if undefined:
+            sub["undefined"] = undefined
+        results.append(sub)
+    return results
+
+
+def with_options(accuracy_record, results):
+    """``accuracy_record`` with its calls with options: the sub-results under ``options``,
+    and a failing one making the record fail (its classes counted in the record's, its
+    largest ULP error in ``max_ulp``, its label in the message), since a wrong number
+    under an option a model uses is as wrong as one without."""
+    if not results:
+        return accuracy_record
+    accuracy_record["options"] = results
+    failing = [r for r in results if r["status"] == "fail"]
+    for r in failing:
+        for name, count in r["classes"].items():
+            accuracy_record["classes"][name] = accuracy_record["classes"].get(name, 0) + count
+        if r["max_ulp"] is not None and (accuracy_record["max_ulp"] is None
+                                         or r["max_ulp"] > accuracy_record["max_ulp"]):
+            accuracy_record["max_ulp"] = r["max_ulp"]
+        if _SEVERITY_RANK[r["severity"]] > _SEVERITY_RANK[accuracy_record["severity"]]:
+            accuracy_record["severity"] = r["severity"]
+    if failing and accuracy_record["status"] in ("pass", "convention"):
+        accuracy_record["status"] = "fail"
+    if failing:
+        named = "; ".join(f"{option_label(accuracy_record['function'], {r['option']: r['values']})}: "
+                          f"{r['message']}" for r in failing)
+        accuracy_record["message"] = "; ".join(filter(None, [accuracy_record["message"],
+                                                             f"with options: {named}"]))
+    return accuracy_record
