@@ -498,10 +498,20 @@ def _decimal_distillation_row(teacher, student, t):
 def distillation_loss(student_logits, teacher_logits, temperature):
     """Knowledge-distillation loss T^2 KL(softmax(t/T) || softmax(s/T)).
 
-    KL(p || q) = sum_i p_i (log p_i - log q_i), from the teacher's distribution p to the
-    student's q, both at temperature T; the factor T^2 keeps the gradients' scale
-    independent of T (Hinton et al.). A row gives one number; (N, C) logits give the
-    mean over the N rows, torch's ``kl_div(log_q, p, reduction="batchmean") * T**2``.
+    KL(p || q) = sum_i p_i (log p_i - log q_i), from the teacher's distribution
+    p = softmax(teacher_logits / T) to the student's q = softmax(student_logits / T); the
+    factor T^2 (always applied, T = 1 included) keeps the gradients' scale independent of
+    T (Hinton et al., 2015). Exactly:
+
+    * (C,) logits, one row: T^2 sum_i p_i (log p_i - log q_i), the sum over the classes.
+      That is torch's ``kl_div(log_q, p, reduction="sum") * T**2``, and its "batchmean" of
+      the row as a batch of one, shape (1, C); torch's "batchmean" of the 1-D tensor itself
+      divides by its first dimension, C, and is C times smaller.
+    * (N, C) logits: (T^2 / N) sum_n sum_i p_ni (log p_ni - log q_ni), the sum over classes
+      and batch divided by the batch size N (not by N C), which is torch's
+      ``kl_div(log_q, p, reduction="batchmean") * T**2``; each row is computed as above
+      (within a few ULPs) and their exact sum divided by N.
+
     Terms with p_i = 0 contribute 0; q_i = 0 where p_i > 0 gives +inf.
 
     The naive sum cancels badly when the student is close to the teacher (the KL is

@@ -740,3 +740,41 @@ def test_cross_entropy_weights_from_1e_minus_300_to_1e300_against_mpmath(mp64, r
     else:
         count = mpmath.fsum(weight[k] for k in targets)  # the mean divides by the total weight of the targets
         assert ulps(mp64, got, _reduced_truth(truths, reduction, count)) <= BUDGET, (rows, targets)
+
+
+# -- distillation: what is reduced, and by what ------------------------------------------------
+
+DISTILL_STUDENT = [[1.0, 2.0, 0.5, -1.0], [0.0, -1.0, 3.0, 2.0], [-2.0, 0.25, 0.0, 4.0]]
+DISTILL_TEACHER = [[0.5, 2.5, 0.0, 1.0], [1.0, -2.0, 2.0, 0.0], [-1.0, 0.5, 0.125, 3.0]]
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5, 2.0, 7.0])
+def test_distillation_of_one_row_is_the_t_squared_sum_over_classes(mp64, temperature):
+    student, teacher = DISTILL_STUDENT[0], DISTILL_TEACHER[0]
+    t = temperature
+    with mpmath.workprec(PREC):
+        lp, lq = true_log_softmax(teacher, t), true_log_softmax(student, t)
+        truth = mpmath.mpf(t) ** 2 * mpmath.fsum(mpmath.exp(a) * (a - b) for a, b in zip(lp, lq))
+    ours = distillation_loss(student, teacher, t)
+    assert ulps(mp64, ours, truth) <= BUDGET
+    log_q, p = F.log_softmax(tensor(student) / t, dim=-1), F.softmax(tensor(teacher) / t, dim=-1)
+    summed = F.kl_div(log_q, p, reduction="sum").item() * t * t
+    as_batch_of_one = F.kl_div(log_q[None], p[None], reduction="batchmean").item() * t * t
+    assert summed == pytest.approx(ours, rel=1e-13) and as_batch_of_one == pytest.approx(ours, rel=1e-13)
+    # torch's batchmean of the 1-D tensor divides by its length C: not this loss
+    assert F.kl_div(log_q, p, reduction="batchmean").item() * t * t == pytest.approx(ours / 4, rel=1e-13)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5, 2.0, 7.0])
+def test_distillation_of_a_batch_is_the_sum_over_batch_and_classes_over_n(mp64, temperature):
+    t = temperature
+    with mpmath.workprec(PREC):
+        total = mpmath.fsum(true_distillation(s, q, t) for s, q in zip(DISTILL_STUDENT, DISTILL_TEACHER))
+    ours = distillation_loss(DISTILL_STUDENT, DISTILL_TEACHER, t)
+    assert ulps(mp64, ours, total / 3) <= BUDGET  # divided by N = 3, not by N C = 12
+    theirs = F.kl_div(F.log_softmax(tensor(DISTILL_STUDENT) / t, dim=-1),
+                      F.softmax(tensor(DISTILL_TEACHER) / t, dim=-1), reduction="batchmean").item() * t * t
+    assert theirs == pytest.approx(ours, rel=1e-12)
+    # a batch of one is the row itself
+    assert distillation_loss(DISTILL_STUDENT[:1], DISTILL_TEACHER[:1], t) == distillation_loss(
+        DISTILL_STUDENT[0], DISTILL_TEACHER[0], t)
