@@ -28,6 +28,7 @@ COMMANDS = {
     "diff": ("refact.conformance.cli.diff", "compare two JSON reports: regressions and improvements"),
     "sweep": ("refact.conformance.cli.sweep", "exhaustive or ranged sweep of one function over a format"),
     "golden": ("refact.conformance.cli.golden", "rebuild or re-check the shipped golden vectors (maintainers)"),
+    "report": ("refact.conformance.cli.report", "print a saved JSON report: matrices, worst findings, counts"),
 }
 
 

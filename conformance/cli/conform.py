@@ -25,7 +25,8 @@ exit status:
        against --baseline (it counts as a fail, of its own severity), including a baseline
        record of a backend, function, format and check this run was asked for that it lacks
   2    usage error: a bad option value, an unknown name, an unreadable or invalid --baseline
-       (checked before the run starts)
+       (checked before the run starts); or the conformance extra is not installed (one line
+       naming the pip install to run)
   {EXIT_UNWRITTEN}    a report could not be written (one line each; the others were written),
        whatever the results
   130  interrupted (Ctrl-C)
@@ -70,6 +71,8 @@ def add_arguments(parser):
                         help=f"statuses ({', '.join(STATUSES)}) or severities ({', '.join(SEVERITIES)}) "
                              "that make the exit status 1 (default: fail,error)")
     parser.add_argument("--quiet", action="store_true", help="no summary table")
+    parser.add_argument("--details", action="store_true",
+                        help="list every failed, erroring or convention record, not only the worst few")
 
 
 def _selection(values, allowed, what):
@@ -80,30 +83,13 @@ def _selection(values, allowed, what):
     return chosen or None
 
 
-def summary_table(report):
-    """The per-backend text table printed at the end of a run."""
-    lines = []
-    by_backend = {}
-    for r in report["results"]:
-        by_backend.setdefault(r["backend"], []).append(r)
-    for entry in report["backends"]:
-        name = entry["name"]
-        if not entry["available"]:
-            lines.append(f"{name}: unavailable ({entry['error']})")
-            continue
-        rows = by_backend.get(name, [])
-        counts = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
-        lines.append(f"{name} {entry['version']} on {entry['device']}: "
-                     + ", ".join(f"{counts[s]} {s}" for s in STATUSES))
-        for r in rows:
-            if r["status"] in ("fail", "error", "convention"):
-                ulp = "" if r["max_ulp"] is None else f" max {r['max_ulp']:.3g} ULP"
-                conv = f" [{r['convention']['name']}]" if r.get("convention") else ""
-                lines.append(f"  {r['status']:10} {r['function']:34} {r['format']:8} {r['check']:14}"
-                             f"{ulp}{conv} {r['message'][:100]}")
-    s = report["summary"]
-    lines.append("summary: " + ", ".join(f"{s[k]} {k}" for k in STATUSES))
-    return "\n".join(lines)
+def summary_table(report, details=False):
+    """The text printed at the end of a run (report/terminal.py): a line per backend, the
+    accuracy matrix of each format, the worst findings (every one with ``details``) and
+    the counts, fitted to the terminal's width."""
+    from refact.conformance.report.terminal import render_summary
+
+    return "\n".join(render_summary(report, details=details))
 
 
 def run(args):
@@ -152,7 +138,7 @@ def run(args):
     for kind, error in unwritten.items():
         cannot_write(f"{REPORT_KINDS[kind]} report", getattr(args, kind), error)
     if not args.quiet:
-        print(summary_table(report))
+        print(summary_table(report, details=args.details))
         if baseline is not None:
             from refact.conformance.report.diff import baseline_lines
 
