@@ -26,13 +26,13 @@ __all__ = ["render_html", "STYLE", "ROW_ELEMENTS"]
 ROW_ELEMENTS = 6
 
 STYLE = """
-body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;max-width:1280px}
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
 h2{border-bottom:2px solid #ddd;margin-top:1.6em}h3{margin:1.2em 0 .3em}
 table{border-collapse:collapse;margin:.4em 0 1em}th,td{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}
 th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .critical{background:#f5a49c}.major{background:#fbd3a1}.minor{background:#fff1a8}
 .error{background:#dccbef}.convention{background:#cfe6fb}.pass{background:#e2f3e2}.skip{color:#888}
-.matrix td{text-align:center;white-space:nowrap}.matrix td a{color:inherit;text-decoration:none;display:block}
+.matrix{font-size:12px}.matrix td{text-align:center;white-space:nowrap}.matrix td a{color:inherit;text-decoration:none;display:block}
 .matrix td.conv{box-shadow:inset 0 0 0 2px #2f7fd0}
 details{margin:.3em 0 1em}summary{cursor:pointer;color:#333}
 .note{color:#a00}.record{border-left:4px solid #ccc;padding-left:10px;margin:1em 0}

@@ -221,7 +221,8 @@ class Matrix(NamedTuple):
 
 def _cell(records):
     shown = [record for record in records if record.get("status") != "skip"]
-    status = max((record.get("status") for record in records), key=lambda s: STATUS_SEVERITY.get(s, 5))
+    # a check the backend lacks (no autograd, say) does not grey out the checks it passed
+    status = max((record.get("status") for record in shown or records), key=lambda s: STATUS_SEVERITY.get(s, 5))
     title = "; ".join(f"{record.get('check')}: {record.get('status')}"
                       + (f" {format_number(record['max_ulp'])} ULP" if _real(record.get("max_ulp")) is not None else "")
                       for record in records)
@@ -294,13 +295,18 @@ class WorstRow(NamedTuple):
 
 
 def _worst_kind(point):
+    words = []
     if point.get("class"):
-        return str(point["class"])
+        words.append(str(point["class"]))
     if point.get("convention"):
-        return f"convention {point['convention']}"
+        words.append(f"convention {point['convention']}")
     if point.get("error"):
-        return f"raised: {point['error']}"
-    return ""
+        words.append(f"raised: {point['error']}")
+    if point.get("property"):
+        words.append(f"property {point['property']}")
+    if isinstance(point.get("options"), dict) and point["options"]:
+        words.append("with " + _options_text(point["options"]))
+    return "; ".join(words)
 
 
 def worst_rows(record, limit=WORST_SHOWN, elements=None):
@@ -352,6 +358,32 @@ def _conventions(record):
     return shown
 
 
+def _options_text(options):
+    return ", ".join(f"{key}={value!r}" for key, value in options.items())
+
+
+def _options_lines(options):
+    """The options a record was judged with: a dict of the options of its calls, or a
+    list of sub-results, one per option of the catalog (its values, status, figures)."""
+    if isinstance(options, dict) and options:
+        return ["options " + _options_text(options)]
+    lines = []
+    for entry in options if isinstance(options, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        values = ", ".join(format_value(value) for value in entry.get("values") or [])
+        text = f"option {entry.get('option', '?')} ({values}): {entry.get('status', '?')}"
+        if entry.get("severity"):
+            text += f" ({entry['severity']})"
+        if entry.get("max_ulp") is not None:
+            text += f", max {format_number(entry['max_ulp'])} ULP"
+        text += f" over {entry.get('points', '?')} points in {entry.get('calls', '?')} calls"
+        if entry.get("message"):
+            text += f"; {entry['message']}"
+        lines.append(text)
+    return lines
+
+
 def record_detail(record, elements=None):
     message = str(record.get("message") or "")
     classes = class_text(record)
@@ -361,8 +393,7 @@ def record_detail(record, elements=None):
         lines.append(f"failure classes: {classes}")
     if record.get("variant"):
         lines.append(f"variant {record['variant']}")
-    if isinstance(record.get("options"), dict) and record["options"]:
-        lines.append("options " + ", ".join(f"{key}={value!r}" for key, value in record["options"].items()))
+    lines += _options_lines(record.get("options"))
     title = f"{record_key(record)}: {STATUS_LABEL.get(record.get('status'), record.get('status'))}"
     if record.get("severity"):
         title += f" ({record['severity']})"

@@ -36,8 +36,13 @@ CLASS_COLORS = {
     "spurious_nan": "#d62728", "spurious_inf": "#ff7f0e", "missing_inf": "#8c564b",
     "wrong_sign_zero": "#e377c2", "flush_to_zero": "#9467bd", "premature_underflow": "#17becf",
     "premature_overflow": "#bcbd22", "missing_nan": "#7f7f7f", "undecided": "#555555",
-    "convention": "#2ca02c", "failure class not named": "#000000",
+    "convention": "#2ca02c",
 }
+
+
+def _class_color(kind):
+    # "a or b" (a class the series did not name, one of the record's): black
+    return CLASS_COLORS.get(kind, "#000000")
 
 
 def _h(text):
@@ -70,10 +75,11 @@ def _finite(values):
     return [value for value in values if isinstance(value, (int, float)) and math.isfinite(value)]
 
 
-def choose_scale(values, include=(), symlog_above=SYMLOG_ABOVE):
+def choose_scale(values, include=(), symlog_above=SYMLOG_ABOVE, unit=None):
     """An axis over the finite ``values`` and ``include``: symmetric-log when they reach
-    beyond ``symlog_above`` in magnitude (its linear part a thousandth of the span below
-    one, so inputs like 1e-30 stay apart from 0), else linear."""
+    beyond ``symlog_above`` in magnitude, else linear. A symmetric-log axis is linear
+    within ``unit`` of 0: by default the smallest nonzero magnitude (at most 1), so inputs
+    like 1e-30 stay apart from 0; an error axis passes 1 (an error below 1 ULP is linear)."""
     finite = _finite(list(values) + list(include))
     if not finite:
         return Scale(0.0, 1.0, False)
@@ -83,8 +89,9 @@ def choose_scale(values, include=(), symlog_above=SYMLOG_ABOVE):
         low, high = low - pad, high + pad
     if max(abs(low), abs(high)) <= symlog_above:
         return Scale(low, high, False)
-    smallest = min((abs(value) for value in finite if value != 0), default=1.0)
-    return Scale(low, high, True, min(1.0, max(smallest, 1e-300)))
+    if unit is None:
+        unit = min(1.0, max(min((abs(value) for value in finite if value != 0), default=1.0), 1e-300))
+    return Scale(low, high, True, unit)
 
 
 def _linear_ticks(low, high):
@@ -242,11 +249,21 @@ def _input_of(point):
     return value if isinstance(value, (int, float)) else None
 
 
+UNNAMED = "failure class not named"
+
+
+def _record_classes(record):
+    counted = [name for name, count in ((record or {}).get("classes") or {}).items() if count and name != "undecided"]
+    return " or ".join(counted) if counted else UNNAMED
+
+
 def series_points(series, record=None):
     """The judged points of a series as :class:`ErrorPoint`. A point without a finite error
     takes its class from the series' optional ``class`` list, else from a worst point of
-    the record at the same input, else "failure class not named"."""
+    the record at the same input, else from the record's counted classes ("flush_to_zero",
+    or "flush_to_zero or premature_underflow" when it counted several)."""
     classes = series.get("class") or []
+    unnamed = _record_classes(record)
     named = {}
     for point in (record or {}).get("worst") or []:
         x = _input_of(point)
@@ -261,7 +278,7 @@ def series_points(series, record=None):
         if math.isfinite(ulp):
             points.append(ErrorPoint(x, ulp, ""))
         else:
-            kind = classes[index] if index < len(classes) and classes[index] else named.get(x, "failure class not named")
+            kind = classes[index] if index < len(classes) and classes[index] else named.get(x, unnamed)
             points.append(ErrorPoint(x, math.nan, str(kind)))
     return points
 
@@ -306,7 +323,7 @@ def _error_view(points, x_scale, y_scale, width, budget, title, x_label, legend,
         parts.append(f'<path d="{_dot_path(ordinary)}" stroke="{ERROR_COLOR}" stroke-width="3" '
                      'stroke-linecap="round" stroke-opacity="0.6" fill="none"/>')
     for kind, pixels in sorted(by_kind.items()):
-        color = CLASS_COLORS.get(kind, "#000000")
+        color = _class_color(kind)
         parts.append(f'<path d="{_dot_path(pixels)}" stroke="{color}" stroke-width="5" stroke-linecap="square" fill="none"/>')
     if budget is not None and math.isfinite(budget) and y_scale.low <= budget <= y_scale.high:
         py = frame.py(budget)
@@ -331,12 +348,12 @@ def error_plots(series, record=None, x_label="input"):
     budget = budget if isinstance(budget, (int, float)) else None
     ulps = [point.ulp for point in points if not point.kind]
     y_scale = choose_scale(ulps, [0.0] + ([budget] if budget is not None and math.isfinite(budget) else []),
-                           symlog_above=100.0)
+                           symlog_above=100.0, unit=1.0)
     kinds = {}
     for point in points:
         if point.kind:
             kinds[point.kind] = kinds.get(point.kind, 0) + 1
-    legend = [(f"{kind} ({count})", CLASS_COLORS.get(kind, "#000000")) for kind, count in sorted(kinds.items())]
+    legend = [(f"{kind} ({count})", _class_color(kind)) for kind, count in sorted(kinds.items())]
     low, high = active_range(points)
     active = [point for point in points if low <= point.x <= high]
     active_scale = choose_scale([point.x for point in active] or [low, high], symlog_above=SYMLOG_ABOVE)
