@@ -349,11 +349,19 @@ def summarise(judged, index=0, start=0, stop=0):
                                          errors_measured.size)
     # the worst failures too, ranked above every ordinary point (inf)
     failures = np.flatnonzero((codes > 0) & (codes != _UNDECIDED) & (codes != REFUSED_UNDEFINED))[:WORST_KEPT]
-    summary["worst"] = sorted(
+    summary["worst"] = _kept_worst(
         [[math.inf, int(bits[i]), float(x64[i]), None if codes[i] == REFUSED else float(y64[i]),
           float(rounded[i]), "refused" if codes[i] == REFUSED else CLASS_NAMES[codes[i] - 1]]
-         for i in failures.tolist()] + summary["worst"], key=lambda w: (-w[0], w[1]))[:WORST_KEPT]
+         for i in failures.tolist()] + summary["worst"])
     return summary
+
+
+def _kept_worst(entries):
+    """The WORST_KEPT largest ordinary errors and the first WORST_KEPT failures (ranked
+    inf), each kind cut apart: a range with many failures keeps its worst ULP error too."""
+    ranked = sorted(entries, key=lambda w: (-w[0], w[1]))
+    failures = [w for w in ranked if w[0] == math.inf]
+    return failures[:WORST_KEPT] + [w for w in ranked if w[0] != math.inf][:WORST_KEPT]
 
 
 def _worst_points(bits, x64, y64, rounded, ulp, measured):
@@ -395,7 +403,7 @@ def merge_summaries(a, b):
         "histogram": [x + y for x, y in zip(a["histogram"], b["histogram"])],
         "classes": {name: a["classes"][name] + b["classes"][name] for name in CLASS_NAMES},
         "class_examples": examples,
-        "worst": sorted(a["worst"] + b["worst"], key=lambda w: (-w[0], w[1]))[:WORST_KEPT],
+        "worst": _kept_worst(a["worst"] + b["worst"]),
         "oracle_points": a["oracle_points"] + b["oracle_points"],
         "fast_decided": a["fast_decided"] + b["fast_decided"],
         "output_dtypes": sorted(set(a["output_dtypes"]) | set(b["output_dtypes"])),
