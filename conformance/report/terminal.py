@@ -27,7 +27,7 @@ __all__ = [
 
 #: A record's severity as a mark after its cell or at the start of its finding line.
 SEVERITY_MARK = {"critical": "!!", "major": "!", "minor": "~"}
-LEGEND = ("cell: max ULP of the accuracy check; !! critical, ! major, ~ minor; "
+LEGEND = ("cell: max ULP of the accuracy check outside failure classes; !! critical, ! major, ~ minor; "
           "(c) convention; — skipped or not offered; ERR error")
 #: Findings listed without --details.
 FINDINGS_SHOWN = 10
@@ -35,6 +35,8 @@ NOT_MEASURED = "—"
 ELLIPSIS = "…"
 #: Significant digits that tell any two values of a format apart.
 _DIGITS = {"float64": 17, "float32": 9, "float16": 5, "bfloat16": 4}
+#: Elements of a row shown in a finding (the first ones, a count of those left out, the last).
+_ELEMENTS_SHOWN = 3
 _SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 # fails first; an error says nothing of the numbers; a convention is documented
 _STATUS_RANK = {"fail": 0, "error": 1, "convention": 2}
@@ -190,7 +192,11 @@ def _telling_point(record):
 
 def _value(value, fmt):
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_value(v, fmt) for v in value) + "]"
+        items = [_value(v, fmt) for v in value]
+        if len(items) > _ELEMENTS_SHOWN:
+            # a row of 100 logits would hide the output and the truth: the JSON has it whole
+            items = items[:_ELEMENTS_SHOWN - 1] + [f"{ELLIPSIS}{len(items) - _ELEMENTS_SHOWN} more", items[-1]]
+        return "[" + ", ".join(items) + "]"
     if isinstance(value, float):
         return _number(value, _DIGITS.get(fmt, 17))
     return str(value)

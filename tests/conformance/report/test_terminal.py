@@ -129,8 +129,8 @@ def test_summary_at_200_columns(report):
         "float32 accuracy    torch         jax",
         "sigmoid            3.09 !  1.51 ~ (c)",
         "softmax           62.2 !!         ERR",
-        "cell: max ULP of the accuracy check; !! critical, ! major, ~ minor; (c) convention; "
-        "— skipped or not offered; ERR error",
+        "cell: max ULP of the accuracy check outside failure classes; !! critical, ! major, ~ minor; "
+        "(c) convention; — skipped or not offered; ERR error",
         "",
         "findings:",
         "!!  torch  sigmoid  float32  gradient  514 ULP  premature_underflow at 17.33 -> 0, truth 2.98e-08",
@@ -159,9 +159,23 @@ def test_summary_at_60_columns_cuts_findings_at_a_space_and_wraps_sentences(repo
         "  critical, 1 major, 1 minor)",
     ]
     assert lines[lines.index("softmax           62.2 !!         ERR") + 1:start - 1] == [
-        "cell: max ULP of the accuracy check; !! critical, ! major, ~",
-        "  minor; (c) convention; — skipped or not offered; ERR error",
+        "cell: max ULP of the accuracy check outside failure classes;",
+        "  !! critical, ! major, ~ minor; (c) convention; — skipped",
+        "  or not offered; ERR error",
     ]
+
+
+def test_a_long_row_shows_its_first_and_last_values_and_how_many_are_left_out():
+    row = [float(i) for i in range(100)]
+    line = terminal.finding_line(record("torch", "softmax", "fail", 71.4, "critical",
+                                        worst=[point([row], 5.4e-17, 5.3e-17, 71.4)]))
+    assert line == ("!!  torch  softmax  float32  accuracy  71.4 ULP  "
+                    "at [0, 1, …97 more, 99] -> 5.4e-17, truth 5.3e-17")
+    # a loss of several arguments: each argument is shortened, the tuple is in parentheses
+    line = terminal.finding_line(record("torch", "cross_entropy", "fail", 8.29e6, "critical", fmt="float16",
+                                        worst=[point([[20.9, 39.3, 1.0, 2.0], 1], -0.0, 1.0e-8, None,
+                                                     "premature_underflow")]))
+    assert line.endswith("premature_underflow at ([20.9, 39.3, …1 more, 2], 1) -> -0, truth 1e-08")
 
 
 def test_fit_never_cuts_a_word():
