@@ -302,7 +302,7 @@ class Backend:
 
     Constructing a backend imports its framework; if that fails the constructor raises
     :class:`BackendUnavailable` with the reason (e.g. ``torch is not installed: pip
-    install 'refact[torch]'``). ``device`` selects where arrays live (``"cpu"`` by
+    install 'refact-numerics[torch]'``). ``device`` selects where arrays live (``"cpu"`` by
     default, never assumed otherwise).
     """
 
