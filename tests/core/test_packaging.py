@@ -104,3 +104,8 @@ def test_regular_install_into_a_fresh_venv(wheel, tmp_path):
     version = subprocess.run([str(env_dir / "bin" / "refact"), "--version"], capture_output=True,
                              text=True, check=True, cwd=tmp_path).stdout
     assert version.startswith(f"refact-numerics {refact.__version__} (Python ")
+    # the core alone has no numpy or mpmath: the suite says which extra to install, in one line
+    done = subprocess.run([str(env_dir / "bin" / "refact"), "conform", "--backend", "reference"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == 'refact conform needs the conformance extra: pip install "refact-numerics[conformance]"\n'
