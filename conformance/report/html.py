@@ -20,10 +20,11 @@ from refact.conformance.report.model import (
     table_row,
 )
 
-__all__ = ["render_html", "STYLE", "ROW_ELEMENTS"]
+__all__ = ["render_html", "STYLE", "ROW_ELEMENTS", "WORST_ROWS"]
 
-#: Values of a row shown in a worst-point table (the JSON report has the row whole).
-ROW_ELEMENTS = 6
+#: Values of a row shown in a worst-point table, and worst points shown per record (the JSON
+#: report has every row whole and the 5 worst points): a default run has some 500 findings.
+ROW_ELEMENTS, WORST_ROWS = 6, 3
 
 STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
@@ -169,11 +170,9 @@ def _folded(records, placed):
 
     for record in passes:
         ids.append(place(record))
-        worst = (record.get("worst") or [{}])[0]
         rows.append([_h(record.get("function")), _h(record.get("format")), _h(record.get("check")), "pass",
                      _h(format_number(record.get("max_ulp"))), _h(format_fraction(record.get("correctly_rounded"))),
-                     _h(format_number(record.get("budget_ulp"))),
-                     _h(f"worst at {worst['input_hex']}" if isinstance(worst, dict) and worst.get("input_hex") else "")])
+                     _h(format_number(record.get("budget_ulp"))), ""])
     for ((_, function, fmt), message), group in skips.items():
         ids.append(place(group[0]))
         rows.append([_h(function), _h(fmt), _h(", ".join(str(record.get("check")) for record in group)), "skip",
@@ -193,7 +192,7 @@ def _link(url):
 
 
 def _detail_html(record, series):
-    detail = record_detail(record, elements=ROW_ELEMENTS)
+    detail = record_detail(record, elements=ROW_ELEMENTS, limit=WORST_ROWS)
     css = _row_class(detail.status, detail.severity)
     parts = [f'<div class="record {css}"><h4>{_h(detail.title)}</h4><ul>']
     parts += [f"<li>{_h(line)}</li>" for line in detail.lines]

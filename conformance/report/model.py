@@ -223,9 +223,10 @@ def _cell(records):
     shown = [record for record in records if record.get("status") != "skip"]
     # a check the backend lacks (no autograd, say) does not grey out the checks it passed
     status = max((record.get("status") for record in shown or records), key=lambda s: STATUS_SEVERITY.get(s, 5))
+    # the tooltip names the checks that did not pass (the cell's text is the accuracy's)
     title = "; ".join(f"{record.get('check')}: {record.get('status')}"
                       + (f" {format_number(record['max_ulp'])} ULP" if _real(record.get("max_ulp")) is not None else "")
-                      for record in records)
+                      for record in records if record.get("status") in ("fail", "error", "convention")) or "passed"
     target = record_anchor(records[0])
     if not shown:
         return MatrixCell("—", "skip", "", False, target, title)
@@ -384,12 +385,13 @@ def _options_lines(options):
     return lines
 
 
-def record_detail(record, elements=None):
+def record_detail(record, elements=None, limit=WORST_SHOWN):
     message = str(record.get("message") or "")
     classes = class_text(record)
     lines = [message, _statistics_line(record)]
-    # the runner's message may already name the classes: say them once
-    if classes and classes not in message:
+    # the runner's message may already name the classes (as "flush_to_zero 1,079"): say them once
+    named = [name for name, count in (record.get("classes") or {}).items() if count]
+    if named and not all(name in message for name in named):
         lines.append(f"failure classes: {classes}")
     if record.get("variant"):
         lines.append(f"variant {record['variant']}")
@@ -398,7 +400,7 @@ def record_detail(record, elements=None):
     if record.get("severity"):
         title += f" ({record['severity']})"
     return Detail(title, str(record.get("status", "?")), record.get("severity") or "",
-                  [line for line in lines if line], _conventions(record), worst_rows(record, elements=elements))
+                  [line for line in lines if line], _conventions(record), worst_rows(record, limit, elements))
 
 
 def summary_text(report):

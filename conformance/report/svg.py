@@ -168,18 +168,27 @@ class Frame(NamedTuple):
 
 def _svg_open(width, height, title):
     return (f'<svg class="plot" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-            f'role="img" aria-label="{_h(title)}"><title>{_h(title)}</title>')
+            f'role="img"><title>{_h(title)}</title>')
+
+
+def _spaced(ticks, position, gap):
+    """The ticks whose labels do not overlap (``gap`` pixels apart), 0 kept first."""
+    kept = []
+    for tick in sorted(ticks, key=lambda tick: tick != 0):
+        if all(abs(position(tick) - position(other)) >= gap for other in kept):
+            kept.append(tick)
+    return sorted(kept)
 
 
 def _axes(frame, x_label, y_label, box_top):
     parts = [f'<rect x="{LEFT}" y="{box_top}" width="{frame.right - LEFT}" height="{frame.bottom - box_top}" '
              'fill="none" stroke="#999"/>']
     most = 7 if frame.width >= PLOT_WIDTH else 4
-    for tick in scale_ticks(frame.x, most):
+    for tick in _spaced(scale_ticks(frame.x, most), frame.px, 30):
         px = frame.px(tick)
         parts.append(f'<path d="M{px:.0f} {box_top}V{frame.bottom}" stroke="#eee"/>'
                      f'<text x="{px:.0f}" y="{frame.bottom + 13}" text-anchor="middle">{_tick_text(tick)}</text>')
-    for tick in scale_ticks(frame.y, 5):
+    for tick in _spaced(scale_ticks(frame.y, 5), frame.py, 11):
         py = frame.py(tick)
         parts.append(f'<path d="M{LEFT} {py:.0f}H{frame.right}" stroke="#eee"/>'
                      f'<text x="{LEFT - 3}" y="{py + 4:.0f}" text-anchor="end">{_tick_text(tick)}</text>')
@@ -201,12 +210,13 @@ def _line_path(frame, points):
     return "".join(commands)
 
 
-def _dot_path(pixels):
-    # Zero-length segments with round caps draw dots; relative moves keep each a few bytes.
+def _dot_path(cells):
+    # Zero-length segments with round caps draw dots; relative moves between grid cells
+    # (the path is scaled by the grid) keep each a few bytes.
     parts, last = [], (0, 0)
-    for px, py in sorted(pixels):
-        parts.append(f"m{px - last[0]} {py - last[1]}h0")
-        last = (px, py)
+    for cx, cy in sorted(cells):
+        parts.append(f"m{cx - last[0]} {cy - last[1]}h0")
+        last = (cx, cy)
     return "M0 0" + "".join(parts)
 
 
@@ -304,37 +314,51 @@ def active_range(points):
     return low - pad, high + pad
 
 
+def _legend_rows(legend, width):
+    """The legend's entries as rows of (x, label, colour) that fit the plot's width."""
+    rows, x = [[]], LEFT
+    for label, color in legend:
+        size = 22 + 6 * len(label)
+        if rows[-1] and x + size > width - RIGHT:
+            rows.append([])
+            x = LEFT
+        rows[-1].append((x, label, color))
+        x += size
+    return rows if legend else []
+
+
 def _error_view(points, x_scale, y_scale, width, budget, title, x_label, legend, grid=DOT_GRID):
-    frame = Frame(x_scale, y_scale, width, PLOT_HEIGHT, TOP + BAND)
+    rows = _legend_rows(legend, width)
+    box_top = TOP + 12 * max(0, len(rows) - 1)
+    frame = Frame(x_scale, y_scale, width, PLOT_HEIGHT, box_top + BAND)
     parts = [_svg_open(width, PLOT_HEIGHT, title), f'<text x="{LEFT}" y="13" font-weight="bold">{_h(title)}</text>']
-    parts += _axes(frame, x_label, "error (ULP)", TOP)
-    parts.append(f'<path d="M{LEFT} {TOP + BAND}H{frame.right}" stroke="#bbb" stroke-dasharray="2 2"/>')
+    parts += _axes(frame, x_label, "error (ULP)", box_top)
+    parts.append(f'<path d="M{LEFT} {frame.top}H{frame.right}" stroke="#bbb" stroke-dasharray="2 2"/>')
     ordinary, by_kind = set(), {}
+    band = round((box_top + BAND / 2) / grid)
     for point in points:
         if not x_scale.low <= point.x <= x_scale.high:
             continue
-        px = round(frame.px(point.x) / grid) * grid
+        cx = round(frame.px(point.x) / grid)
         if point.kind:
-            by_kind.setdefault(point.kind, set()).add((px, TOP + BAND // 2))
+            by_kind.setdefault(point.kind, set()).add((cx, band))
         else:
-            py = round(frame.py(min(point.ulp, y_scale.high)) / grid) * grid
-            ordinary.add((px, py))
+            ordinary.add((cx, round(frame.py(min(point.ulp, y_scale.high)) / grid)))
     if ordinary:
-        parts.append(f'<path d="{_dot_path(ordinary)}" stroke="{ERROR_COLOR}" stroke-width="3" '
-                     'stroke-linecap="round" stroke-opacity="0.6" fill="none"/>')
-    for kind, pixels in sorted(by_kind.items()):
-        color = _class_color(kind)
-        parts.append(f'<path d="{_dot_path(pixels)}" stroke="{color}" stroke-width="5" stroke-linecap="square" fill="none"/>')
+        parts.append(f'<path transform="scale({grid})" d="{_dot_path(ordinary)}" stroke="{ERROR_COLOR}" '
+                     f'stroke-width="{3 / grid:g}" stroke-linecap="round" stroke-opacity="0.6" fill="none"/>')
+    for kind, cells in sorted(by_kind.items()):
+        parts.append(f'<path transform="scale({grid})" d="{_dot_path(cells)}" stroke="{_class_color(kind)}" '
+                     f'stroke-width="{5 / grid:g}" stroke-linecap="square" fill="none"/>')
     if budget is not None and math.isfinite(budget) and y_scale.low <= budget <= y_scale.high:
         py = frame.py(budget)
         parts.append(f'<path d="M{LEFT} {py:.0f}H{frame.right}" stroke="#000" stroke-dasharray="6 4"/>'
                      f'<text x="{frame.right - 3}" y="{py - 3:.0f}" text-anchor="end">budget {format_number(budget)}</text>')
-    if legend:
-        x = LEFT
-        for label, color in legend:
-            parts.append(f'<rect x="{x}" y="{TOP - 13}" width="9" height="9" fill="{color}"/>'
-                         f'<text x="{x + 12}" y="{TOP - 5}">{_h(label)}</text>')
-            x += 22 + 6 * len(label)
+    for index, row in enumerate(rows):
+        y = TOP - 5 + 12 * index
+        for x, label, color in row:
+            parts.append(f'<rect x="{x}" y="{y - 8}" width="9" height="9" fill="{color}"/>'
+                         f'<text x="{x + 12}" y="{y}">{_h(label)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -364,7 +388,7 @@ def error_plots(series, record=None, x_label="input"):
     if len(active) < len(points):
         # the full range is coarser: it shows where the points are, the active region how large
         views.append(_error_view(points, full_scale, y_scale, FULL_WIDTH, budget, "full range", x_label, [],
-                                 grid=DOT_GRID + 1))
+                                 grid=2 * DOT_GRID))
         caption += f" ({len(active)} in the active region {_tick_text(low)} to {_tick_text(high)})"
     if kinds:
         caption += "; " + ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items())) + " at the top edge"

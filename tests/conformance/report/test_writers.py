@@ -416,6 +416,17 @@ def test_html_lists_findings_first_with_classes_and_folds_passes_and_skips(repor
     assert "<summary>1 pass, 1 skip (in 1 rows)</summary>" in numpy
 
 
+def test_a_message_naming_the_classes_in_its_own_digits_is_not_repeated(report):
+    report["results"][2]["classes"]["spurious_nan"] = 2000
+    report["results"][2]["message"] = "failure classes: spurious_nan 2,000, wrong_sign_zero 1"
+    text = reports.render_html(report)
+    softmax = text.split('<section id="r-torch-softmax-float32">', 1)[1].split("</section>", 1)[0]
+    assert softmax.count("spurious_nan 2") == 1 and "failure classes: spurious_nan 2,000" in softmax
+    root = ET.fromstring(reports.render_junit(report).encode("utf-8"))
+    case = next(case for case in root.iter("testcase") if case.get("classname") == "refact.torch.softmax")
+    assert case.find("failure").text.count("spurious_nan 2") == 1
+
+
 def test_html_details_show_worst_points_conventions_and_classes_once(report):
     text = reports.render_html(report)
     softmax = text.split('<section id="r-torch-softmax-float32">', 1)[1].split("</section>", 1)[0]
@@ -454,10 +465,10 @@ def test_error_plots_draw_every_point_mark_classes_and_show_the_active_region_an
     active = plot_of(text, "torch / sigmoid / float32: active region")
     full = plot_of(text, "full range")
     # every ordinary point of the active region is a dot of its own (81 inputs 0.5 apart)
-    ordinary = re.search(r'<path d="(M0 0[^"]*)" stroke="#1f5fbf"', active).group(1)
+    ordinary = re.search(r'<path transform="scale\(2\)" d="(M0 0[^"]*)" stroke="#1f5fbf"', active).group(1)
     assert ordinary.count("h0") == 81
     # the two class points are at the top edge, in their class colour, named in the legend
-    marks = re.search(r'<path d="(M0 0[^"]*)" stroke="#d62728"', active).group(1)
+    marks = re.search(r'<path transform="scale\(2\)" d="(M0 0[^"]*)" stroke="#d62728"', active).group(1)
     assert marks.count("h0") == 1 and ">spurious_nan (1)<" in active
     assert ">spurious_nan or flush_to_zero (1)<" in active  # one of the record's classes
     # the active region is linear around the failures and the errors: -800 .. 20, not +-3e38
