@@ -30,6 +30,7 @@ import pytest
 ROOT = "refact"  # the first part of every node id: what a user types to select them
 SEPARATOR = "::"
 OPTIONS = ("backend", "function", "format", "check")
+ROW_ELEMENTS = 8  # a worst point's row longer than this shows its ends and its length
 PLAN = pytest.StashKey()
 RECORDS = pytest.StashKey()
 
@@ -54,13 +55,32 @@ def _is_selection(argument):
 
 
 def _item_id(backend, function, fmt, check):
-    return SEPARATOR.join((ROOT, backend, function, f"{fmt}-{check}"))
+    """``refact::torch::sigmoid::float32-accuracy``; a variant named as one is the item's
+    parameter, as pytest names a parametrized test (``...::float32-accuracy[compile]``),
+    so JUnit's classname stays ``refact.torch.sigmoid``."""
+    from refact.backends import split_variant
+
+    base, variant = split_variant(backend)
+    return SEPARATOR.join((ROOT, base, function, f"{fmt}-{check}" + (f"[{variant}]" if variant else "")))
+
+
+def _backend_of(selection):
+    """The backend a ``refact::`` node id names: ``torch``, or ``torch[compile]`` for an
+    item id with the parameter ``[compile]``."""
+    from refact.backends import variant_name
+
+    parts = selection.split(SEPARATOR)
+    variant = None
+    if len(parts) > 3 and parts[3].endswith("]"):
+        variant = parts[3].partition("[")[2][:-1]
+    return variant_name(parts[1], variant)
 
 
 def _selects(selection, nodeid):
     """Whether node id ``selection`` (given on the command line) is ``nodeid``, one of its
-    parents or one of its children."""
-    return (selection == nodeid or nodeid.startswith(selection + SEPARATOR)
+    parents or one of its children (an item's id without its parameter selects it in
+    every variant asked for, as pytest's id of a parametrized test does)."""
+    return (selection == nodeid or nodeid.startswith((selection + SEPARATOR, selection + "["))
             or selection.startswith(nodeid + SEPARATOR))
 
 
@@ -105,7 +125,7 @@ def _plan(config):
     from refact.conformance.truth.catalog import NAMES
 
     if not backends:  # a node id alone names its backend
-        backends = list(dict.fromkeys(s.split(SEPARATOR)[1] for s in selections))
+        backends = list(dict.fromkeys(_backend_of(s) for s in selections))
         option = "backend (in a node id)"
     else:
         option = "backend"
@@ -151,14 +171,8 @@ def pytest_make_collect_report(collector):
 
 
 class RefactCollector(pytest.Collector):
-    """A level of the refact tree; its children are the names of the next level that
-    the command line's node ids (if any) select."""
-
-    def children(self, names, make):
-        plan = self.config.stash[PLAN]
-        for name in names:
-            if plan.wanted(f"{self.nodeid}{SEPARATOR}{name}"):
-                yield make(name)
+    """A level of the refact tree: refact, a backend (its variants' items share it), a
+    function; its children are those the command line's node ids (if any) select."""
 
     def reportinfo(self):
         return self.config.rootpath / ROOT, None, self.nodeid
@@ -166,31 +180,34 @@ class RefactCollector(pytest.Collector):
 
 class RefactSuite(RefactCollector):
     def collect(self):
-        return list(self.children(self.config.stash[PLAN].backends, lambda name: RefactBackend.from_parent(
-            self, name=name, backend_name=name)))
+        from refact.backends import split_variant
+
+        plan = self.config.stash[PLAN]
+        bases = dict.fromkeys(split_variant(name)[0] for name in plan.backends)
+        return [RefactBackend.from_parent(self, name=base) for base in bases
+                if plan.wanted(f"{self.nodeid}{SEPARATOR}{base}")]
 
 
 class RefactBackend(RefactCollector):
-    def __init__(self, *, backend_name, **kwargs):
-        super().__init__(**kwargs)
-        self.backend_name = backend_name
-
     def collect(self):
-        return list(self.children(self.config.stash[PLAN].functions, lambda name: RefactFunction.from_parent(
-            self, name=name, backend_name=self.backend_name, function_name=name)))
+        plan = self.config.stash[PLAN]
+        return [RefactFunction.from_parent(self, name=function) for function in plan.functions
+                if plan.wanted(f"{self.nodeid}{SEPARATOR}{function}")]
 
 
 class RefactFunction(RefactCollector):
-    def __init__(self, *, backend_name, function_name, **kwargs):
-        super().__init__(**kwargs)
-        self.backend_name, self.function_name = backend_name, function_name
-
     def collect(self):
         plan = self.config.stash[PLAN]
-        pairs = {f"{fmt}-{check}": (fmt, check) for fmt in plan.formats for check in plan.checks}
-        return list(self.children(pairs, lambda name: RefactItem.from_parent(
-            self, name=name, backend_name=self.backend_name, function_name=self.function_name,
-            format_name=pairs[name][0], check_name=pairs[name][1])))
+        items = []
+        for backend in plan.backends:
+            for fmt in plan.formats:
+                for check in plan.checks:
+                    nodeid = _item_id(backend, self.name, fmt, check)
+                    if nodeid.startswith(self.nodeid + SEPARATOR) and plan.wanted(nodeid):
+                        items.append(RefactItem.from_parent(
+                            self, name=nodeid.rpartition(SEPARATOR)[2], backend_name=backend,
+                            function_name=self.name, format_name=fmt, check_name=check))
+        return items
 
 
 class RefactCheckFailed(Exception):
@@ -216,9 +233,7 @@ class RefactItem(pytest.Item):
         if record["status"] in ("fail", "error"):
             raise RefactCheckFailed(failure_text(record))
         if record["status"] == "convention":
-            convention = record["convention"]
-            self.add_report_section("call", "refact", f"convention {convention['name']}: "
-                                    f"{convention['summary']} ({convention['reference']})")
+            self.add_report_section("call", "refact", failure_text(record))
 
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, RefactCheckFailed):
@@ -263,41 +278,21 @@ class Records:
 
 
 def failure_text(record):
-    """What a failing item shows: the record's key and message, its statistics (the budget
-    only where it has one), failure classes and worst points: input in decimal and in
-    hex, output, the correctly rounded truth, ULP error and the point's failure class."""
-    lines = [" / ".join(record[key] for key in ("backend", "function", "format", "check"))
-             + f": {record['status']}", record.get("message") or ""]
-    if record.get("max_ulp") is not None:
-        budget = record.get("budget_ulp")
-        lines.append(f"max {_number(record['max_ulp'])} ULP"
-                     + (f" (budget {_number(budget)} ULP)" if budget is not None else "")
-                     + f", p99 {_number(record.get('p99_ulp'))}, mean {_number(record.get('mean_ulp'))},"
-                     f" over {record.get('points')} points")
-    classes = [f"{name} {count}" for name, count in (record.get("classes") or {}).items() if count]
-    if classes:
-        lines.append("failure classes: " + ", ".join(classes))
-    worst = record.get("worst") or []
-    if worst:
+    """What a failing item shows, in the words of the reports (report/model.py): the
+    record's title, message, statistics (the budget only where it has one), failure
+    classes and conventions, then its worst points: input in decimal and in hex, output,
+    the correctly rounded truth, ULP error and the point's failure class."""
+    from refact.conformance.report.model import record_detail
+
+    detail = record_detail(record, elements=ROW_ELEMENTS)
+    lines = [detail.title, *detail.lines]
+    for name, summary, reference, points, max_ulp in detail.conventions:
+        lines.append(f"convention {name}" + (f": {summary}" if summary else "")
+                     + (f" (see {reference})" if reference else "")
+                     + f"; {points} points, measured {max_ulp} ULP from the truth")
+    if detail.worst:
         lines.append("worst points:")
-    for point in worst:
-        notes = [f"class {point['class']}"] if point.get("class") else []
-        notes += [f"convention {point['convention']}"] if point.get("convention") else []
-        notes += [f"raised {point['error']}"] if point.get("error") else []
-        lines.append(f"  input {_value(point.get('input'))} (hex {_value(point.get('input_hex'))})"
-                     f" -> output {_value(point.get('output'))}, expected {_value(point.get('expected'))},"
-                     f" {_number(point.get('ulp'))} ULP" + (f" [{'; '.join(notes)}]" if notes else ""))
-    return "\n".join(line for line in lines if line)
-
-
-def _number(value):
-    """A statistic: 3 significant digits, "-" where there is none (an ULP distance is
-    undefined where a NaN or an infinity came back)."""
-    return "-" if value is None else f"{value:.3g}"
-
-
-def _value(value):
-    """An input or output exactly: floats by their shortest round-tripping repr."""
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    return "-" if value is None else (repr(value) if isinstance(value, float) else str(value))
+    for row in detail.worst:
+        lines.append(f"  input {row.input} (hex {row.input_hex}) -> output {row.output}, "
+                     f"expected {row.expected}, {row.ulp} ULP" + (f" [{row.kind}]" if row.kind else ""))
+    return "\n".join(lines)

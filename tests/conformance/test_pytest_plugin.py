@@ -24,6 +24,7 @@ ENTRY_POINTS = """\
 [refact.backends]
 oracle = refact_test_backends:OracleBackend
 off_by_three = refact_test_backends:OffByThreeBackend
+two_variants = refact_test_backends:TwoVariantBackend
 absent = refact_no_such_module:Backend
 """
 SIGMOID_AND_LOGIT = ["--refact-function", "sigmoid,logit", "--refact-format", "float64",
@@ -98,9 +99,9 @@ def test_a_failure_shows_the_worst_points_and_junit_names_backend_and_function(p
     text = result.stdout.str()
     result.stdout.fnmatch_lines([
         "*_ refact::off_by_three::sigmoid::float64-accuracy _*",
-        "off_by_three / sigmoid / float64 / accuracy: fail",
+        "off_by_three / sigmoid / float64 / accuracy: FAIL (major)",
         "*points outside the budget of * ULP",
-        "max * ULP (budget 2 ULP), p99 *, mean *, over * points",
+        "max * ULP, p99 *, mean *, correctly rounded *%, budget 2 ULP, over * points",
         "worst points:",
         "FAILED refact::off_by_three::sigmoid::float64-accuracy*"])
     assert "None" not in text
@@ -154,6 +155,26 @@ def test_deselect_and_a_node_id_beside_a_file(project):
         "test_own.py::test_own", "refact::oracle::logit::float64-accuracy"]
 
 
+def test_a_variant_is_the_items_parameter(project):
+    one_check = ["--refact-function", "sigmoid", "--refact-format", "float64", "--refact-check", "accuracy"]
+    result = project.runpytest("--refact-backend", "two_variants,two_variants[jit]", *one_check,
+                               "--junitxml=out.xml", "-v")
+    result.assert_outcomes(passed=2, failed=1)  # the jit variant's sigmoid is 10 steps off
+    result.stdout.fnmatch_lines(["refact::two_variants::sigmoid::float64-accuracy PASSED*",
+                                 "refact::two_variants::sigmoid::float64-accuracy[[]jit] FAILED*",
+                                 "two_variants[[]jit] / sigmoid / float64 / accuracy: FAIL (major)",
+                                 "variant jit"])
+    cases = ElementTree.parse(project.path / "out.xml").getroot().iter("testcase")
+    assert {(case.get("classname"), case.get("name")): [child.tag for child in case]
+            for case in cases} == {("test_own", "test_own"): [],
+                                   ("refact.two_variants.sigmoid", "float64-accuracy"): [],
+                                   ("refact.two_variants.sigmoid", "float64-accuracy[jit]"): ["failure"]}
+    rerun = project.runpytest("refact::two_variants::sigmoid::float64-accuracy[jit]", "-v")
+    rerun.assert_outcomes(failed=1)
+    assert [line.split()[0] for line in rerun.outlines if " FAILED" in line and "::" in line] == [
+        "refact::two_variants::sigmoid::float64-accuracy[jit]"]
+
+
 def test_a_backend_that_does_not_start_fails_its_items(project):
     result = project.runpytest("--refact-backend", "absent", "--refact-function", "sigmoid",
                                "--refact-format", "float64", "--refact-check", "accuracy,dtype")
@@ -172,6 +193,8 @@ def test_a_backend_that_does_not_start_fails_its_items(project):
     (["--refact-backend", "oracle", "--refact-check", "accuracy,speed"],
      "ERROR: --refact-check: unknown check 'speed'; "
      "expected one of accuracy, special_values, properties, dtype, gradient"),
+    (["--refact-backend", "reference[nope]"],
+     "ERROR: --refact-backend: backend 'reference' has no variant 'nope' (variants: none: *)"),
     (["refact::nonsense::sigmoid"],
      "ERROR: --refact-backend (in a node id): unknown backend 'nonsense'; known: *"),
     (["--refact-backend", "oracle", "refact::oracle::sigmoid::float64"],
@@ -209,10 +232,29 @@ def test_failure_text_without_a_budget_names_the_classes_of_the_worst_points():
                         {"input": [1.5], "input_hex": ["0x3fc00000"], "output": 0.8175744,
                          "expected": 0.8175745, "ulp": 0.5}]}
     assert pytest_plugin.failure_text(record).splitlines() == [
-        "toy / sigmoid / float32 / accuracy: fail",
+        "toy / sigmoid / float32 / accuracy: FAIL",
         "1 of 3 values outside the budget",
         "max 0.5 ULP, p99 0.5, mean 0.25, over 3 points",
         "failure classes: flush_to_zero 1",
         "worst points:",
-        "  input [-100.0] (hex [0xc2c80000]) -> output 0.0, expected 3.7e-44, - ULP [class flush_to_zero]",
+        "  input [-100.0] (hex [0xc2c80000]) -> output 0.0, expected 3.7e-44, - ULP [flush_to_zero]",
         "  input [1.5] (hex [0x3fc00000]) -> output 0.8175744, expected 0.8175745, 0.5 ULP"]
+
+
+def test_failure_text_shortens_a_long_row_and_names_the_variant():
+    row = [float(i) for i in range(100)]
+    record = {"backend": "toy", "variant": "jit", "function": "softmax", "format": "float64",
+              "check": "accuracy", "status": "fail", "severity": "critical", "message": "",
+              "max_ulp": None, "classes": {"spurious_nan": 1},
+              "worst": [{"input": [row], "input_hex": [[v.hex() for v in row]],
+                         "output": [float("nan")] * 100, "expected": row, "ulp": None,
+                         "class": "spurious_nan"}]}
+    lines = pytest_plugin.failure_text(record).splitlines()
+    assert lines[:3] == ["toy[jit] / softmax / float64 / accuracy: FAIL (critical)",
+                         "failure classes: spurious_nan 1", "variant jit"]
+    assert lines[4] == ("  input [[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, ... 92 more ..., 98.0, 99.0]] "
+                        "(hex [[0x0.0p+0, 0x1.0000000000000p+0, 0x1.0000000000000p+1, "
+                        "0x1.8000000000000p+1, 0x1.0000000000000p+2, 0x1.4000000000000p+2, "
+                        "... 92 more ..., 0x1.8800000000000p+6, 0x1.8c00000000000p+6]]) -> output "
+                        "[nan, nan, nan, nan, nan, nan, ... 92 more ..., nan, nan], expected "
+                        "[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, ... 92 more ..., 98.0, 99.0], - ULP [spurious_nan]")
