@@ -241,12 +241,12 @@ def render_findings(report, width=None, limit=FINDINGS_SHOWN):
     ``width``; a last line says how many more there are."""
     width = terminal_width() if width is None else width
     every = findings(report)
-    shown = every if limit is None else every[:limit]
-    if not shown:
+    if not every:
         return []
+    shown = every if limit is None else every[:limit]
     columns = [[SEVERITY_MARK.get(r.get("severity"), ""), backend_column(r.get("backend"), r.get("variant")),
                 str(r.get("function")), str(r.get("format")), str(r.get("check"))] for r in shown]
-    sizes = {i: max(len(fields[i]) for fields in columns) for i in range(5)}
+    sizes = {i: max((len(fields[i]) for fields in columns), default=0) for i in range(5)}
     title = f"worst findings ({len(shown)} of {len(every)}):" if len(shown) < len(every) else "findings:"
     lines = [title] + [fit(finding_line(r, sizes), width) for r in shown]
     if len(shown) < len(every):
