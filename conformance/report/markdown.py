@@ -134,8 +134,10 @@ def render_markdown(report, full=True):
     found = findings(report)
     if not full:
         shown = found[:TOP_FINDINGS]
-        lines += [f"## Top findings ({len(shown)} of {len(found)})", ""]
-        if shown:
+        if not shown:
+            lines += ["## Top findings", "", "No fail, error or convention.", ""]
+        else:
+            lines += [f"## Top findings ({len(shown)} of {len(found)})", ""]
             lines += markdown_table(FINDING_HEADER, [_finding_row(record) for record in shown]) + [""]
         rest = len(report.get("results", [])) - len(shown)
         lines += [escape_markdown(f"{rest} more records, {len(found) - len(shown)} of them findings: "

@@ -282,6 +282,13 @@ def test_compact_markdown_is_the_matrix_and_the_top_findings_by_severity_then_ul
     assert "float32 | accuracy | pass" not in text  # no pass record is listed
 
 
+def test_compact_markdown_of_a_clean_run_says_there_is_no_finding(report):
+    report["results"] = [r for r in report["results"] if r["status"] in ("pass", "skip")]
+    text = reports.render_markdown(report, full=False)
+    assert "## Top findings\n\nNo fail, error or convention.\n" in text
+    assert "4 more records, 0 of them findings" in text
+
+
 def test_compact_markdown_of_the_fixture_lists_every_finding(report):
     text = reports.render_markdown(report, full=False)
     assert "## Top findings (5 of 5)" in text
@@ -476,6 +483,18 @@ def test_error_plots_draw_every_point_mark_classes_and_show_the_active_region_an
     assert "e38" in full and ">0<" in full
     assert "87 judged points drawn (83 in the active region" in text
     assert "budget 2" in active
+
+
+def test_a_row_function_with_a_series_is_plotted_against_the_series_x_label(report):
+    # records of rows carry no plot series today; a series naming its x (row spread) is drawn
+    report["results"][2].update(check="accuracy", max_ulp=3.0)
+    report["series"].append({"backend": "torch", "function": "softmax", "format": "float32",
+                             "x": [0.0, 1.0, 10.0, 100.0, 1000.0], "ulp": [0.5, 0.5, 1.0, 3.0, None],
+                             "x_label": "row spread (max - min)"})
+    text = reports.render_html(report)
+    softmax = text.split('<section id="r-torch-softmax-float32">', 1)[1].split("</section>", 1)[0]
+    assert softmax.count("<svg") == 1 and ">row spread (max - min)<" in softmax
+    assert ">spurious_nan or wrong_sign_zero (1)<" in softmax
 
 
 def test_active_range_falls_back_to_the_central_inputs_when_every_point_is_correctly_rounded():
