@@ -25,7 +25,22 @@ ENTRY_POINTS = """\
 oracle = refact_test_backends:OracleBackend
 off_by_three = refact_test_backends:OffByThreeBackend
 two_variants = refact_test_backends:TwoVariantBackend
+documented = refact_plugin_documented:DocumentedBackend
 absent = refact_no_such_module:Backend
+"""
+# off_by_three's flaw, declared as a convention of the framework: records say convention
+DOCUMENTED = """\
+import numpy
+from refact.backends import Convention
+from refact_test_backends import OffByThreeBackend
+
+
+class DocumentedBackend(OffByThreeBackend):
+    name = "documented"
+    conventions = (Convention(
+        "sigmoid", "three_steps_up", "sigmoid is rounded three steps up, as documented.",
+        "https://example.org/three-steps", lambda point: True,
+        array_predicate=lambda x, truth, fmt, options: numpy.ones(numpy.shape(x), dtype=bool)),)
 """
 SIGMOID_AND_LOGIT = ["--refact-function", "sigmoid,logit", "--refact-format", "float64",
                      "--refact-check", "accuracy"]
@@ -41,6 +56,7 @@ def project(pytester, monkeypatch):
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: refact-plugin-fakes\nVersion: 0.0\n")
     (info / "entry_points.txt").write_text(ENTRY_POINTS)
+    (site / "refact_plugin_documented.py").write_text(DOCUMENTED)
     # spawned workers receive this sys.path: they find the fakes and their entry points too
     monkeypatch.syspath_prepend(str(FAKES))
     monkeypatch.syspath_prepend(str(site))
@@ -173,6 +189,17 @@ def test_a_variant_is_the_items_parameter(project):
     rerun.assert_outcomes(failed=1)
     assert [line.split()[0] for line in rerun.outlines if " FAILED" in line and "::" in line] == [
         "refact::two_variants::sigmoid::float64-accuracy[jit]"]
+
+
+def test_a_convention_passes_and_says_what_it_covers(project):
+    result = project.runpytest("--refact-backend", "documented", "--refact-function", "sigmoid",
+                               "--refact-format", "float64", "--refact-check", "accuracy", "-rP")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([
+        "*- Captured refact call -*",
+        "documented / sigmoid / float64 / accuracy: convention*",
+        "convention three_steps_up: sigmoid is rounded three steps up, as documented. "
+        "(see https://example.org/three-steps); * points, measured * ULP from the truth"])
 
 
 def test_a_backend_that_does_not_start_fails_its_items(project):
