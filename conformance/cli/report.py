@@ -17,8 +17,9 @@ exit status:
        without --matrix
   130  interrupted (Ctrl-C)
 
-The width is the terminal's (the COLUMNS variable, 80 when not a terminal); a matrix wider
-than that is printed in blocks of whole columns, a finding is cut at a space with an ellipsis.
+The width is the COLUMNS variable's, else the terminal's, else 160 (a CI log); a matrix
+wider than that is printed in blocks of whole columns, a finding is cut at a space with an
+ellipsis (--details and the JSON report have every finding and every point).
 """
 
 

@@ -20,7 +20,8 @@ from refact.conformance.report.diff import backend_column
 from refact.conformance.run.records import SEVERITIES, STATUSES
 
 __all__ = [
-    "SEVERITY_MARK", "LEGEND", "FINDINGS_SHOWN", "NOT_MEASURED", "ELLIPSIS", "terminal_width",
+    "SEVERITY_MARK", "LEGEND", "FINDINGS_SHOWN", "NOT_MEASURED", "ELLIPSIS", "NOT_A_TERMINAL_WIDTH",
+    "terminal_width",
     "fit", "matrix_cell", "matrix_cells", "render_matrix", "markdown_matrix", "findings",
     "finding_line", "render_findings", "summary_line", "render_summary",
 ]
@@ -44,9 +45,15 @@ _CRITICAL_FIRST = ("spurious_nan", "spurious_inf", "missing_inf", "missing_nan",
                    "premature_underflow", "premature_overflow")
 
 
+#: Columns when the output is not a terminal and COLUMNS is not set: a CI log, which has
+#: no width of its own, so lines are cut only where they would be hard to read anyway.
+NOT_A_TERMINAL_WIDTH = 160
+
+
 def terminal_width():
-    """Columns of the terminal (80 when the output is not one)."""
-    return shutil.get_terminal_size((80, 24)).columns
+    """Columns of the terminal: COLUMNS if set, else the terminal's, else
+    :data:`NOT_A_TERMINAL_WIDTH`."""
+    return shutil.get_terminal_size((NOT_A_TERMINAL_WIDTH, 24)).columns
 
 
 def fit(line, width):

@@ -4,6 +4,7 @@ lines fitted to 60 and 200 columns without cutting a word, the Markdown matrix a
 ``refact report``."""
 
 import math
+import os
 
 import pytest
 
@@ -205,6 +206,22 @@ def test_refact_report_prints_the_matrix_and_its_markdown(report, tmp_path, caps
     assert capsys.readouterr().out.splitlines() == terminal.render_matrix(report, "float32", 200) + [terminal.LEGEND]
     assert cli.main(["report", str(path)]) == 0
     assert capsys.readouterr().out.splitlines() == terminal.render_summary(report, 200)
+    assert cli.main(["report", str(path), "--details"]) == 0
+    assert capsys.readouterr().out.splitlines() == terminal.render_summary(report, 200, details=True)
+
+
+def test_the_width_is_columns_else_the_terminals_else_that_of_a_log(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "61")
+    assert terminal.terminal_width() == 61
+    monkeypatch.delenv("COLUMNS")
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd=1: os.terminal_size((93, 40)))
+    assert terminal.terminal_width() == 93
+
+    def not_a_terminal(fd=1):
+        raise OSError(25, "Inappropriate ioctl for device")
+
+    monkeypatch.setattr(os, "get_terminal_size", not_a_terminal)
+    assert terminal.terminal_width() == terminal.NOT_A_TERMINAL_WIDTH == 160
 
 
 def test_refact_report_usage_errors(report, tmp_path, capsys):
