@@ -4,8 +4,9 @@
 
 * 16-bit formats: every pattern (65,536: the whole format, NaNs included) whenever
   ``size`` reaches it (the default; the quick level samples them like the others);
-* float32 and float64: ``size`` (:data:`DENSE_POINTS`) patterns drawn where networks and thresholds
-  put them, as fractions of the set:
+* float32 and float64: ``size`` patterns (:func:`dense_size`: :data:`DENSE_POINTS` for
+  float64, eight times as many for float32, whose truths cost a fifth as much a point)
+  drawn where networks and thresholds put them, as fractions of the set:
 
   ==========================  ====================================================
   neighbourhoods              every threshold of the function (located by the
@@ -14,6 +15,12 @@
                               softplus threshold 20): the 256 values on each side,
                               then offsets of 2**k ulp (8 a scale) out to the
                               whole binade
+  core, by value (half)       uniform in value over the central eighth of the
+                              active region (|x| <= 16 for float32 sigmoid), where
+                              networks work and where approximations keep narrow
+                              peaks of error (tensorflow's float32 sigmoid: 6.58 ULP
+                              at -4.8508, all points above 6.25 ULP within 0.003
+                              of it); for a probability, (0, 1)
   active region, by value     uniform in value over the active region: for a
                               real argument ``|x| <= R``, R a quarter past the
                               outermost threshold (130 for float32 sigmoid, 931
@@ -39,13 +46,17 @@ import numpy as np
 
 from refact.conformance.cases.sets import threshold_names, threshold_values
 from refact.conformance.numbers.formats import (
-    bits_of_ordinals, bits_of_values, get_format, ordinal, round_to_format_array, values_of_bits,
+    bits_of_ordinals, bits_of_values, get_format, ordinal, round_to_format_array, sorted_unique,
+    values_of_bits,
 )
 from refact.conformance.truth.catalog import get_function
 
-__all__ = ["DENSE_POINTS", "NEIGHBOURS", "dense_bits", "active_region", "regime_edges"]
+__all__ = ["DENSE_POINTS", "NEIGHBOURS", "dense_bits", "dense_size", "active_region", "core_region",
+           "regime_edges"]
 
 DENSE_POINTS = 1 << 17
+#: How many times a level's size each format's dense set has (16-bit sets are whole).
+_SIZE_FACTOR = {"float32": 8}
 #: Consecutive values on each side of a threshold.
 NEIGHBOURS = 256
 _PER_SCALE = 8
@@ -80,6 +91,20 @@ def active_region(function, fmt):
     reach = max([8.0] + [1.25 * v for v in anchors])
     reach = float(round_to_format_array(np.array([min(reach, fmt.largest_finite)]), fmt)[0])
     return -reach, reach
+
+
+def core_region(function, fmt):
+    """``(lo, hi)``: the central eighth of :func:`active_region` for a real argument
+    (all of it for a probability)."""
+    lo, hi = active_region(function, fmt)
+    if get_function(function).parameters[0].role == "probability":
+        return lo, hi
+    return lo / 8, hi / 8
+
+
+def dense_size(size, fmt):
+    """The dense set's size in ``fmt`` for a level whose size is ``size``."""
+    return size * _SIZE_FACTOR.get(get_format(fmt).name, 1)
 
 
 def _ordinal_range(lo, hi, fmt):
@@ -138,9 +163,10 @@ def _specials(fmt):
 
 def dense_bits(function, fmt, seed=0, size=DENSE_POINTS, extra=()):
     """The dense point set of an elementwise ``function`` in ``fmt`` (see the module
-    docstring): a sorted uint64 array of distinct bit patterns; ``extra`` patterns (the
-    sampled sets' points) join it."""
+    docstring): a sorted uint64 array of distinct bit patterns, :func:`dense_size` of
+    the level's ``size`` in number; ``extra`` patterns (the sampled sets' points) join it."""
     fmt = get_format(fmt)
+    size = dense_size(size, fmt)
     spec = get_function(function)
     if spec.kind != "elementwise":
         raise ValueError(f"{function} is not elementwise: dense sets are of scalar inputs")
@@ -151,16 +177,17 @@ def dense_bits(function, fmt, seed=0, size=DENSE_POINTS, extra=()):
     lo, hi = active_region(spec.name, fmt)
     probability = spec.parameters[0].role == "probability"
     parts = [extra, _specials(fmt), _neighbourhoods(_anchors(spec.name, fmt), fmt, rng)]
+    parts.append(_by_value(*core_region(spec.name, fmt), size // 2, fmt, rng))
     parts.append(_by_ulp(lo, hi, size // 8, fmt, rng))
     if probability:
         parts.append(_below_one(size // 8, fmt, rng))
     parts.append(_log_uniform(size // 8, fmt, rng))
     parts.append(_by_ulp(-fmt.largest_finite, fmt.largest_finite, size // 16, fmt, rng))
-    chosen = np.unique(np.concatenate(parts))
+    chosen = sorted_unique(np.concatenate(parts))
     if probability:  # the accuracy check measures the domain; outside it is special_values'
         x = values_of_bits(chosen, fmt)
         chosen = chosen[np.isnan(x) | ((x >= 0) & (x <= 1))]
     while len(chosen) < size:  # the rest, and any repeats made good, uniform by value
         more = _by_value(lo, hi, size - len(chosen), fmt, rng)
-        chosen = np.unique(np.concatenate([chosen, more]))
+        chosen = sorted_unique(np.concatenate([chosen, more]))
     return chosen

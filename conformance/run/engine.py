@@ -37,7 +37,7 @@ import numpy as np
 from refact.conformance.numbers import ruler
 from refact.conformance.numbers.formats import (
     bits_of_ordinals, bits_of_values, get_format, native_array, ordinal, ordinals_of_bits, pattern_hex,
-    values_of_bits,
+    sorted_unique, values_of_bits,
 )
 from refact.conformance.numbers.ruler import classify_array, same_values
 from refact.conformance.truth import fast as fastpath
@@ -449,6 +449,8 @@ SEARCH_OFFSETS = np.unique(np.concatenate([
     np.arange(-16, 17), [s * 2 ** k for k in range(5, 21) for s in (-3, -2, -1, 1, 2, 3)]])).astype(np.int64)
 SEARCH_SEEDS = 8
 SEARCH_ROUNDS = 6
+#: The search keeps this many times its seeds as candidates to spread them from.
+_POOL = 8
 #: Random points drawn around each seed per round, within a radius of 2**22 ulps in the
 #: first round, shrinking fourfold each round down to 2**4.
 SEARCH_RANDOM = 2048
@@ -458,8 +460,9 @@ def search_worst(function, fmt, judged, evaluate, conventions=(), *, rounds=SEAR
                  seeds=SEARCH_SEEDS, random_points=SEARCH_RANDOM, oracle_cache=True, seed=0):
     """Search around the largest errors of ``judged`` for larger ones, after the
     black-box method of Zimmermann's accuracy tables: sample, then sample again more
-    densely where the errors are largest. Each round takes the ``seeds`` largest errors
-    found so far (no convention covering them), asks their neighbours
+    densely where the errors are largest. Each round takes ``seeds`` of the largest errors
+    found so far (no convention covering them), spread at least the round's radius
+    apart (:func:`_spread`), asks their neighbours
     (:data:`SEARCH_OFFSETS` ulps away) and ``random_points`` random inputs around each
     (within a radius shrinking from 2**22 ulps), and judges them like the others
     (``evaluate(bits) -> (y64, dtype)`` calls the backend); points already judged are
@@ -469,21 +472,22 @@ def search_worst(function, fmt, judged, evaluate, conventions=(), *, rounds=SEAR
     neighbours only. Returns ``(summary of the new points or None, figures)``."""
     fmt = get_format(fmt)
     rng = np.random.default_rng([int(seed), len(judged.bits)])
-    seen = _sorted_unique(np.asarray(judged.bits, dtype=np.uint64))
+    seen = sorted_unique(np.asarray(judged.bits, dtype=np.uint64))
     summaries = []
     best = before = _largest_own_error(judged)
-    frontier = _worst(judged, seeds)
     limit = ordinal(fmt.largest_finite, fmt)
     asked = 0
+    pool = _worst(judged, seeds * _POOL)
     for k in range(rounds):
+        radius = max(2 ** 4, 2 ** (22 - 2 * k))
+        frontier = _spread(*pool, seeds, radius, fmt)
         if not len(frontier[0]) or best is None or best <= 0.5:
             break
         centres = ordinals_of_bits(frontier[0], fmt)[:, None]
-        radius = max(2 ** 4, 2 ** (22 - 2 * k))
         offsets = [np.broadcast_to(SEARCH_OFFSETS, (len(centres), len(SEARCH_OFFSETS)))]
         if random_points:
             offsets.append(rng.integers(-radius, radius, (len(centres), random_points), endpoint=True))
-        ordinals = _sorted_unique(np.clip((centres + np.concatenate(offsets, axis=1)).ravel(), -limit, limit))
+        ordinals = sorted_unique(np.clip((centres + np.concatenate(offsets, axis=1)).ravel(), -limit, limit))
         candidates = bits_of_ordinals(ordinals, fmt)
         at = np.minimum(np.searchsorted(seen, candidates), len(seen) - 1)
         fresh = candidates[seen[at] != candidates]
@@ -505,18 +509,12 @@ def search_worst(function, fmt, judged, evaluate, conventions=(), *, rounds=SEAR
         top = _largest_own_error(found)
         if top is not None and (best is None or top > best):
             best = top
-        new_bits, new_ulp = _worst(found, seeds)
-        frontier = _top(np.concatenate([frontier[0], new_bits]),
-                        np.concatenate([frontier[1], new_ulp]), seeds)
+        new_bits, new_ulp = _worst(found, seeds * _POOL)
+        pool = _top(np.concatenate([pool[0], new_bits]), np.concatenate([pool[1], new_ulp]),
+                    seeds * _POOL)
     figures = {"points": asked, "rounds": len(summaries), "max_ulp_before": before,
                "max_ulp_after": best}
     return (merge_in_order(summaries) if summaries else None), figures
-
-
-def _sorted_unique(values):
-    """``np.unique`` by sorting (numpy's hashing unique costs several times more here)."""
-    values = np.sort(values)
-    return values[np.concatenate(([True], values[1:] != values[:-1]))] if len(values) else values
 
 
 def _largest_own_error(judged):
@@ -529,6 +527,23 @@ def _worst(judged, seeds):
     """``(bits, ulp)`` of the ``seeds`` largest errors no convention covers."""
     ordinary = np.flatnonzero(np.isfinite(judged.ulp) & (judged.covered < 0))
     return _top(judged.bits[ordinary], judged.ulp[ordinary], seeds)
+
+
+def _spread(bits, ulp, k, apart, fmt):
+    """The ``k`` largest errors of ``(bits, ulp)`` taken greedily, each more than
+    ``apart`` ulps from those taken before: the first rounds, whose radius is wide,
+    start from as many separate regions as they have seeds (tensorflow's sigmoid has
+    6.2-ULP clusters near -53 and -2 and its worst, 6.58, near -4.85), the last ones
+    close in on the largest errors."""
+    bits, ulp = _top(bits, ulp, len(bits))
+    ordinals = ordinals_of_bits(bits, fmt)
+    taken = []
+    for i in range(len(bits)):
+        if len(taken) == k:
+            break
+        if all(abs(int(ordinals[i]) - int(ordinals[j])) > apart for j in taken):
+            taken.append(i)
+    return bits[taken], ulp[taken]
 
 
 def _top(bits, ulp, k):
