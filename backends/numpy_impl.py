@@ -177,13 +177,14 @@ def _dd_mul(a, a_lo, b, b_lo):
     return _fast_two_sum(p, e + (a * b_lo + a_lo * b))
 
 
-def _exp_precise(x, x_lo):
-    """``exp(x + x_lo)`` as ``(hi, lo)`` to about 2**-100 relative, for finite x <= 710.
+def _exp_precise_parts(x, x_lo):
+    """``exp(x + x_lo) = (hi + lo) * 2**k`` as ``(hi, lo, k)``, hi in [0.7, 1.42], to about
+    2**-100 relative, for finite -2**20 < x <= 710 (k apart: nothing under- or overflows).
 
     For the few places where double-precision ``exp`` (half an ulp) is not enough:
     ``x = k log 2 + r`` with log 2 in three parts (``k * _LN2_HI`` exact, the
     subtraction exact), then ``exp(r)``, |r| <= 0.35, by its Taylor series to r**22/22!
-    in double-double arithmetic, and ``2**k`` applied to both parts.
+    in double-double arithmetic; ``2**k`` is left to the caller.
     """
     k = np.rint(x / _LN2)
     r = x - k * _LN2_HI
@@ -198,7 +199,14 @@ def _exp_precise(x, x_lo):
         total, err = two_sum(total, term)
         total_lo = total_lo + err + term_lo
     total, total_lo = _fast_two_sum(total, total_lo)
-    return np.ldexp(total, k.astype(np.int64)), np.ldexp(total_lo, k.astype(np.int64))
+    return total, total_lo, k.astype(np.int64)
+
+
+def _exp_precise(x, x_lo):
+    """``exp(x + x_lo)`` as ``(hi, lo)`` to about 2**-100 relative, for finite x <= 710
+    (see :func:`_exp_precise_parts`)."""
+    total, total_lo, k = _exp_precise_parts(x, x_lo)
+    return np.ldexp(total, k), np.ldexp(total_lo, k)
 
 
 def _exp_dd_pair(hi, lo):
@@ -731,82 +739,220 @@ def logsumexp(x, axis=-1):
 # Losses, reduction "none".
 
 
-def _times(weight, term):
-    """``weight * term`` where a zero weight wins over an infinite term (0 log 0 = 0)."""
-    return np.where(weight == 0, 0.0, weight * term)
+# Losses are formed as *scaled* numbers, (hi + lo) * 2**e with 1/2 <= |hi| < 1 and e an integer
+# array, so that a subnormal term times a weight of 1e300 (or a tiny weight times a large
+# term) keeps its bits and is rounded once, at the end (_scaled_round).
+
+_TINY_TERM = 2.0 ** -900  # terms below are formed from their exact parts, not rounded as floats
+_EXP_ZERO_BELOW = -2400.0  # e**x below, times two weights of 2**1024, is still below 2**-1075
+_NO_EXPONENT = -(10 ** 6)  # the exponent a zero stands at when two scaled numbers are aligned
+
+
+def _normalized(hi, lo, e):
+    finite = np.isfinite(hi)
+    s = hi + np.where(finite, lo, 0.0)
+    special = ~np.isfinite(s) | (s == 0)
+    lo = np.where(special, 0.0, (hi - s) + lo)
+    m, k = np.frexp(s)
+    return m, np.where(special, 0.0, np.ldexp(lo, -k)), np.where(special, 0, e + k)
+
+
+def _scaled(hi, lo=0.0):
+    """The double-double hi + lo as a scaled number."""
+    hi = np.asarray(hi, dtype=np.float64)
+    return _normalized(hi, np.broadcast_to(lo, hi.shape), np.zeros(hi.shape, dtype=np.int64))
+
+
+def _scaled_mul(a, b):
+    """a * b for scaled numbers; IEEE rules for 0, inf and NaN (0 * inf is NaN)."""
+    p, err = two_product(a[0], b[0])  # both in [1/2, 1): exact, nothing under- or overflows
+    err = np.where(np.isfinite(err), err + (a[0] * b[1] + a[1] * b[0]), 0.0)
+    return _normalized(p, err, a[2] + b[2])
+
+
+def _scaled_add(a, b):
+    """a + b for scaled numbers; inf - inf is NaN."""
+    a_e = np.where(a[0] == 0, _NO_EXPONENT, a[2])
+    b_e = np.where(b[0] == 0, _NO_EXPONENT, b[2])
+    a_first = a_e >= b_e
+    big = [np.where(a_first, u, v) for u, v in zip(a, b)]
+    small = [np.where(a_first, v, u) for u, v in zip(a, b)]
+    shift = -np.minimum(np.abs(a_e - b_e), 2000)
+    s, err = two_sum(big[0], np.ldexp(small[0], shift))
+    err = err + big[1] + np.ldexp(small[1], shift)
+    finite = np.isfinite(a[0]) & np.isfinite(b[0])
+    s = np.where(finite, s, a[0] + b[0])
+    return _normalized(s, np.where(finite, err, 0.0), np.where(finite, big[2], 0))
+
+
+def _scaled_sum(a, axis=-1):
+    """The sum of scaled numbers along ``axis`` (removed), aligned to each row's largest."""
+    top = np.max(np.where(a[0] == 0, _NO_EXPONENT, a[2]), axis=axis, keepdims=True)
+    top = np.where(top == _NO_EXPONENT, 0, top)
+    shift = np.maximum(a[2] - top, -2000)
+    hi, lo = _sum_dd(np.moveaxis(np.ldexp(a[0], shift), axis, -1), np.moveaxis(np.ldexp(a[1], shift), axis, -1))
+    finite = np.isfinite(hi)
+    plain = np.sum(np.moveaxis(a[0], axis, -1), axis=-1)  # inf and NaN by IEEE rules
+    return _normalized(np.where(finite, hi, plain), np.where(finite, lo, 0.0),
+                       np.where(finite, np.squeeze(top, axis), 0))
+
+
+def _scaled_round(a):
+    """A scaled number rounded once to float64, subnormals included, beyond the range to +-inf."""
+    hi, lo, e = a
+    e = np.clip(e, -1200, 1200)
+    y = np.ldexp(hi + lo, e)
+    # hi + lo rounded first would round twice on the subnormal grid: the residual decides
+    r = (hi - np.ldexp(y, -e)) + lo
+    half = np.ldexp(0.5, -1074 - e)
+    subnormal = np.abs(y) < 2.0 ** -1022
+    y = y + np.where(subnormal & (r > half), 5e-324, 0.0) - np.where(subnormal & (r < -half), 5e-324, 0.0)
+    y = np.where(a[2] < -1100, np.copysign(0.0, hi), y)
+    return np.where(np.isfinite(hi), y, hi)
+
+
+def _zero_like(a):
+    return tuple(np.where(np.ones_like(a[0], dtype=bool), z, 0) for z in (0.0, 0.0, 0))
+
+
+def _drop(mask, a):
+    """``a`` with the elements under ``mask`` made 0 (a zero target coefficient: 0 log 0 = 0)."""
+    return np.where(mask, 0.0, a[0]), np.where(mask, 0.0, a[1]), np.where(mask, 0, a[2])
+
+
+def _exp_scaled(x):
+    """e**x for x <= 0 as a scaled number, about 2**-100 relative; 0 below -2400 and at -inf."""
+    safe = np.where(x >= _EXP_ZERO_BELOW, x, 0.0)
+    total, total_lo, k = _exp_precise_parts(safe, np.zeros_like(safe))
+    m, m_lo, e = _normalized(total, total_lo, k)
+    return _drop(x < _EXP_ZERO_BELOW, (m, m_lo, e))
+
+
+def _loss_weight(weight, shape, function, argument):
+    """``weight`` as an array of ``shape``, broadcast as torch does for loss weights: aligned
+    from the right, each dimension 1 or the input's, never more dimensions than the input."""
+    w = np.asarray(weight, dtype=np.float64)
+    if w.ndim > len(shape) or any(size not in (1, target) for size, target in zip(w.shape[::-1], shape[::-1])):
+        raise ValueError(
+            f"{function}(): {argument} of shape {w.shape} does not broadcast to the input's {tuple(shape)}: "
+            "aligned from the right, each dimension must be 1 or the input's, and it may not have "
+            "more dimensions than the input")
+    return np.broadcast_to(w, shape)
 
 
 def _weighted_pair(y, a, b, w=1.0):
-    """``w y a + (1 - y) b`` with one final rounding (products and sum as double-doubles,
-    ``1 - y`` exact); a zero weight cancels an infinite term (``0 log 0 = 0``)."""
+    """``w y a + (1 - y) b`` as a scaled number, a and b scaled too, ``1 - y`` exact; a zero
+    coefficient ``w y`` or ``1 - y`` drops its term (``0 log 0 = 0``)."""
     one_minus, one_minus_lo = two_sum(1.0, -y)
-    wy, wy_lo = two_product(w * np.ones_like(y), y)
-    first, first_lo = two_product(wy, a)
-    second, second_lo = two_product(one_minus, b)
-    total, total_lo = two_sum(first, second)
-    refined = total + (total_lo + first_lo + wy_lo * a + second_lo + one_minus_lo * b)
-    plain = _times(w * y, a) + _times(1.0 - y, b)
-    return np.where(np.isfinite(refined), refined, plain)
+    wy = _scaled_mul(_scaled(w * np.ones_like(y)), _scaled(y))
+    first = _drop(wy[0] == 0, _scaled_mul(wy, a))
+    second = _drop(one_minus == 0, _scaled_mul(_scaled(one_minus, one_minus_lo), b))
+    return _scaled_add(first, second)
 
 
-def binary_cross_entropy(p, y):
-    """``-(y log p + (1 - y) log(1 - p))`` elementwise, for probabilities p.
+def _weighted(loss, weight, function):
+    """The scaled ``loss`` times ``weight`` (IEEE rules: 0 * inf is NaN, as in torch), rounded once."""
+    if weight is not None:
+        loss = _scaled_mul(loss, _scaled(_loss_weight(weight, loss[0].shape, function, "weight")))
+    return _scaled_round(loss)
 
-    ``log(1 - p)`` is ``log1p(-p)``; a zero weight cancels an infinite logarithm
-    (``0 * log 0 = 0``). No clamping: p = 0 with y > 0 gives +inf.
+
+def binary_cross_entropy(p, y, weight=None):
+    """``-w (y log p + (1 - y) log(1 - p))`` elementwise, for probabilities p.
+
+    ``log(1 - p)`` is ``log1p(-p)``; a zero target coefficient drops its logarithm
+    (``0 * log 0 = 0``). No clamping: p = 0 with y > 0 gives +inf. ``weight`` broadcasts
+    as in torch (for (N, C): shapes (1,), (C,), (1, C), (N, 1), (N, C)) and multiplies
+    the unrounded term, so a subnormal term times a huge weight is still right.
 
     >>> float(binary_cross_entropy(1e-300, 1.0))
     690.7755278982137
+    >>> float(binary_cross_entropy(5e-324, 5e-324, weight=1e300))   # 3.68e-321 before weighting
+    3.682963305697825e-21
     """
     p, dtype = _float64(p)
     y = np.asarray(y, dtype=np.float64)
     with np.errstate(all="ignore"):
         a = -np.log(p)
         b = -np.where(p > 0.5, np.log(1.0 - p), np.log1p(-p))   # 1 - p exact above 1/2
-        loss = _weighted_pair(y, a, b)
+        b = np.where(p < _TINY_TERM, p, b)                       # -log(1 - p) = p (1 + p/2 + ...)
+        loss = _weighted(_weighted_pair(y, _scaled(a), _scaled(b)), weight, "binary_cross_entropy")
         loss = np.where((p < 0) | (p > 1) | ~np.isfinite(y), np.nan, loss)
     return _finish(loss, dtype)
 
 
-def binary_cross_entropy_with_logits(x, y, pos_weight=None):
-    """``-(w y log sigmoid(x) + (1 - y) log(1 - sigmoid(x)))`` elementwise.
+def _softplus_scaled(z):
+    """softplus(z) = max(z, 0) + log1p(e**-|z|) as a scaled number; e**z itself below -700."""
+    plain = np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
+    tiny = z < -700.0
+    exact = _exp_scaled(np.where(tiny, z, 0.0))
+    return tuple(np.where(tiny, u, v) for u, v in zip(exact, _scaled(plain)))
 
-    Written as ``(1 - y) softplus(x) + w y softplus(-x)``, two non-negative terms for
+
+def binary_cross_entropy_with_logits(x, y, weight=None, pos_weight=None):
+    """``-w (pw y log sigmoid(x) + (1 - y) log(1 - sigmoid(x)))`` elementwise.
+
+    Written as ``(1 - y) softplus(x) + pw y softplus(-x)``, two non-negative terms for
     y in [0, 1], with ``softplus(+-x) = max(+-x, 0) + log1p(exp(-|x|))`` sharing the
-    logarithm. ``pos_weight`` (w, default 1) weights the positive term, as in
-    ``torch.nn.functional.binary_cross_entropy_with_logits``.
+    logarithm (and ``e**-|x|`` itself, its exponent apart, past 700). ``pos_weight``
+    (pw, default 1) weights the positive term and ``weight`` (w) the whole loss, both
+    broadcast as in ``torch.nn.functional.binary_cross_entropy_with_logits``.
 
     >>> float(binary_cross_entropy_with_logits(-800.0, 1.0))
     800.0
+    >>> float(binary_cross_entropy_with_logits(-1000.0, 0.0, weight=1e300))   # e**-1000 * 1e300
+    5.075958897549457e-135
     """
     x, dtype = _float64(x)
     y = np.asarray(y, dtype=np.float64)
-    w = 1.0 if pos_weight is None else np.asarray(pos_weight, dtype=np.float64)
+    function = "binary_cross_entropy_with_logits"
     with np.errstate(all="ignore"):
-        tail = np.log1p(np.exp(-np.abs(x)))
-        positive = np.maximum(-x, 0.0) + tail           # softplus(-x) = -log sigmoid(x)
-        negative = np.maximum(x, 0.0) + tail            # softplus(x) = -log(1 - sigmoid(x))
-        loss = _weighted_pair(y, positive, negative, w)
+        shape = np.broadcast_shapes(x.shape, y.shape)
+        pw = 1.0 if pos_weight is None else _loss_weight(pos_weight, shape, function, "pos_weight")
+        term = _weighted_pair(y, _softplus_scaled(-x), _softplus_scaled(x), pw)
+        loss = _weighted(term, weight, function)
         loss = np.where(np.isnan(x) | ~np.isfinite(y), np.nan, loss)
     return _finish(loss, dtype)
 
 
-def cross_entropy(logits, target, label_smoothing=0.0):
+def _negative_log_softmax_scaled(shifted):
+    """-log_softmax as a scaled number. It is tiny only at a row's one maximum, where it is
+    log1p(R) = R (1 - R/2 + ...), R = sum_{j != top} e**d_j: below 2**-900, that R is summed
+    from its exponentials with their exponents apart instead of rounded on the subnormal grid."""
+    hi, lo = shifted.log_softmax_dd()
+    plain = _scaled(-hi, np.where(np.isfinite(hi), -lo, 0.0))
+    tiny_rows = (shifted.log_total < _TINY_TERM) & ~shifted.posinf_row & ~shifted.undefined
+    if not np.any(tiny_rows):
+        return plain
+    d = np.where(shifted.is_top | ~np.isfinite(shifted.d_hi), -np.inf, shifted.d_hi)
+    e = _scaled_mul(_exp_scaled(d), _scaled(np.ones_like(d), np.where(np.isfinite(d), shifted.d_lo, 0.0)))
+    rest = tuple(part[..., None] for part in _scaled_sum(e))
+    use = tiny_rows & shifted.is_top
+    return tuple(np.where(use, r, u) for r, u in zip(rest, plain))
+
+
+def cross_entropy(logits, target, label_smoothing=0.0, weight=None):
     """Cross-entropy of each row of ``logits`` (N, C) against ``target``.
 
     ``target`` is either integer class indices (N,) or probabilities (N, C). The loss is
-    ``-sum_j q_j log_softmax(logits)_j`` with ``q`` the one-hot (or given) distribution,
+    ``-sum_j w_j q_j log_softmax(logits)_j`` with ``q`` the one-hot (or given) distribution,
     smoothed as ``(1 - eps) q + eps / C`` when ``label_smoothing = eps`` (PyTorch's
-    definition). Every term is non-negative, so the sum does not cancel.
+    definition), and ``w`` the class weights (shape (C,) only, as in torch; default 1).
+    Every term is non-negative, so the sum does not cancel; the terms and their weights
+    are scaled numbers, rounded once.
 
     >>> cross_entropy([[0.0, 0.0]], [1]).tolist()
     [0.6931471805599453]
     """
     logits, dtype = _float64(logits)
     target = np.asarray(target)
+    classes = logits.shape[-1]
+    if weight is not None:
+        weight = np.asarray(weight, dtype=np.float64)
+        if weight.shape != (classes,):
+            raise ValueError(f"cross_entropy(): weight must have shape ({classes},), got {weight.shape}")
     with np.errstate(all="ignore"):
-        classes = logits.shape[-1]
-        neg_log_p = -_Shifted(logits).log_softmax()
+        shifted = _Shifted(logits)
         if target.dtype.kind in "iub":
             if np.any((target < 0) | (target >= classes)):
                 raise ValueError(f"cross_entropy: class index out of range for {classes} classes")
@@ -817,12 +963,9 @@ def cross_entropy(logits, target, label_smoothing=0.0):
         eps = float(label_smoothing)
         if eps:
             q = (1.0 - eps) * q + eps / classes
-        terms, terms_lo = two_product(q, neg_log_p)
-        # Dekker's split overflows near the largest float: the product's error term is then
-        # NaN, and dropped (half an ULP of a term, where q is not 1)
-        keep = (q != 0) & np.isfinite(terms) & np.isfinite(terms_lo)
-        total, total_lo = _sum_dd(np.where(q == 0, 0.0, terms), np.where(keep, terms_lo, 0.0))
-        loss = total + total_lo
+        coefficient = _scaled(q) if weight is None else _scaled_mul(_scaled(q), _scaled(np.broadcast_to(weight, q.shape)))
+        terms = _drop(q == 0, _scaled_mul(coefficient, _negative_log_softmax_scaled(shifted)))
+        loss = _scaled_round(_scaled_sum(terms))
     return _finish(loss, dtype)
 
 

@@ -10,6 +10,7 @@ the float64 -> bfloat16 rounding that ml_dtypes gets wrong.
 
 import doctest
 import math
+import re
 
 import numpy as np
 import pytest
@@ -272,3 +273,131 @@ def test_extreme_rows_follow_the_truth():
     assert ni.log_softmax(row)[0, 0] == -5e-324
     wide = ni.log_softmax([1.7976931348623157e308, -1.7976931348623157e308])[0]
     assert wide == 0.0 and math.copysign(1.0, wide) == -1.0
+
+
+# -- loss weights: torch's broadcasting, and the unrounded term times the weight --------------
+
+import mpmath  # noqa: E402
+
+_PREC = 800
+_N, _C = 3, 4
+_P = np.array([[0.25, 0.5, 0.875, 1e-3], [0.125, 0.999, 0.3, 0.75], [0.5, 0.0625, 5e-324, 1e-310]])
+_Y = np.array([[1.0, 0.0, 0.5, 0.0], [0.0, 1.0, 0.25, 1.0], [1.0, 0.75, 5e-324, 0.0]])
+_X = np.array([[1.5, -0.25, 3.0, 0.125], [0.5, -1.0, 2.0, -745.0], [-3.0, 0.0, -1000.0, 800.0]])
+# every weight shape torch 2.13 accepts for an (N, C) input, and the shapes it rejects
+_ACCEPTED = [(), (1,), (_C,), (1, _C), (_N, 1), (1, 1), (_N, _C)]
+_REJECTED = [(_N,), (2,), (_C, 1), (2, _C), (1, _N, _C)]
+
+
+def _mp_bce(p, y):
+    p, y = mpmath.mpf(p), mpmath.mpf(y)
+    loss = 0
+    if y > 0:
+        loss += -y * mpmath.log(p) if p > 0 else mpmath.inf
+    if y < 1:
+        loss += -(1 - y) * mpmath.log1p(-p) if p < 1 else mpmath.inf
+    return loss
+
+
+def _mp_softplus(z):
+    z = mpmath.mpf(z)
+    return mpmath.log1p(mpmath.exp(z)) if z < 0 else z + mpmath.log1p(mpmath.exp(-z))
+
+
+def _mp_bce_logits(x, y, pw):
+    y, pw = mpmath.mpf(y), mpmath.mpf(pw)
+    return (pw * y * _mp_softplus(-x) if y else 0) + ((1 - y) * _mp_softplus(x) if y < 1 else 0)
+
+
+def _ulps64(value, truth):
+    with mpmath.workprec(_PREC):
+        return ulp_error(value, truth, "float64")
+
+
+def _weights(shape, rng):
+    return rng.uniform(1.0, 10.0, size=shape) * 10.0 ** rng.integers(-300, 300, size=shape)
+
+
+@pytest.mark.parametrize("shape", _ACCEPTED)
+def test_loss_weights_broadcast_like_torch_and_multiply_the_unrounded_term(shape):
+    rng = np.random.default_rng(len(shape) * 10 + sum(shape))
+    w, pw = _weights(shape, rng), _weights(shape, rng)
+    wf, pwf = np.broadcast_to(w, (_N, _C)), np.broadcast_to(pw, (_N, _C))  # element (i, j)'s weights
+    bce = ni.binary_cross_entropy(_P, _Y, weight=w)
+    bcel = ni.binary_cross_entropy_with_logits(_X, _Y, weight=w, pos_weight=pw)
+    assert bce.shape == bcel.shape == (_N, _C)
+    with mpmath.workprec(_PREC):
+        for i in range(_N):
+            for j in range(_C):
+                truth = mpmath.mpf(wf[i, j]) * _mp_bce(_P[i, j], _Y[i, j])
+                assert _ulps64(float(bce[i, j]), truth) <= FLOAT64_BUDGET, (shape, i, j)
+                truth = mpmath.mpf(wf[i, j]) * _mp_bce_logits(_X[i, j], _Y[i, j], pwf[i, j])
+                assert _ulps64(float(bcel[i, j]), truth) <= FLOAT64_BUDGET, (shape, i, j)
+
+
+@pytest.mark.parametrize("shape", _REJECTED)
+def test_loss_weights_torch_rejects_are_a_value_error_naming_the_argument(shape):
+    w = np.full(shape, 0.5)
+    with pytest.raises(ValueError, match=rf"binary_cross_entropy\(\): weight of shape {re.escape(str(shape))} "
+                                         r"does not broadcast to the input's \(3, 4\)"):
+        ni.binary_cross_entropy(_P, _Y, weight=w)
+    for argument in ("weight", "pos_weight"):
+        with pytest.raises(ValueError, match=rf"{argument} of shape {re.escape(str(shape))} does not broadcast"):
+            ni.binary_cross_entropy_with_logits(_X, _Y, **{argument: w})
+    with pytest.raises(ValueError, match=r"cross_entropy\(\): weight must have shape \(4,\)"):
+        ni.cross_entropy(_X, np.array([0, 1, 2]), weight=w)
+
+
+@pytest.mark.parametrize("p, y, w", [(5e-324, 5e-324, 1e300), (1e-310, 0.0, 1e300), (1e-320, 1.0, 5e-324),
+                                     (0.5, 5e-324, 1.7e308)])
+def test_bce_weight_times_a_subnormal_term(p, y, w):
+    with mpmath.workprec(_PREC):
+        truth = mpmath.mpf(w) * _mp_bce(p, y)
+    assert _ulps64(float(ni.binary_cross_entropy(p, y, weight=w)), truth) <= FLOAT64_BUDGET
+
+
+@pytest.mark.parametrize("x, y, w, pw", [(-745.0, 0.0, 1e300, 1.0), (-1000.0, 0.0, 1e300, 1.0),
+                                         (800.0, 1.0, 1e300, 1e300), (-2000.0, 0.0, 1.7e308, 1.0),
+                                         (-720.0, 5e-324, 1e300, 1e300), (3.0, 1.0, 5e-324, 1.0)])
+def test_bce_with_logits_weights_times_a_subnormal_term(x, y, w, pw):
+    with mpmath.workprec(_PREC):
+        truth = mpmath.mpf(w) * _mp_bce_logits(x, y, pw)
+    got = float(ni.binary_cross_entropy_with_logits(x, y, weight=w, pos_weight=pw))
+    assert _ulps64(got, truth) <= FLOAT64_BUDGET, (got, truth)
+
+
+def _mp_nll(row, k):
+    xs = [mpmath.mpf(v) for v in row]
+    top = max(xs)
+    rest = mpmath.fsum(mpmath.exp(v - top) for j, v in enumerate(xs) if j != xs.index(top))
+    return mpmath.log1p(rest) - (xs[k] - top)
+
+
+@SETTINGS
+@given(rows=st.lists(st.lists(st.one_of(st.floats(-30.0, 30.0), st.floats(-2500.0, -700.0)), min_size=3, max_size=3),
+                     min_size=1, max_size=3),
+       weight=st.lists(st.builds(lambda m, k: m * 10.0 ** k, st.floats(1.0, 9.99), st.integers(-300, 300)),
+                       min_size=3, max_size=3),
+       smoothing=st.sampled_from([0.0, 0.0, 0.1]), data=st.data())
+def test_cross_entropy_class_weights_from_1e_minus_300_to_1e300(rows, weight, smoothing, data):
+    targets = [data.draw(st.integers(0, 2)) for _ in rows]
+    got = ni.cross_entropy(np.array(rows), np.array(targets), label_smoothing=smoothing, weight=weight)
+    with mpmath.workprec(_PREC):
+        for row, k, value in zip(rows, targets, got):
+            q = [(1 - mpmath.mpf(smoothing)) * (c == k) + mpmath.mpf(smoothing) / 3 for c in range(3)]
+            truth = mpmath.fsum(q_c * weight[c] * _mp_nll(row, c) for c, q_c in enumerate(q) if q_c)
+            assert _ulps64(float(value), truth) <= FLOAT64_BUDGET, (row, k, weight)
+
+
+def test_loss_weights_agree_with_the_core_on_extreme_terms():
+    import refact
+
+    rng = np.random.default_rng(7)
+    x = np.concatenate([rng.uniform(-2500, -700, 40), rng.uniform(700, 2500, 40), rng.uniform(-40, 40, 40)])
+    y = rng.choice([0.0, 1.0, 0.5, 5e-324, 0.25], size=x.size)
+    w, pw = _weights(x.shape, rng), _weights(x.shape, rng)
+    ours = ni.binary_cross_entropy_with_logits(x, y, weight=w, pos_weight=pw)
+    core = refact.binary_cross_entropy_with_logits(x.tolist(), y.tolist(), weight=w.tolist(),
+                                                   pos_weight=pw.tolist(), reduction="none")
+    for a, b in zip(ours.tolist(), core):
+        assert a == b or abs(a - b) <= 2 * math.ulp(max(abs(b), 5e-324))
