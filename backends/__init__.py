@@ -18,6 +18,7 @@ named ``name[variant]`` wherever a backend name is taken (``torch[compile]``,
 
 import importlib
 import multiprocessing
+import multiprocessing.connection
 import os
 import time
 from importlib import metadata
@@ -138,20 +139,22 @@ def get_backend(name, device="cpu"):
 
 
 def _info(name, target, origin, device, problem=None):
+    base, variant = split_variant(name)
     try:
         if problem:
             raise BackendUnavailable(problem)
-        backend = _load_target(target)(device=device)
-        if backend.name != name:
+        cls = _load_target(target)
+        backend = cls(device=device) if variant is None else cls(device=device, variant=variant)
+        if backend.name != base:
             raise BackendUnavailable(
-                f"entry point {name!r} names a backend that calls itself {backend.name!r}")
-        fields = {**backend.info().__dict__, "name": name, "origin": origin, "target": target}
+                f"entry point {base!r} names a backend that calls itself {backend.name!r}")
+        fields = {**backend.info().__dict__, "name": base, "origin": origin, "target": target}
         return BackendInfo(**fields)
     except Exception as error:  # a broken backend is listed with its error, never fatal
         reason = str(error) if isinstance(error, BackendUnavailable) else \
             f"{type(error).__name__}: {error}"
-        return BackendInfo(name=name, available=False, error=reason, device=device,
-                           origin=origin, target=target)
+        return BackendInfo(name=base, variant=variant, available=False, error=reason,
+                           device=device, origin=origin, target=target)
 
 
 def _info_in_child(connection, name, target, origin, device, problem):
@@ -165,41 +168,62 @@ def _info_in_child(connection, name, target, origin, device, problem):
 
 def _sandboxed_infos(jobs, timeout):
     """:func:`_info` of each ``(name, target, origin, device, problem)`` in a spawned
-    process of its own, all at once: a backend whose import exits, crashes or hangs is
-    an unavailable entry with the reason, within ``timeout`` seconds, and the others
-    are listed all the same."""
+    process of its own, a few at once (one per core: each variant of each framework is a
+    process, and a dozen importing frameworks together on two cores would each take
+    minutes): a backend whose import exits, crashes or hangs is an unavailable entry
+    with the reason, within ``timeout`` seconds of its start, and the others are listed
+    all the same. The entries come in the order of ``jobs``."""
     context = multiprocessing.get_context("spawn")
-    started = []
-    for job in jobs:
-        receiving, sending = context.Pipe(duplex=False)
-        process = context.Process(target=_info_in_child, args=(sending, *job), daemon=True)
-        process.start()
-        sending.close()
-        started.append((job, process, receiving))
-    deadline = time.monotonic() + timeout
-    infos = []
-    for (name, target, origin, device, _), process, receiving in started:
-        fields, reason = None, None
-        try:
-            if receiving.poll(max(deadline - time.monotonic(), 0)):
-                fields = receiving.recv()
-            else:
-                reason = f"constructing it took longer than {timeout:g} s"
-        except (EOFError, OSError):
-            process.join(5)
-            reason = f"its import ended the process (exit code {process.exitcode})"
+    limit = max(2, os.cpu_count() or 1)
+    waiting = list(enumerate(jobs))
+    running = {}  # receiving end -> (index, job, process, deadline)
+    infos = {}
+
+    def finish(receiving, fields, reason):
+        index, (name, target, origin, device, _), process, _ = running.pop(receiving)
         if process.is_alive():
             process.kill()
         process.join()
         receiving.close()
-        infos.append(BackendInfo(**fields) if fields is not None else
-                     BackendInfo(name=name, available=False, error=reason, device=device,
-                                 origin=origin, target=target))
-    return infos
+        base, variant = split_variant(name)
+        infos[index] = BackendInfo(**fields) if fields is not None else BackendInfo(
+            name=base, variant=variant, available=False, error=reason, device=device,
+            origin=origin, target=target)
+
+    try:
+        while waiting or running:
+            while waiting and len(running) < limit:
+                index, job = waiting.pop(0)
+                receiving, sending = context.Pipe(duplex=False)
+                process = context.Process(target=_info_in_child, args=(sending, *job), daemon=True)
+                process.start()
+                sending.close()
+                running[receiving] = (index, job, process, time.monotonic() + timeout)
+            soonest = min(deadline for *_, deadline in running.values())
+            ready = multiprocessing.connection.wait(list(running),
+                                                    max(soonest - time.monotonic(), 0))
+            for receiving in ready:
+                try:
+                    finish(receiving, receiving.recv(), None)
+                except (EOFError, OSError):
+                    process = running[receiving][2]
+                    process.join(5)
+                    finish(receiving, None,
+                           f"its import ended the process (exit code {process.exitcode})")
+            now = time.monotonic()
+            for receiving in [r for r, (*_, deadline) in running.items() if deadline <= now]:
+                finish(receiving, None, f"constructing it took longer than {timeout:g} s")
+    finally:
+        for receiving in list(running):
+            finish(receiving, None, "listing interrupted")
+    return [infos[index] for index in range(len(jobs))]
 
 
 def discover(device="cpu", names=None, timeout=DISCOVERY_TIMEOUT):
-    """:class:`BackendInfo` of every built-in and plugin backend (or only of ``names``).
+    """:class:`BackendInfo` of every built-in and plugin backend (or only of ``names``):
+    one for each variant of a built-in (``names`` may name one, ``torch[compile]``, or
+    all of a backend's by its plain name), one for a plugin (its default variant; its
+    ``variants`` say what else it has, since its class is read only in its process).
 
     Each backend is constructed (importing its framework) to learn its version, devices,
     formats, functions and conventions, in a process of its own (see
@@ -207,7 +231,8 @@ def discover(device="cpu", names=None, timeout=DISCOVERY_TIMEOUT):
     hangs is listed with ``available=False`` and its error, and never stops the others;
     no plugin code runs in the caller's process."""
     wanted = (lambda name: True) if names is None else (lambda name: name in names)
-    jobs = [(name, target, "builtin", device, None) for name, target in BUILTIN.items() if wanted(name)]
+    jobs = [(full, target, "builtin", device, None) for name, target in BUILTIN.items()
+            for full in variant_names(name) if wanted(name) or wanted(full)]
     broken = []
     try:
         entry_points = _entry_points()

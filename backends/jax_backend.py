@@ -6,12 +6,12 @@ float64 where it would have produced float32 (JAX's default). Devices: ``cpu``, 
 ``gpu`` when a GPU platform is present; arrays are placed with ``jax.device_put``.
 
 ``sigmoid_grad`` is the ``jax.vjp`` derivative of ``jax.nn.sigmoid`` (JAX has no public
-function for it). Everything runs under ``jax.jit``, as inside a jitted model: ``jax.nn``'s
-functions are jitted themselves, ``jax.scipy.special``'s are wrapped here (op-by-op
-dispatch compiles each primitive for each new shape, most of a run's time; XLA's fusion
-also changes a few roundings: probit in float32 is up to 3.2 ULP off jitted, 2.2 eagerly).
-Gradients run ``jax.vjp`` under ``jax.jit``, compiled once per function, shape and dtype.
-``ndtr`` and ``ndtri`` accept
+function for it). Two variants: ``jit`` (the default, since the compiled path is what a
+model runs) wraps every call in ``jax.jit``, and gradients run ``jax.vjp`` under
+``jax.jit``, compiled once per function, shape and dtype; ``eager`` runs everything under
+``jax.disable_jit()``, so even ``jax.nn``'s own jitted functions dispatch op by op, as in
+an interactive session. XLA's fusion of a whole function changes a few roundings (probit
+in float32 is up to 3.2 ULP off jitted, 2.2 eagerly). ``ndtr`` and ``ndtri`` accept
 float32 and float64 only. JAX itself has no losses (they live in optax, which is not a
 dependency), so the five losses are absent.
 
@@ -63,12 +63,16 @@ class JaxBackend(Backend):
         for f in _ELEMENTWISE_AND_ROWS
     )
     startup_seconds = 20.0  # compiles every operation for each new shape
+    variants = {
+        "jit": "every call compiled whole by jax.jit, as inside a jitted model",
+        "eager": "op by op under jax.disable_jit(), as in an interactive session",
+    }
 
     @classmethod
-    def environment(cls, cache_directory):
-        # JAX compiles each operation for every new shape (a case set has one per row
-        # length): two thirds of a default run when done afresh, read back from a
-        # persistent cache on the next run.
+    def environment(cls, cache_directory, variant=None):
+        # JAX compiles each operation (eagerly) or function (jitted) for every new shape
+        # (a case set has one per row length): two thirds of a default run when done
+        # afresh, read back from a persistent cache on the next run.
         if cache_directory is None:
             return {}
         return {"JAX_COMPILATION_CACHE_DIR": os.path.join(cache_directory, "jax"),
@@ -97,17 +101,26 @@ class JaxBackend(Backend):
             "sigmoid_grad": Binding(sigmoid_grad, "jax.nn.sigmoid", "jax.vjp", gradient=False),
             "log_sigmoid": Binding(jax.nn.log_sigmoid, "jax.nn.log_sigmoid"),
             "softplus": Binding(jax.nn.softplus, "jax.nn.softplus"),
-            "logit": Binding(jax.jit(special.logit), "jax.scipy.special.logit"),
+            "logit": Binding(special.logit, "jax.scipy.special.logit"),
             "hard_sigmoid": Binding(jax.nn.hard_sigmoid, "jax.nn.hard_sigmoid"),
-            "ndtr": Binding(jax.jit(special.ndtr), "jax.scipy.special.ndtr", formats=wide),
-            "probit": Binding(jax.jit(special.ndtri), "jax.scipy.special.ndtri", formats=wide),
+            "ndtr": Binding(special.ndtr, "jax.scipy.special.ndtr", formats=wide),
+            "probit": Binding(special.ndtri, "jax.scipy.special.ndtri", formats=wide),
             "softmax": Binding(at_temperature(jax.nn.softmax), "jax.nn.softmax",
                                options=("temperature",)),
             "log_softmax": Binding(at_temperature(jax.nn.log_softmax), "jax.nn.log_softmax",
                                    options=("temperature",)),
-            "logsumexp": Binding(jax.jit(partial(special.logsumexp, axis=-1)),
+            "logsumexp": Binding(partial(special.logsumexp, axis=-1),
                                  "jax.scipy.special.logsumexp"),
         }
+
+    def compile(self, call):
+        return self.framework.jit(call) if self.variant == "jit" else call
+
+    def run(self, call, args, options):
+        if self.variant == "jit":
+            return call(*args, **options)
+        with self.framework.disable_jit():
+            return call(*args, **options)
 
     def devices(self):
         jax = self.framework
@@ -134,13 +147,16 @@ class JaxBackend(Backend):
         return np.asarray(native)  # jax's bfloat16 is ml_dtypes' own
 
     def vjp(self, call, args, cotangent, options):
+        jax = self.framework
+        if self.variant == "eager":
+            with jax.disable_jit():
+                _, back = jax.vjp(lambda a: call(a, *args[1:], **options), args[0])
+                return back(cotangent)[0]
         # One compiled computation per function (and shape and dtype), reused across
         # calls: op-by-op dispatch of a traced backward pass compiles every primitive.
         key = (call, tuple(sorted(options)))
         pullback = self._pullbacks.get(key)
         if pullback is None:
-            jax = self.framework
-
             def pull(x, ct, *rest, **values):
                 _, back = jax.vjp(lambda a: call(a, *rest, **values), x)
                 return back(ct)[0]

@@ -1,11 +1,17 @@
-"""The ``keras`` backend: Keras 3 activations and losses, running on TensorFlow.
+"""The ``keras`` backend: Keras 3 activations and losses, on each engine Keras runs on.
 
-Arrays, devices and gradients are TensorFlow's (this class extends the ``tensorflow``
-backend); the functions are Keras's: ``keras.activations`` (``sigmoid``, ``log_sigmoid``,
+The functions are Keras's: ``keras.activations`` (``sigmoid``, ``log_sigmoid``,
 ``softplus``, ``hard_sigmoid`` = relu6(x + 3) / 6, the same definition as PyTorch and
-JAX, ``softmax``, ``log_softmax``), ``keras.ops.logsumexp`` and ``keras.losses``.
-``KERAS_BACKEND`` defaults to ``tensorflow`` when unset; a Keras already configured for
-another backend makes this adapter unavailable rather than silently mixing frameworks.
+JAX, ``softmax``, ``log_softmax``), ``keras.ops.logsumexp`` and ``keras.losses``. Keras 3
+computes them with the ops of its *engine* (its "backend"), so each engine is a variant:
+``keras[tensorflow]`` (the default, as Keras's own), ``keras[jax]``, ``keras[torch]`` and
+``keras[numpy]``. Keras picks its engine from ``KERAS_BACKEND`` once, at import, so each
+variant needs a process of its own: constructing one sets ``KERAS_BACKEND`` to its
+engine before Keras is imported, and a Keras already imported on another engine makes
+it unavailable with that reason rather than silently mixing frameworks. Arrays, devices
+and gradients are the engine's, through its sibling adapter (``tensorflow``, ``jax``
+eagerly, ``torch``, ``numpy``): the numpy engine has no autograd, so there ``grad`` and
+``sigmoid_grad`` are absent.
 
 Recipes, to reach the canonical call convention:
 
@@ -21,18 +27,21 @@ Recipes, to reach the canonical call convention:
   (teacher, student), times T**2 -- per row, where LogitsDistillation returns the batch
   mean.
 
-``sigmoid_grad`` is the tape derivative of ``keras.activations.sigmoid``. Keras has no
-logit, normal CDF or quantile: those are absent. TensorFlow's flush-to-zero of subnormals
-applies here too and is likewise not a declared convention (see the tensorflow backend).
+``sigmoid_grad`` is the engine's autograd derivative of ``keras.activations.sigmoid``.
+Keras has no logit, normal CDF or quantile: those are absent. TensorFlow's flush-to-zero
+of subnormals applies on that engine too and is likewise not a declared convention (see
+the tensorflow backend).
 """
 
 import math
 import os
 from functools import partial
 
-from . import base
-from .base import BackendUnavailable, Binding, Convention, Point
+from .base import Backend, BackendUnavailable, Binding, Convention, Point
+from .jax_backend import JaxBackend
+from .numpy_backend import NumpyBackend
 from .tensorflow_backend import TensorflowBackend
+from .torch_backend import TorchBackend
 
 _EPSILON = 1e-7  # keras.config.epsilon() by default
 
@@ -84,30 +93,59 @@ CONVENTIONS = (
 )
 
 
-class KerasBackend(TensorflowBackend):
+#: The engines Keras 3 runs on, with the sibling adapter that holds their arrays and
+#: autograd (run eagerly, as a call of a Keras function outside a compiled model is),
+#: and the public name of that autograd.
+_ENGINES = {
+    "tensorflow": (TensorflowBackend, "eager", "tensorflow.GradientTape"),
+    "jax": (JaxBackend, "eager", "jax.vjp"),
+    "torch": (TorchBackend, "eager", "torch.autograd.grad"),
+    "numpy": (NumpyBackend, None, None),
+}
+
+
+class KerasBackend(Backend):
     name = "keras"
     module = "keras"
     extra = "tensorflow"
     conventions = CONVENTIONS
     startup_seconds = 12.0
+    variants = {
+        "tensorflow": "Keras 3 on its TensorFlow engine (KERAS_BACKEND=tensorflow)",
+        "jax": "Keras 3 on its JAX engine (KERAS_BACKEND=jax), op by op",
+        "torch": "Keras 3 on its PyTorch engine (KERAS_BACKEND=torch)",
+        "numpy": "Keras 3 on its NumPy engine (KERAS_BACKEND=numpy), no autograd",
+    }
 
-    def __init__(self, device="cpu"):
-        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-        super().__init__(device)
+    @classmethod
+    def environment(cls, cache_directory, variant=None):
+        engine, engine_variant, _ = _ENGINES[cls.resolve_variant(variant)]
+        if engine_variant is None:
+            return engine.environment(cache_directory)
+        return engine.environment(cache_directory, engine_variant)
+
+    def __init__(self, device="cpu", variant=None):
+        variant = self.resolve_variant(variant)
+        # Keras reads its engine once, at its import: the variant is the engine asked for
+        os.environ["KERAS_BACKEND"] = variant
+        engine, engine_variant, self._autograd = _ENGINES[variant]
+        self.engine = engine(device) if engine_variant is None else engine(device, engine_variant)
+        super().__init__(device, variant)
 
     def load(self):
         keras = self.framework
         configured = keras.backend.backend()
-        if configured != "tensorflow":
+        if configured != self.variant:
             raise BackendUnavailable(
-                f"keras is configured for the {configured!r} backend; the keras adapter "
-                "runs Keras on TensorFlow (set KERAS_BACKEND=tensorflow)"
+                f"keras[{self.variant}]: Keras was already imported in this process on its "
+                f"{configured!r} engine, which it cannot change; each engine needs a "
+                "process of its own"
             )
-        tf = self.tf
         activations, losses, ops = keras.activations, keras.losses, keras.ops
+        autograd = self._autograd is not None
 
         def sigmoid_grad(x):
-            return self.vjp(activations.sigmoid, (x,), tf.ones_like(x), {})
+            return self.vjp(activations.sigmoid, (x,), ops.ones_like(x), {})
 
         def binary_cross_entropy(p, y):
             return losses.binary_crossentropy(y[..., None], p[..., None])
@@ -116,7 +154,7 @@ class KerasBackend(TensorflowBackend):
             return losses.binary_crossentropy(y[..., None], x[..., None], from_logits=True)
 
         def cross_entropy(logits, target, label_smoothing=0.0):
-            if target.dtype.is_integer:
+            if "int" in keras.backend.standardize_dtype(target.dtype):
                 if not label_smoothing:
                     return losses.sparse_categorical_crossentropy(target, logits,
                                                                   from_logits=True)
@@ -135,10 +173,8 @@ class KerasBackend(TensorflowBackend):
             p_student = ops.softmax(ops.divide(student, temperature), axis=-1)
             return losses.kl_divergence(p_teacher, p_student) * (temperature * temperature)
 
-        return {
+        bindings = {
             "sigmoid": Binding(activations.sigmoid, "keras.activations.sigmoid"),
-            "sigmoid_grad": Binding(sigmoid_grad, "keras.activations.sigmoid",
-                                    "tensorflow.GradientTape", gradient=False),
             "log_sigmoid": Binding(activations.log_sigmoid, "keras.activations.log_sigmoid"),
             "softplus": Binding(activations.softplus, "keras.activations.softplus"),
             "hard_sigmoid": Binding(activations.hard_sigmoid, "keras.activations.hard_sigmoid"),
@@ -160,10 +196,34 @@ class KerasBackend(TensorflowBackend):
                 distillation_loss, "keras.losses.kl_divergence", "keras.ops.softmax",
                 "keras.ops.divide"),
         }
+        if autograd:
+            bindings["sigmoid_grad"] = Binding(sigmoid_grad, "keras.activations.sigmoid",
+                                               self._autograd, gradient=False)
+        else:  # the numpy engine: values only
+            for b in bindings.values():
+                b.gradient = False
+        return bindings
 
     @property
     def framework_version(self):
         return self.framework.__version__
 
+    # arrays, devices and autograd are the engine's
+
+    def devices(self):
+        return self.engine.devices()
+
     def formats_on(self, device):
-        return base.FORMATS
+        return self.engine.formats_on(device)
+
+    def from_numpy(self, array):
+        return self.engine.from_numpy(array)
+
+    def to_numpy(self, native):
+        return self.engine.to_numpy(native)
+
+    def run(self, call, args, options):
+        return self.engine.run(call, args, options)
+
+    def vjp(self, call, args, cotangent, options):
+        return self.engine.vjp(call, args, cotangent, options)

@@ -7,6 +7,11 @@ CPU kernels flush subnormals to zero (``tf.cast`` of float64 1e-40 to float32 gi
 The C++ log level defaults to warnings and errors (``TF_CPP_MIN_LOG_LEVEL=2``) unless
 the environment already sets it.
 
+Two variants: ``eager`` (the default: each op dispatched as it comes, as TensorFlow runs
+outside a function) and ``xla``, every call wrapped in ``tf.function(jit_compile=True)``,
+as a model compiled with XLA runs it: traced once per shape, dtype and Python argument,
+and compiled whole by XLA (which fuses ops, so roundings can change).
+
 Absent, because TensorFlow has no public function for them: ``logit``, ``hard_sigmoid``
 (only in Keras, see the ``keras`` backend), ``ndtr`` (``tf.math`` has erf/erfc but no
 normal CDF), ``binary_cross_entropy`` on probabilities and ``distillation_loss``.
@@ -36,16 +41,20 @@ class TensorflowBackend(Backend):
     module = "tensorflow"
     extra = "tensorflow"
     startup_seconds = 10.0
+    variants = {
+        "eager": "op by op, as TensorFlow runs outside a tf.function",
+        "xla": "every call in tf.function(jit_compile=True), compiled whole by XLA",
+    }
 
     @classmethod
-    def environment(cls, cache_directory):
+    def environment(cls, cache_directory, variant=None):
         # TensorFlow's C++ logging (oneDNN notices, absl's preamble) goes to stderr at
         # import and at the first float16 op; level 3 keeps only fatal messages
         return {"TF_CPP_MIN_LOG_LEVEL": "3"}
 
-    def __init__(self, device="cpu"):
+    def __init__(self, device="cpu", variant=None):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        super().__init__(device)
+        super().__init__(device, variant)
 
     @property
     def tf(self):
@@ -111,6 +120,9 @@ class TensorflowBackend(Backend):
 
     def formats_on(self, device):
         return base.FORMATS
+
+    def compile(self, call):
+        return self.tf.function(call, jit_compile=True) if self.variant == "xla" else call
 
     def _scope(self):
         return self.tf.device("/GPU:0" if self.device == "gpu" else "/CPU:0")

@@ -4,6 +4,14 @@ Devices: ``cpu`` always, ``cuda`` and ``mps`` when this build sees them (MPS has
 float64). Arrays are made as float64 tensors from the exact Python floats and then cast,
 which is exact because every value is representable in the target format.
 
+Two variants: ``eager`` (the default: what a plain call of torch does) and ``compile``,
+every call through ``torch.compile(dynamic=True)`` (TorchDynamo and TorchInductor, which
+on CPU generates and builds C++: a C++ compiler is needed, and without one the variant
+is unavailable with that reason). ``dynamic=True`` compiles one graph for every length
+(a case set has many), not one per shape; the generated code is cached under refact's
+cache directory (``TORCHINDUCTOR_CACHE_DIR``), so later runs read it back. A function
+that fails to compile is an ``error`` record with the compiler's reason.
+
 Recipes (the rest are torch's callables themselves, with ``dim=-1`` or
 ``reduction="none"`` bound):
 
@@ -21,6 +29,8 @@ Recipes (the rest are torch's callables themselves, with ``dim=-1`` or
   ``T**2`` of Hinton et al. (2015).
 """
 
+import os
+import shutil
 from functools import partial
 
 from . import base
@@ -84,12 +94,32 @@ class TorchBackend(Backend):
     module = "torch"
     extra = "torch"
     conventions = CONVENTIONS
+    variants = {
+        "eager": "op by op, as a plain call of torch runs",
+        "compile": "every call through torch.compile(dynamic=True): TorchInductor's generated C++",
+    }
+
+    @classmethod
+    def environment(cls, cache_directory, variant=None):
+        # Inductor builds C++ for each graph: minutes afresh, seconds read back
+        if variant != "compile" or cache_directory is None:
+            return {}
+        return {"TORCHINDUCTOR_CACHE_DIR": os.path.join(cache_directory, "torchinductor")}
 
     def load(self):
         torch = self.framework
         F = torch.nn.functional
+        if self.variant == "compile":
+            compiler = os.environ.get("CXX") or next(
+                (c for c in ("g++", "c++", "clang++") if shutil.which(c)), None)
+            if compiler is None or shutil.which(compiler) is None:
+                raise base.BackendUnavailable(
+                    "torch[compile]: torch.compile on CPU builds C++ and no C++ compiler was "
+                    "found (g++, c++ or clang++ on PATH, or CXX)")
+
         def sigmoid_grad(x):
-            return self.vjp(torch.sigmoid, (x,), torch.ones_like(x), {})
+            # the derivative of sigmoid as this variant runs it (compiled, or not)
+            return self.vjp(self.binding("sigmoid").call, (x,), torch.ones_like(x), {})
 
         def tensor_of(value, like):
             # weights come as Python numbers or lists; torch takes them as tensors
@@ -154,6 +184,9 @@ class TorchBackend(Backend):
                 distillation_loss, "torch.nn.functional.kl_div",
                 "torch.nn.functional.log_softmax"),
         }
+
+    def compile(self, call):
+        return self.framework.compile(call, dynamic=True) if self.variant == "compile" else call
 
     def devices(self):
         torch = self.framework
