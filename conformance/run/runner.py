@@ -22,11 +22,13 @@ import numpy as np
 from refact.backends import (
     BUILTIN, backend_class, plugin_targets, split_variant, variant_name, variant_names,
 )
-from refact.conformance.run import checks, engine
+from refact.conformance.run import checks, engine, rows_engine
 from refact.conformance.cases.dense import DENSE_POINTS, dense_bits
+from refact.conformance.cases.rows import ROW_SIZES
 from refact.conformance.cases.sets import cases_for, option_cases
 from refact.conformance.truth import store
 from refact.conformance.truth.arrays import cached_point_truths, load_point_truths
+from refact.conformance.truth.rows import cached_row_truths
 from refact.conformance.truth.catalog import NAMES, get_function
 from refact.conformance.numbers.formats import FORMATS, bits_of_values, values_of_bits
 from refact.conformance.run.isolation import (
@@ -102,6 +104,10 @@ def _truth_table(functions, formats, level, seed, workers, directory):
                     path, arrays = cached_point_truths(name, fmt, at, values_of_bits(at, fmt),
                                                        directory, seed=seed, workers=workers)
                     dense_gradient = (inputs, path or arrays)
+            else:  # a row function or loss: its dense rows, judged by rows_engine
+                path, rows, arrays = cached_row_truths(function, fmt, seed, directory, workers=workers,
+                                                       **ROW_SIZES[level])
+                dense = path or (rows, arrays)
             table[function, fmt] = (cases, truths, dense, dense_gradient)
             # the calls with options and their truths, shared by every backend as well
             table[function, fmt, "options"] = [(case, option_truth(function, case.points, case.options, fmt))
@@ -210,7 +216,12 @@ def _checks_of(evaluator, name, info, function, fmt, wanted, table, conventions,
     if "accuracy" in wanted or "dtype" in wanted:
         xs = []
         try:
-            if dense is not None:
+            if dense is not None and get_function(function).kind != "elementwise":
+                accuracy, result_format = rows_engine.rows_accuracy(
+                    name, function, fmt, dense, conventions,
+                    lambda task, args: evaluator.worker.run({"op": "task", "task": task, "args": args,
+                                                             "function": function, "format": fmt})[0])
+            elif dense is not None:
                 accuracy, result_format = _dense_accuracy(evaluator.worker, name, function, fmt,
                                                           dense, conventions, xs)
             else:

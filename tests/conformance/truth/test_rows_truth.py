@@ -1,0 +1,130 @@
+"""The vectorised row truths: every candidate within its stated radius of mpmath on
+adversarial rows, every decided rounding the oracle's, the sample catching a planted
+error, and the files on disk vouching for themselves."""
+
+import json
+
+import mpmath
+import numpy as np
+import pytest
+
+from refact.conformance.cases.rows import dense_rows, row_functions
+from refact.conformance.numbers.formats import get_format
+from refact.conformance.truth import rows as row_truth
+from refact.conformance.truth.oracle import evaluate, truth_many
+
+SMALL = {"counts": {2: 48, 3: 24, 10: 12, 100: 3}, "wide": (32000, 0), "pairs": 256}
+#: The functions whose candidates are held to their radius below: all of them.
+FUNCTIONS = row_functions()
+
+
+def _flat_values(function, group):
+    found = row_truth.candidate(function, group)
+    return found, found.value.reshape(group.rows, -1), found.radius.reshape(group.rows, -1)
+
+
+@pytest.mark.parametrize("fmt", ["float64", "float32", "bfloat16"])
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_every_candidate_is_within_its_radius_of_mpmath(function, fmt):
+    """Random and adversarial rows (dominant gaps at the regime thresholds, near-ties,
+    -inf entries, huge and constant rows): |candidate - truth| <= radius, mpmath at 256
+    bits; the radius is rarely more than a few hundred times the error (it decides)."""
+    rows = dense_rows(function, fmt, seed=3, **SMALL)
+    worst = 0.0
+    for group in rows.groups:
+        found, value, radius = _flat_values(function, group)
+        open_rows = found.open.reshape(group.rows, -1).any(axis=1)
+        for i, point in enumerate(row_truth.row_points(group, range(group.rows))):
+            if open_rows[i] or not np.isfinite(value[i]).all():
+                continue  # infinities come from -inf entries: the exact hooks' (tested below)
+            exact = evaluate(function, point, 256)
+            exact = exact if isinstance(exact, tuple) else (exact,)
+            with mpmath.workprec(256):
+                for j, e in enumerate(exact):
+                    v = value[i, j]
+                    error = abs(row_truth.ld_to_mpf(v) - e)
+                    bound = row_truth.ld_to_mpf(radius[i, j])
+                    assert error <= bound, (point, j, v, e, radius[i, j])
+                    if abs(e) > mpmath.ldexp(1, -16000):  # below: the radius is absolute
+                        worst = max(worst, float(error / abs(e)))
+    # long double candidates: far below every format's ulp (distillation's centred form
+    # loses a few more bits to the mean it subtracts, which its radius carries)
+    assert worst < (2 ** -50 if function == "distillation_loss" else 2 ** -56)
+
+
+@pytest.mark.parametrize("fmt", ["float64", "float32", "float16"])
+@pytest.mark.parametrize("function", ["logsumexp", "softmax", "log_softmax", "cross_entropy",
+                                      "binary_cross_entropy", "binary_cross_entropy_with_logits"])
+def test_every_decided_value_is_the_oracles(function, fmt):
+    rows = dense_rows(function, fmt, seed=5, **SMALL)
+    truths = row_truth.row_truths(rows, sample=0, cache=False)
+    assert truths.disagreements == []
+    assert truths.fast_decided >= 0.9 * len(truths)
+    layout = row_truth.flat_layout(rows)
+    for group, (start, n, c) in zip(rows.groups, layout):
+        oracle = truth_many(function, row_truth.row_points(group, range(n)), fmt, cache=False)
+        for i, t in enumerate(oracle):
+            for j, (rounded, _) in enumerate(t.elements):
+                k = start + i * c + j
+                assert truths.decided[k]
+                mine = float(truths.rounded[k])
+                assert mine == rounded or (mine != mine and rounded != rounded), (group.length, i, j)
+                if mine == 0:
+                    assert np.signbit(mine) == np.signbit(rounded) or truths.exact_zero[k]
+
+
+def test_decide_rounds_a_midpoint_with_a_rest_toward_the_rest_and_keeps_the_binade_of_a_truth_below_one():
+    ld = np.longdouble
+    fmt = get_format("float32")
+    midpoint = ld(1) + ld(2) ** -24                       # between 1 and its float32 successor
+    rounded, _, _, _, decided = row_truth.decide(np.array([midpoint] * 3), np.array([ld(2) ** -80] * 3),
+                                                 fmt, side=np.array([-1, 1, 0]))
+    assert decided.tolist() == [True, True, False]
+    assert rounded[:2].tolist() == [1.0, 1.0 + 2 ** -23]
+    # 1 / (1 + S) rounded to 1 in long double: the truth is just below, in [1/2, 1)
+    rounded, units, _, exponent, decided = row_truth.decide(np.array([ld(1)]), np.array([ld(2) ** -70]),
+                                                            fmt, side=np.array([-1]))
+    assert decided[0] and rounded[0] == 1.0 and exponent[0] == -24 and units[0] == 2 ** 24
+    # without a side the interval straddles the power of two: left to the oracle
+    assert not row_truth.decide(np.array([ld(1)]), np.array([ld(2) ** -70]), fmt)[4][0]
+
+
+def test_decide_rounds_past_the_overflow_threshold_to_infinity():
+    ld = np.longdouble
+    fmt = get_format("float16")
+    values = np.array([ld(65520) * 2, ld(65504), ld(65519.99), ld(65520.01)])
+    rounded, _, _, _, decided = row_truth.decide(values, values * ld(2) ** -60, fmt)
+    assert decided.all()
+    assert rounded.tolist() == [np.inf, 65504.0, 65504.0, np.inf]
+
+
+def test_the_sample_reports_a_planted_error_as_a_disagreement(monkeypatch):
+    original = row_truth.CANDIDATES["logsumexp"]
+
+    def off_by_a_lot(group):
+        found = original(group)
+        found.value = found.value * (1 + np.longdouble(2) ** -20)
+        return found
+
+    monkeypatch.setitem(row_truth.CANDIDATES, "logsumexp", off_by_a_lot)
+    rows = dense_rows("logsumexp", "float32", **SMALL)
+    truths = row_truth.row_truths(rows, sample=40, cache=False)
+    assert truths.disagreements and {d["kind"] for d in truths.disagreements} <= {"rounding", "bound"}
+    assert "row" in truths.disagreements[0]["input_bits"]
+
+
+def test_cached_row_truths_round_trip_and_a_tampered_file_is_recomputed(tmp_path):
+    path, rows, truths = row_truth.cached_row_truths("cross_entropy", "float32", 0, str(tmp_path), **SMALL)
+    assert path is not None
+    again_path, again_rows, again = row_truth.cached_row_truths("cross_entropy", "float32", 0, str(tmp_path), **SMALL)
+    assert again_path == path
+    assert np.array_equal(np.asarray(again.rounded), truths.rounded, equal_nan=True)
+    for a, b in zip(rows.groups, again_rows.groups):
+        assert np.array_equal(a.arguments[0], b.arguments[0], equal_nan=True)
+        assert np.array_equal(a.arguments[1], b.arguments[1]) and b.arguments[1].dtype == np.int64
+    with open(path, "r+b") as f:
+        f.seek(-8, 2)
+        f.write(b"\xff" * 8)
+    assert row_truth.load_row_truths(path) is None
+    with open(f"{path}.json", encoding="utf-8") as f:
+        assert json.load(f)["kind"] == "refact.row-truths/1"
