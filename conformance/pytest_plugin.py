@@ -11,8 +11,10 @@ other test, under node ids a user can pass back on the command line::
 
 ``refact::torch`` or ``refact::torch::sigmoid`` select every item below them, and a node
 id alone names its backend (``pytest refact::torch::sigmoid::float32-accuracy`` needs no
-``--refact-backend``). In JUnit XML an item's classname is ``refact.torch.sigmoid`` and its
-name ``float32-accuracy``.
+``--refact-backend``). A variant (``--refact-backend torch[compile]``) is the item's
+parameter: ``refact::torch::sigmoid::float32-accuracy[compile]``. In JUnit XML an item's
+classname is ``refact.torch.sigmoid`` and its name ``float32-accuracy`` (or
+``float32-accuracy[compile]``).
 
 ``fail`` and ``error`` records fail the test, with the record's message, statistics,
 failure classes and its worst points (input in decimal and hex, output, the correctly
@@ -20,7 +22,8 @@ rounded truth, ULP error and failure class); ``skip`` records skip it; ``pass`` 
 ``convention`` pass (a convention is printed in the test's report section). The checks of
 one backend run once, when its first item runs, exactly as ``refact conform`` runs them,
 for the functions, formats and checks of the items left after selection. An unknown
-backend, function, format or check is a usage error naming the option and the value.
+backend, variant, function, format or check, or a ``refact::`` node id that names no item,
+is a usage error naming the option (or the id) and the value, before anything is collected.
 Without ``--refact-backend`` or a ``refact::`` node id the plugin adds nothing and imports
 nothing heavy.
 """
@@ -124,16 +127,15 @@ def _plan(config):
     from refact.conformance.run.records import CHECKS
     from refact.conformance.truth.catalog import NAMES
 
-    if not backends:  # a node id alone names its backend
-        backends = list(dict.fromkeys(_backend_of(s) for s in selections))
-        option = "backend (in a node id)"
-    else:
-        option = "backend"
-    for name in backends:
+    # where the backends come from: the option, or else the node ids (each names its own)
+    named = {name: "--refact-backend" for name in backends} or {
+        _backend_of(selection): selection for selection in reversed(selections)}
+    for name, source in named.items():
         try:
             target_of(name)  # reads metadata only: no framework is imported here
         except ValueError as error:
-            raise pytest.UsageError(f"--refact-{option}: {error}") from None
+            raise pytest.UsageError(f"{source}: {error}") from None
+    backends = backends or list(dict.fromkeys(_backend_of(s) for s in selections))
     plan = Plan(backends,
                 _validated("function", _chosen(config, "function") or list(NAMES), list(NAMES)),
                 _validated("format", _chosen(config, "format") or list(FORMATS), list(FORMATS)),

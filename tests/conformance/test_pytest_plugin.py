@@ -222,8 +222,8 @@ def test_a_backend_that_does_not_start_fails_its_items(project):
      "expected one of accuracy, special_values, properties, dtype, gradient"),
     (["--refact-backend", "reference[nope]"],
      "ERROR: --refact-backend: backend 'reference' has no variant 'nope' (variants: none: *)"),
-    (["refact::nonsense::sigmoid"],
-     "ERROR: --refact-backend (in a node id): unknown backend 'nonsense'; known: *"),
+    (["refact::oracle::sigmoid", "refact::nonsense::sigmoid"],
+     "ERROR: refact::nonsense::sigmoid: unknown backend 'nonsense'; known: *"),
     (["--refact-backend", "oracle", "refact::oracle::sigmoid::float64"],
      "ERROR: refact::oracle::sigmoid::float64: no such refact check; its ids are "
      "refact::BACKEND::FUNCTION::FORMAT-CHECK, e.g. refact::oracle::sigmoid::float64-accuracy*"),
