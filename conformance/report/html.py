@@ -30,7 +30,7 @@ STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
 h2{border-bottom:2px solid #ddd;margin-top:1.6em}h3{margin:1.2em 0 .3em}
 table{border-collapse:collapse;margin:.4em 0 1em}th,td{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}
-th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f3f3f3}
 .critical{background:#f5a49c}.major{background:#fbd3a1}.minor{background:#fff1a8}
 .error{background:#dccbef}.convention{background:#cfe6fb}.pass{background:#e2f3e2}.skip{color:#888}
 .matrix{font-size:12px}.matrix td{text-align:center;white-space:nowrap}.matrix td a{color:inherit;text-decoration:none;display:block}
@@ -54,8 +54,22 @@ def _row_class(status, severity):
     return severity or status
 
 
-def _table(header, rows, numeric=(), row_classes=None, row_ids=None):
-    parts = ["<table><thead><tr>", *(f"<th>{_h(cell)}</th>" for cell in header), "</tr></thead><tbody>"]
+def _numeric_style(table_class, columns):
+    """CSS right-aligning the ``columns`` (0-based) of tables of ``table_class``: once in the
+    style sheet, not on each of the report's thousands of cells."""
+    selectors = ",".join(f"table.{table_class} td:nth-child({column + 1})" for column in sorted(columns))
+    return selectors + "{text-align:right;font-variant-numeric:tabular-nums}"
+
+
+_FINDING_HEADER = TABLE_HEADER + ("",)
+_NUMERIC = {TABLE_HEADER.index(name) for name in ("max ULP", "correctly rounded", "budget ULP")}
+STYLE += "".join((_numeric_style("counts", range(2, 10)), _numeric_style("findings", _NUMERIC),
+                  _numeric_style("folded", (4, 5, 6)), _numeric_style("worst", (WORST_HEADER.index("ULP"),)))) + "\n"
+
+
+def _table(table_class, header, rows, row_classes=None, row_ids=None):
+    parts = [f'<table class="{table_class}"><thead><tr>', *(f"<th>{_h(cell)}</th>" for cell in header),
+             "</tr></thead><tbody>"]
     for index, cells in enumerate(rows):
         attributes = ""
         if row_classes and row_classes[index]:
@@ -65,8 +79,7 @@ def _table(header, rows, numeric=(), row_classes=None, row_ids=None):
         # HTML ends a cell and a row at the next one by itself: the closing tags are left
         # out, as a report of hundreds of tables is a third smaller without them
         parts.append(f"<tr{attributes}>")
-        parts += [f'<td class="n">{cell}' if column in numeric else f"<td>{cell}"
-                  for column, cell in enumerate(cells)]
+        parts += [f"<td>{cell}" for cell in cells]
     parts.append("</tbody></table>")
     return "".join(parts)
 
@@ -91,7 +104,7 @@ def _counts_table(groups):
                      *(str(statuses[s]) for s in ("pass", "fail")),
                      *(str(severities[s]) for s in ("critical", "major", "minor")),
                      *(str(statuses[s]) for s in ("convention", "error", "skip"))])
-    return _table(header, rows, numeric=range(2, len(header)))
+    return _table("counts", header, rows)
 
 
 def _contents(report, groups, formats):
@@ -135,8 +148,6 @@ def _matrix_html(table):
 
 # --------------------------------------------------------------------------- a backend's section
 
-_FINDING_HEADER = TABLE_HEADER + ("",)
-_NUMERIC = {TABLE_HEADER.index(name) for name in ("max ULP", "correctly rounded", "budget ULP")}
 
 
 def _findings_table(records):
@@ -145,7 +156,7 @@ def _findings_table(records):
         row = table_row(record)
         rows.append([_h(cell) for cell in row.cells] + [f'<a href="#{record_anchor(record)}">detail</a>'])
         classes.append(_row_class(row.status, row.severity))
-    return _table(_FINDING_HEADER, rows, numeric=_NUMERIC, row_classes=classes)
+    return _table("findings", _FINDING_HEADER, rows, row_classes=classes)
 
 
 def _folded(records, placed):
@@ -180,7 +191,7 @@ def _folded(records, placed):
     header = ("function", "format", "check", "status", "max ULP", "correctly rounded", "budget ULP", "note")
     summary = f"{len(passes)} pass, {sum(len(group) for group in skips.values())} skip (in {len(skips)} rows)"
     return (f"<details><summary>{_h(summary)}</summary>"
-            + _table(header, rows, numeric={4, 5, 6}, row_classes=["pass"] * len(passes) + ["skip"] * len(skips),
+            + _table("folded", header, rows, row_classes=["pass"] * len(passes) + ["skip"] * len(skips),
                      row_ids=ids)
             + "</details>")
 
@@ -206,8 +217,7 @@ def _detail_html(record, series):
         parts.append(f"<li>{text}</li>")
     parts.append("</ul>")
     if detail.worst:
-        parts.append(_table(WORST_HEADER, [[_h(cell) for cell in row] for row in detail.worst],
-                            numeric={WORST_HEADER.index("ULP")}))
+        parts.append(_table("worst", WORST_HEADER, [[_h(cell) for cell in row] for row in detail.worst]))
     if series is not None and record.get("check") == "accuracy":
         views, caption = svg.error_plots(series, record, x_label=str(series.get("x_label") or "input"))
         parts.append(f'<figure><div class="plots">{"".join(views)}</div><figcaption>{_h(caption)}</figcaption></figure>')

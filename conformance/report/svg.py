@@ -181,21 +181,22 @@ def _spaced(ticks, position, gap):
 
 
 def _axes(frame, x_label, y_label, box_top):
-    parts = [f'<rect x="{LEFT}" y="{box_top}" width="{frame.right - LEFT}" height="{frame.bottom - box_top}" '
-             'fill="none" stroke="#999"/>']
+    # one path for the grid and one group per label alignment: a report holds hundreds of plots
     most = 7 if frame.width >= PLOT_WIDTH else 4
-    for tick in _spaced(scale_ticks(frame.x, most), frame.px, 30):
-        px = frame.px(tick)
-        parts.append(f'<path d="M{px:.0f} {box_top}V{frame.bottom}" stroke="#eee"/>'
-                     f'<text x="{px:.0f}" y="{frame.bottom + 13}" text-anchor="middle">{_tick_text(tick)}</text>')
-    for tick in _spaced(scale_ticks(frame.y, 5), frame.py, 11):
-        py = frame.py(tick)
-        parts.append(f'<path d="M{LEFT} {py:.0f}H{frame.right}" stroke="#eee"/>'
-                     f'<text x="{LEFT - 3}" y="{py + 4:.0f}" text-anchor="end">{_tick_text(tick)}</text>')
-    parts.append(f'<text x="{(LEFT + frame.right) / 2:.0f}" y="{frame.height - 6}" text-anchor="middle">'
-                 f'{_h(x_label)}</text>')
-    parts.append(f'<text transform="translate(11 {(frame.top + frame.bottom) / 2:.0f}) rotate(-90)" '
-                 f'text-anchor="middle">{_h(y_label)}</text>')
+    x_ticks = [(frame.px(tick), tick) for tick in _spaced(scale_ticks(frame.x, most), frame.px, 30)]
+    y_ticks = [(frame.py(tick), tick) for tick in _spaced(scale_ticks(frame.y, 5), frame.py, 11)]
+    grid = "".join(f"M{px:.0f} {box_top}V{frame.bottom}" for px, _ in x_ticks)
+    grid += "".join(f"M{LEFT} {py:.0f}H{frame.right}" for py, _ in y_ticks)
+    parts = [f'<path d="{grid}" stroke="#eee"/>' if grid else "",
+             f'<rect x="{LEFT}" y="{box_top}" width="{frame.right - LEFT}" height="{frame.bottom - box_top}" '
+             'fill="none" stroke="#999"/>',
+             '<g text-anchor="middle">',
+             *(f'<text x="{px:.0f}" y="{frame.bottom + 13}">{_tick_text(tick)}</text>' for px, tick in x_ticks),
+             f'<text x="{(LEFT + frame.right) / 2:.0f}" y="{frame.height - 6}">{_h(x_label)}</text>',
+             f'<text transform="translate(11 {(frame.top + frame.bottom) / 2:.0f}) rotate(-90)">{_h(y_label)}</text>',
+             '</g><g text-anchor="end">',
+             *(f'<text x="{LEFT - 3}" y="{py + 4:.0f}">{_tick_text(tick)}</text>' for py, tick in y_ticks),
+             "</g>"]
     return parts
 
 
