@@ -185,3 +185,9 @@ class TwoVariantBackend(OracleBackend):
         for _ in range(10):
             value = next_up(value, get_format("float64"))
         return value
+
+
+def keras_engine(backend):
+    """The engine Keras runs on in a worker (a task: :func:`isolation.execute` calls it
+    with the worker's backend)."""
+    return backend.framework.backend.backend()
