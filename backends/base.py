@@ -117,26 +117,30 @@ def resolve(dotted):
     return obj
 
 
-def _flat(values):
-    if isinstance(values, (list, tuple)):
-        for v in values:
-            yield from _flat(v)
-    elif values is not None:
-        yield values
-
-
 def is_subnormal(values, fmt):
     """True if any number in ``values`` (a number or nested sequence; mpmath numbers
     work too) is nonzero and below the smallest normal number of ``fmt``."""
     tiny = _SMALLEST_NORMAL[fmt]
-    for v in _flat(values):
-        try:
-            a = abs(float(v))
-        except (TypeError, ValueError, OverflowError):
-            continue
-        if 0.0 < a < tiny:
-            return True
-    return False
+    if hasattr(values, "dtype") and getattr(values, "ndim", 0):  # a numpy array
+        return bool(is_subnormal_array(values, fmt).any())
+    if isinstance(values, (list, tuple)):
+        if len(values) > 16:
+            import numpy as np
+
+            try:  # a row of plain floats: one array, not a Python loop
+                a = np.abs(np.asarray(values, dtype=np.float64))
+            except (TypeError, ValueError):
+                pass
+            else:
+                return bool(np.any((a > 0) & (a < tiny)))
+        return any(is_subnormal(v, fmt) for v in values)
+    if values is None:
+        return False
+    try:
+        a = abs(float(values))
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return 0.0 < a < tiny
 
 
 def is_subnormal_array(values, fmt):
@@ -152,7 +156,7 @@ class Point:
     """One input point as a convention predicate sees it.
 
     ``args``: the arguments of one point as Python values (a float for an elementwise
-    function, a row (list of floats) for the axis functions, ``(row, class index)`` for
+    function, a row (a sequence of floats; a float64 numpy array where the engine judges dense rows) for the axis functions, ``(row, class index)`` for
     cross_entropy, ``(student row, teacher row, T)`` for distillation_loss);
     ``truth``: the exact value (a float, mpmath number or list for a row) or None when
     not known; ``fmt``: the format name or None; ``options``: the call's keywords."""

@@ -139,7 +139,10 @@ def _apply_conventions(judged, rows, layout, conventions):
         for n, flat in enumerate(open_points.tolist()):
             g, row, _ = _locate(layout, flat)
             if (g, row) not in points:
-                points[g, row] = row_truth.row_points(rows.groups[g], [row])[0]
+                # rows as arrays: a predicate scanning a 32000-wide row per failing value
+                # then costs microseconds, not the milliseconds of a tuple of floats
+                points[g, row] = tuple(np.asarray(a, dtype=np.float64) if isinstance(a, tuple) else a
+                                       for a in row_truth.row_points(rows.groups[g], [row])[0])
             accepted[n] = convention.applies(points[g, row], float(truth64[flat]), judged.fmt.name)
         judged.covered[open_points[accepted]] = k
         open_points = open_points[~accepted]
