@@ -13,9 +13,9 @@ did, 2 on a usage or configuration error.
 import multiprocessing
 import multiprocessing.connection
 import os
-import threading
-
 import tempfile
+import threading
+import time
 
 import numpy as np
 
@@ -211,6 +211,15 @@ def _checks_of(evaluator, name, info, function, fmt, wanted, table, conventions,
     if fmt not in info["formats_of"].get(function, ()):
         return [skip(c, f"{name} does not provide {function} in {fmt}") for c in wanted]
     out = []
+    clock = [time.perf_counter()]
+
+    def add(made):
+        # each record's own seconds, for JUnit's time: since the previous one was made
+        now = time.perf_counter()
+        made["seconds"] = now - clock[0]
+        clock[0] = now
+        out.append(made)
+
     cases, truths, dense, dense_gradient = table[function, fmt]
     result_format = None
     if "accuracy" in wanted or "dtype" in wanted:
@@ -232,45 +241,45 @@ def _checks_of(evaluator, name, info, function, fmt, wanted, table, conventions,
                 if option_truths:
                     checks.with_options(accuracy, checks.option_results(
                         evaluator, name, function, fmt, option_truths, conventions))
-                out.append(accuracy)
+                add(accuracy)
                 if xs:
                     series.append({"backend": name, "function": function, "format": fmt,
                                    "x": [x for x, _ in xs], "ulp": [u for _, u in xs],
                                    "budget_ulp": accuracy["budget_ulp"]})
         except JobError as error:
-            out.append(record(name, function, fmt, "accuracy", status="error",
+            add(record(name, function, fmt, "accuracy", status="error",
                                      message=str(error)))
         except Exception as error:  # a bug of refact or of a plugin's convention: loud, not fatal
-            out.append(record(name, function, fmt, "accuracy", status="error",
+            add(record(name, function, fmt, "accuracy", status="error",
                                      message=f"internal error of the check: {type(error).__name__}: {error}"))
     for check in wanted:
         if check == "accuracy":
             continue
         try:
             if check == "special_values":
-                out.append(checks.special_values(evaluator, name, function, fmt, conventions))
+                add(checks.special_values(evaluator, name, function, fmt, conventions))
             elif check == "dtype":
                 if result_format is None:
-                    out.append(record(name, function, fmt, "dtype", status="error",
+                    add(record(name, function, fmt, "dtype", status="error",
                                              message="no result to inspect: the call failed"))
                 else:
-                    out.append(checks.dtype(name, function, fmt, result_format))
+                    add(checks.dtype(name, function, fmt, result_format, conventions))
             elif check == "gradient":
                 if function not in info["gradients"]:
-                    out.append(skip("gradient", f"{name} has no autograd for {function}"))
+                    add(skip("gradient", f"{name} has no autograd for {function}"))
                 elif dense_gradient is not None:
-                    out.append(_dense_gradient(evaluator.worker, name, function, fmt,
+                    add(_dense_gradient(evaluator.worker, name, function, fmt,
                                                *dense_gradient, conventions))
                 else:
-                    out.append(checks.gradient(evaluator, name, function, fmt, cases))
+                    add(checks.gradient(evaluator, name, function, fmt, cases))
             elif check == "properties":
                 from refact.conformance.run.properties import properties_record
 
-                out.append(properties_record(evaluator, name, function, fmt, cases, conventions))
+                add(properties_record(evaluator, name, function, fmt, cases, conventions))
         except JobError as error:
-            out.append(record(name, function, fmt, check, status="error", message=str(error)))
+            add(record(name, function, fmt, check, status="error", message=str(error)))
         except Exception as error:  # a bug of refact or of a plugin's convention: loud, not fatal
-            out.append(record(name, function, fmt, check, status="error",
+            add(record(name, function, fmt, check, status="error",
                                      message=f"internal error of the check: {type(error).__name__}: {error}"))
     return out
 
