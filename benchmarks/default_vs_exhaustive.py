@@ -27,8 +27,11 @@ def _records(path):
 
 
 def _default_variants(report):
-    """``{backend: its default variant}`` (the first it lists; None if it runs one way)."""
-    return {entry["name"]: next(iter(entry.get("variants") or {}), None)
+    """``{backend: its default variant}`` (the first its class declares; None if it runs
+    one way), for the backends of ``report``."""
+    from refact.backends import backend_class
+
+    return {entry["name"]: next(iter(backend_class(entry["name"]).variants), None)
             for entry in report.get("backends", [])}
 
 
