@@ -693,7 +693,10 @@ def _logsumexp_cancelling(d_hi, d_lo, is_top, m):
     """``m + log(sum exp(d))`` for rows whose result nearly cancels ``m``: the sum and its
     logarithm carried to double-double (``_exp_precise``), so the digits that survive
     the cancellation are right."""
-    e, e_lo = _exp_precise(np.where(np.isfinite(d_hi), d_hi, -800.0), d_lo)
+    # e**d is 0 below -800 (and -inf): clamped there, so a gap like -1.3e38 cannot make
+    # the double-double exponential NaN
+    far = ~np.isfinite(d_hi) | (d_hi < -800.0)
+    e, e_lo = _exp_precise(np.where(far, -800.0, d_hi), np.where(far, 0.0, d_lo))
     keep = ~is_top & np.isfinite(d_hi)
     rest, rest_lo = _sum_dd(np.where(keep, e, 0.0), np.where(keep, e_lo, 0.0))
     total, total_lo = two_sum(1.0, rest)

@@ -401,3 +401,17 @@ def test_loss_weights_agree_with_the_core_on_extreme_terms():
                                                    pos_weight=pw.tolist(), reduction="none")
     for a, b in zip(ours.tolist(), core):
         assert a == b or abs(a - b) <= 2 * math.ulp(max(abs(b), 5e-324))
+
+
+def test_logsumexp_of_rows_with_huge_negative_gaps_is_their_maximum():
+    """The dense rows found NaN here (float32 [-1.77e38, -3.10e38]): the cancelling path's
+    double-double exponential of a gap of -1.3e38. The truth is the maximum plus e**gap."""
+    import mpmath
+
+    for row, dtype in (([-1.77e38, -3.10e38], np.float32), ([-1e300, -1.0000001e300], np.float64),
+                       ([-5e307, -1.7e308, -1e308], np.float64)):
+        got = ni.logsumexp(np.array([row], dtype=dtype))
+        x = np.array(row, dtype=dtype).astype(np.float64)
+        with mpmath.workprec(200):
+            truth = mpmath.log(mpmath.fsum(mpmath.exp(mpmath.mpf(v)) for v in x))
+        assert got.dtype == dtype and float(got[0]) == float(np.array(float(truth), dtype=dtype))
