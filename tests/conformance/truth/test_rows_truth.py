@@ -128,3 +128,20 @@ def test_cached_row_truths_round_trip_and_a_tampered_file_is_recomputed(tmp_path
     assert row_truth.load_row_truths(path) is None
     with open(f"{path}.json", encoding="utf-8") as f:
         assert json.load(f)["kind"] == "refact.row-truths/1"
+
+
+def test_a_distillation_row_whose_spread_is_lost_to_rounding_is_left_to_the_oracle():
+    """Student logits of 1.4e308 at T = 1/1024: the mean of v = (s - t)/T (about 1e311)
+    rounds away the teacher's tail, so w and the candidate (5.46e-4) are wrong, and the
+    truth is 4.13e242 (mpmath; the core agrees). The radius must hold the truth, so the
+    rounding is left to the oracle instead of a false alarm against every backend."""
+    from refact.conformance.cases.rows import RowGroup
+
+    student = np.array([[1.4058061395885182e+308, 9.28856982878102e+307, 6.07569201821376e+307]])
+    teacher = np.array([[-1.9560999847271723, -4.242614171660607, -2.0961345032525607]])
+    group = RowGroup((student, teacher, 0.0009765625), np.zeros(1, dtype=np.int64))
+    candidate = row_truth.CANDIDATES["distillation_loss"](group)
+    truth = truth_many("distillation_loss", [(tuple(student[0]), tuple(teacher[0]), 0.0009765625)],
+                       "float64")[0]
+    assert truth.rounded == 4.1307027542112217e+242
+    assert abs(candidate.value[0] - np.longdouble(truth.rounded)) <= candidate.radius[0]
