@@ -438,6 +438,8 @@ def _distillation_row(teacher, student, t):
             # p_i phi(y_i) = q_i - p_i + p_i y_i, with p_i below the floats (or 0)
             terms.append(q_i)
             orphans += q_i
+            # a p_i below the floats is not 0: the rows differ even where every q_i is 0
+            identical = identical and a == -math.inf
             y = (a - b) + ((a_lo - b_lo) - log_ratio) if a != -math.inf else 0.0
             if y > 1.0:  # the p_i (y_i - 1) part, in logarithms
                 terms.append(math.exp(a + a_lo - log_norm_p + math.log(y - 1.0)))

@@ -330,6 +330,10 @@ def test_distillation_of_a_nearly_equal_pair_is_the_tiny_true_value(mp64):
     ([0.0, -400.0, 2.0], [1.0, 1.0, 1.0], 0.5),      # the same through the temperature
     ([5.0, -1e4, 3.0], [5.0, -1e4, 3.0 + 1e-12], 2.0),
     ([1e3, -1e3, 0.0], [1e3, 0.0, -1e3], 3.0),
+    # p_1 = e**-989 and q_1 = e**-2.9e311 both below the floats, found by the conformance
+    # suite's dense rows: 0 was returned where 3.83e-125 is due
+    ([0.5652754430151512, -0.4013226049661136], [1.2313045138386746e+308, -1.6321377640318978e+308],
+     0.0009765625),
 ])
 def test_distillation_where_teacher_probabilities_underflow(mp64, teacher, student, temperature):
     truth = true_distillation(student, teacher, temperature)
