@@ -36,7 +36,6 @@ log-uniform out to the overflow), against ``y`` in {0, 1, 1/2, uniform soft labe
 """
 
 import zlib
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -46,6 +45,7 @@ from refact.conformance.numbers.formats import (
     values_of_bits,
 )
 from refact.conformance.truth.catalog import ROW_GAPS, get_function
+from refact.conformance.truth.rows import RowGroup, RowSet
 
 __all__ = [
     "FAMILIES", "ROW_COUNTS", "WIDE_ROWS", "TEMPERATURES", "PAIRS", "ROW_SIZES", "RowGroup", "RowSet",
@@ -70,51 +70,6 @@ ROW_SIZES = {
 TEMPERATURES = (1.0, 2.0, 4.0, 10.0, 1.0 / 1024, 1e4)
 #: Pairs of the binary cross-entropies.
 PAIRS = 1 << 16
-
-
-@dataclass
-class RowGroup:
-    """Rows of one length, as the arguments of one call in canonical order: ``(x,)``
-    (N, C) for the row functions; ``(logits (N, C), target (N,) int64)``;
-    ``(student (N, C), teacher (N, C), temperature)``; ``(p (N,), y (N,))``.
-    ``family``: the index in :data:`FAMILIES` of each row (N,)."""
-
-    arguments: tuple
-    family: np.ndarray
-
-    @property
-    def rows(self):
-        return len(self.family)
-
-    @property
-    def length(self):
-        first = self.arguments[0]
-        return first.shape[1] if first.ndim == 2 else 1
-
-    @property
-    def temperature(self):
-        return self.arguments[2] if len(self.arguments) == 3 else None
-
-
-@dataclass
-class RowSet:
-    """The dense rows of ``function`` in ``fmt``: a list of :class:`RowGroup`."""
-
-    function: str
-    format: str
-    groups: list
-
-    @property
-    def rows(self):
-        return sum(g.rows for g in self.groups)
-
-    def describe(self):
-        """``"16,384 rows in lengths 2 x 6,144, ..."`` for a record's section."""
-        parts = []
-        for g in self.groups:
-            at = "" if g.temperature is None else f" at T={g.temperature:g}"
-            parts.append(f"{g.length} x {g.rows:,}{at}")
-        return f"{self.rows:,} rows in lengths {', '.join(parts)}"
 
 
 def row_functions():

@@ -24,7 +24,7 @@ from refact.backends import (
 )
 from refact.conformance.run import checks, engine, rows_engine
 from refact.conformance.cases.dense import DENSE_POINTS, dense_bits
-from refact.conformance.cases.rows import ROW_SIZES
+from refact.conformance.cases.rows import ROW_SIZES, dense_rows
 from refact.conformance.cases.sets import cases_for, option_cases
 from refact.conformance.truth import store
 from refact.conformance.truth.arrays import cached_point_truths, load_point_truths
@@ -105,7 +105,7 @@ def _truth_table(functions, formats, level, seed, workers, directory):
                                                        directory, seed=seed, workers=workers)
                     dense_gradient = (inputs, path or arrays)
             else:  # a row function or loss: its dense rows, judged by rows_engine
-                path, rows, arrays = cached_row_truths(function, fmt, seed, directory, workers=workers,
+                path, rows, arrays = cached_row_truths(function, fmt, dense_rows, seed, directory, workers=workers,
                                                        **ROW_SIZES[level])
                 dense = path or (rows, arrays)
             table[function, fmt] = (cases, truths, dense, dense_gradient)

@@ -1,6 +1,6 @@
 """Truths of whole row sets at once: the row functions and the losses, vectorised.
 
-:func:`row_truths` gives, for a :class:`~refact.conformance.cases.rows.RowSet`, the
+:func:`row_truths` gives, for a :class:`RowSet` (the case stage builds them), the
 correctly rounded truth of every output value (one per entry of softmax and
 log_softmax, one per row of logsumexp and the losses), flattened group by group and row
 by row, as a :class:`~refact.conformance.truth.arrays.PointTruths` whose ``bits`` are
@@ -69,10 +69,10 @@ import io
 import json
 import math
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
-from refact.conformance.cases.rows import RowGroup, RowSet, dense_rows
 from refact.conformance.numbers.formats import get_format
 from refact.conformance.truth import store
 from refact.conformance.truth.arrays import FIELDS, PointTruths, oracle_units
@@ -80,7 +80,7 @@ from refact.conformance.truth.catalog import get_function
 from refact.conformance.truth.oracle import ORACLE_VERSION, truth_many
 
 __all__ = [
-    "U", "SAFETY", "ROWS_VERSION", "Candidate", "candidate", "decide", "row_truths",
+    "U", "SAFETY", "ROWS_VERSION", "RowGroup", "RowSet", "Candidate", "candidate", "decide", "row_truths",
     "cached_row_truths", "load_row_truths", "row_points", "flat_layout", "SAMPLE_ROWS", "ld_to_mpf",
 ]
 
@@ -99,6 +99,51 @@ SAMPLE_ROWS = 64
 #: At most this many entries of a sampled row (the oracle's cost grows with the length).
 SAMPLE_MAX_LENGTH = 1000
 DISAGREEMENTS_KEPT = 20
+
+
+@dataclass
+class RowGroup:
+    """Rows of one length, as the arguments of one call in canonical order: ``(x,)``
+    (N, C) for the row functions; ``(logits (N, C), target (N,) int64)``;
+    ``(student (N, C), teacher (N, C), temperature)``; ``(p (N,), y (N,))``.
+    ``family``: the index in :data:`refact.conformance.cases.rows.FAMILIES` of each row (N,)."""
+
+    arguments: tuple
+    family: np.ndarray
+
+    @property
+    def rows(self):
+        return len(self.family)
+
+    @property
+    def length(self):
+        first = self.arguments[0]
+        return first.shape[1] if first.ndim == 2 else 1
+
+    @property
+    def temperature(self):
+        return self.arguments[2] if len(self.arguments) == 3 else None
+
+
+@dataclass
+class RowSet:
+    """The dense rows of ``function`` in ``fmt``: a list of :class:`RowGroup`."""
+
+    function: str
+    format: str
+    groups: list
+
+    @property
+    def rows(self):
+        return sum(g.rows for g in self.groups)
+
+    def describe(self):
+        """``"16,384 rows in lengths 2 x 6,144, ..."`` for a record's section."""
+        parts = []
+        for g in self.groups:
+            at = "" if g.temperature is None else f" at T={g.temperature:g}"
+            parts.append(f"{g.length} x {g.rows:,}{at}")
+        return f"{self.rows:,} rows in lengths {', '.join(parts)}"
 
 
 class Candidate:
@@ -660,11 +705,11 @@ def _npy_bytes(array):
     return buffer.getvalue()
 
 
-def cached_row_truths(function, fmt, seed=0, directory=None, *, workers=1, **sizes):
-    """``(path, rows, truths)``: the dense rows of ``function`` in ``fmt`` (``sizes`` go
-    to :func:`~refact.conformance.cases.rows.dense_rows`) and their
-    :func:`row_truths`, saved under ``directory`` (the cache's by default) or loaded
-    from there; with caching off the path is None."""
+def cached_row_truths(function, fmt, make_rows, seed=0, directory=None, *, workers=1, **sizes):
+    """``(path, rows, truths)``: the rows ``make_rows(function, fmt, seed, **sizes)``
+    builds (the case stage's :func:`~refact.conformance.cases.rows.dense_rows`) and
+    their :func:`row_truths`, saved under ``directory`` (the cache's by default) or
+    loaded from there, keyed by the arguments; with caching off the path is None."""
     fmt = get_format(fmt).name
     function = get_function(function).name
     if directory is None:
@@ -676,7 +721,7 @@ def cached_row_truths(function, fmt, seed=0, directory=None, *, workers=1, **siz
         found = load_row_truths(path)
         if found is not None:
             return (path, *found)
-    rows = dense_rows(function, fmt, seed, **sizes)
+    rows = make_rows(function, fmt, seed, **sizes)
     truths = row_truths(rows, seed=seed, workers=workers, cache=bool(store.cache_directory()))
     if path is not None:
         table = np.empty(len(truths), dtype=list(FIELDS))

@@ -424,7 +424,7 @@ def test_record_without_a_judgement():
         "status": "fail", "severity": "major", "budget_ulp": None, "message": "promoted",
         "classes": dict.fromkeys(ALL_CLASSES, 0), "points": 1, "max_ulp": None, "p99_ulp": None,
         "mean_ulp": None, "correctly_rounded": None, "within_1ulp": None, "worst": [],
-        "convention": None}
+        "convention": None, "variant": None}
 
 
 def test_record_with_an_empty_judgement_passes_with_no_figures():

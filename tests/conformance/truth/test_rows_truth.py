@@ -114,9 +114,9 @@ def test_the_sample_reports_a_planted_error_as_a_disagreement(monkeypatch):
 
 
 def test_cached_row_truths_round_trip_and_a_tampered_file_is_recomputed(tmp_path):
-    path, rows, truths = row_truth.cached_row_truths("cross_entropy", "float32", 0, str(tmp_path), **SMALL)
+    path, rows, truths = row_truth.cached_row_truths("cross_entropy", "float32", dense_rows, 0, str(tmp_path), **SMALL)
     assert path is not None
-    again_path, again_rows, again = row_truth.cached_row_truths("cross_entropy", "float32", 0, str(tmp_path), **SMALL)
+    again_path, again_rows, again = row_truth.cached_row_truths("cross_entropy", "float32", dense_rows, 0, str(tmp_path), **SMALL)
     assert again_path == path
     assert np.array_equal(np.asarray(again.rounded), truths.rounded, equal_nan=True)
     for a, b in zip(rows.groups, again_rows.groups):
@@ -135,11 +135,9 @@ def test_a_distillation_row_whose_spread_is_lost_to_rounding_is_left_to_the_orac
     rounds away the teacher's tail, so w and the candidate (5.46e-4) are wrong, and the
     truth is 4.13e242 (mpmath; the core agrees). The radius must hold the truth, so the
     rounding is left to the oracle instead of a false alarm against every backend."""
-    from refact.conformance.cases.rows import RowGroup
-
     student = np.array([[1.4058061395885182e+308, 9.28856982878102e+307, 6.07569201821376e+307]])
     teacher = np.array([[-1.9560999847271723, -4.242614171660607, -2.0961345032525607]])
-    group = RowGroup((student, teacher, 0.0009765625), np.zeros(1, dtype=np.int64))
+    group = row_truth.RowGroup((student, teacher, 0.0009765625), np.zeros(1, dtype=np.int64))
     candidate = row_truth.CANDIDATES["distillation_loss"](group)
     truth = truth_many("distillation_loss", [(tuple(student[0]), tuple(teacher[0]), 0.0009765625)],
                        "float64")[0]
