@@ -49,7 +49,7 @@ from refact.conformance.run.records import convention_field, record
 __all__ = [
     "HISTOGRAM_EDGES", "CLASS_NAMES", "WORST_KEPT", "Judged", "judge", "summarise", "empty_summary",
     "merge_summaries", "merge_in_order", "p99_from_histogram", "search_worst", "accuracy_record",
-    "outputs_on", "outputs_or_refusals", "plot_series", "REFUSED", "REFUSED_UNDEFINED",
+    "outputs_on", "outputs_or_refusals", "split_on_refusals", "plot_series", "REFUSED", "REFUSED_UNDEFINED",
     "gradients_on", "derivative_inputs", "judge_derivative",
 ]
 
@@ -129,17 +129,26 @@ def outputs_or_refusals(evaluate, bits, raised, calls=2048):
     halves, down to the single inputs it refuses (``refused`` marks them; their ``y64``
     is NaN). At most ``calls`` calls: a backend refusing more, scattered, raises the
     first error."""
-    n = len(bits)
-    y64, refused, dtype, budget = np.full(n, np.nan), np.zeros(n, dtype=bool), None, [calls]
+    return split_on_refusals(evaluate, len(bits), lambda start, stop: bits[start:stop], raised,
+                             calls, "inputs")
+
+
+def split_on_refusals(evaluate, n, part, raised, calls, unit):
+    """The halving of :func:`outputs_or_refusals` over any ``n`` items: ``part(start,
+    stop)`` is the argument of ``evaluate`` for items ``start:stop`` (the rows engine
+    splits matrices of rows with it); results are NaN where refused."""
+    y, refused, dtype, left = None, np.zeros(n, dtype=bool), None, [calls]
     pending = [(0, n)]
     while pending:
         start, stop = pending.pop()
-        budget[0] -= 1
+        left[0] -= 1
         try:
-            values, dtype = evaluate(bits[start:stop])
-            y64[start:stop] = values
+            values, dtype = evaluate(part(start, stop))
+            if y is None:
+                y = np.full((n,) + np.shape(values)[1:], np.nan)
+            y[start:stop] = values
         except Exception as error:
-            if not raised(error) or budget[0] <= 0:
+            if not raised(error) or left[0] <= 0:
                 raise
             if stop - start == 1:
                 refused[start] = True
@@ -147,8 +156,8 @@ def outputs_or_refusals(evaluate, bits, raised, calls=2048):
                 middle = (start + stop) // 2
                 pending += [(middle, stop), (start, middle)]
     if dtype is None:
-        raise ValueError(f"the backend raised on every one of {n} inputs")
-    return y64, dtype, refused
+        raise ValueError(f"the backend raised on every one of {n} {unit}")
+    return y, dtype, refused
 
 
 @dataclass

@@ -68,30 +68,11 @@ def outputs_or_refusals(evaluate, group, raised, calls=256):
     """``(y, dtype, refused)`` of one group: ``evaluate(arguments) -> (y, dtype)`` on
     all its rows, and where it raises (``raised(error)`` tells a refusal from a crash)
     on halves of the rows, down to the single rows it refuses (``refused``, bool per
-    row; their ``y`` is NaN). At most ``calls`` calls. The elementwise engine's
-    :func:`.engine.outputs_or_refusals` splits a flat array; this one splits rows."""
-    n = group.rows
-    y, refused, dtype, left = None, np.zeros(n, dtype=bool), None, [calls]
-    pending = [(0, n)]
-    while pending:
-        start, stop = pending.pop()
-        left[0] -= 1
-        try:
-            values, dtype = evaluate(_rows_of(group.arguments, start, stop))
-            if y is None:
-                y = np.full((n,) + values.shape[1:], np.nan)
-            y[start:stop] = values
-        except Exception as error:
-            if not raised(error) or left[0] <= 0:
-                raise
-            if stop - start == 1:
-                refused[start] = True
-            else:
-                middle = (start + stop) // 2
-                pending += [(middle, stop), (start, middle)]
-    if dtype is None:
-        raise ValueError(f"the backend raised on every one of {n} rows")
-    return y, dtype, refused
+    row; their ``y`` is NaN). At most ``calls`` calls: the elementwise engine's
+    halving (:func:`.engine.split_on_refusals`), on rows."""
+    return engine.split_on_refusals(evaluate, group.rows,
+                                    lambda start, stop: _rows_of(group.arguments, start, stop),
+                                    raised, calls, "rows")
 
 
 def judge_rows(function, fmt, rows, truths, outputs, refused, conventions=()):
