@@ -52,7 +52,7 @@ def _clipped_probability(point):
 
 
 def _softmax_row(row, temperature):
-    scaled = [x / temperature for x in row]
+    scaled = [float(x) / temperature for x in row]  # Python floats: rows may come as arrays
     top = max(scaled)
     if math.isinf(top) or math.isnan(top):
         return [math.nan] * len(row)
