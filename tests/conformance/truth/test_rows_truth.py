@@ -143,3 +143,18 @@ def test_a_distillation_row_whose_spread_is_lost_to_rounding_is_left_to_the_orac
                        "float64")[0]
     assert truth.rounded == 4.1307027542112217e+242
     assert abs(candidate.value[0] - np.longdouble(truth.rounded)) <= candidate.radius[0]
+
+
+def test_distillation_rows_that_differ_by_a_constant_are_an_exact_zero():
+    """softmax is shift invariant: the oracle knows such a loss is exactly 0 (float16
+    [-48.25, -22.203125] against [-48.21875, -22.171875] at T = 2, a sampled row the
+    candidate first called nonzero, a disagreement reported as a refact bug)."""
+    student = np.array([[-48.25, -22.203125], [1.0, 2.0], [0.1, 0.2]])
+    teacher = np.array([[-48.21875, -22.171875], [1.0, 2.0], [0.3, 0.4]])
+    group = row_truth.RowGroup((student, teacher, 2.0), np.zeros(3, dtype=np.int64))
+    candidate = row_truth.CANDIDATES["distillation_loss"](group)
+    # the third pair differs by 0.2 only approximately in binary: not a claimed exact zero
+    assert candidate.exact_zero.tolist() == [True, True, False]
+    truths = [truth_many("distillation_loss", [(tuple(s), tuple(t), 2.0)], "float64")[0]
+              for s, t in zip(student, teacher)]
+    assert [t.exact == 0 for t in truths[:2]] == [True, True]
