@@ -518,6 +518,16 @@ def _weight_of_shape(shape):
         [0.5] * shape[0] if len(shape) == 1 else [[[0.5] * shape[2]] * shape[1]] * shape[0])
 
 
+def _assert_reduced_within_budget(mp64, got, truths, total, reduction, shape):
+    """``got`` against the (N, C) ``truths`` (reduction "none") or their sum or mean."""
+    if reduction == "none":
+        for i in range(N):
+            for j in range(C):
+                assert ulps(mp64, got[i][j], truths[i][j]) <= BUDGET, (shape, i, j)
+    else:
+        assert ulps(mp64, got, total if reduction == "sum" else total / (N * C)) <= BUDGET
+
+
 @pytest.mark.parametrize("shape", list(ACCEPTED))
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
 def test_bce_weight_of_every_torch_shape_against_mpmath_and_torch(mp64, shape, reduction):
@@ -526,12 +536,7 @@ def test_bce_weight_of_every_torch_shape_against_mpmath_and_torch(mp64, shape, r
         truths = [[weight_at(i, j) * true_bce(BATCH_P[i][j], BATCH_Y[i][j]) for j in range(C)] for i in range(N)]
         total = mpmath.fsum(t for row in truths for t in row)
     got = binary_cross_entropy(BATCH_P, BATCH_Y, weight=weight, reduction=reduction)
-    if reduction == "none":
-        for i in range(N):
-            for j in range(C):
-                assert ulps(mp64, got[i][j], truths[i][j]) <= BUDGET, (shape, i, j)
-    else:
-        assert ulps(mp64, got, total if reduction == "sum" else total / (N * C)) <= BUDGET
+    _assert_reduced_within_budget(mp64, got, truths, total, reduction, shape)
     theirs = F.binary_cross_entropy(tensor(BATCH_P), tensor(BATCH_Y), weight=tensor(weight), reduction=reduction)
     assert close_to_torch(got, theirs), (shape, got, theirs)
 
@@ -550,12 +555,7 @@ def test_bce_with_logits_weights_of_every_torch_shape_against_mpmath_and_torch(m
                       for i in range(N)]
         total = mpmath.fsum(t for row in truths for t in row)
     got = binary_cross_entropy_with_logits(BATCH_X, BATCH_Y, reduction=reduction, **{argument: value})
-    if reduction == "none":
-        for i in range(N):
-            for j in range(C):
-                assert ulps(mp64, got[i][j], truths[i][j]) <= BUDGET, (shape, i, j)
-    else:
-        assert ulps(mp64, got, total if reduction == "sum" else total / (N * C)) <= BUDGET
+    _assert_reduced_within_budget(mp64, got, truths, total, reduction, shape)
     theirs = F.binary_cross_entropy_with_logits(tensor(BATCH_X), tensor(BATCH_Y), reduction=reduction,
                                                 **{argument: tensor(value)})
     assert close_to_torch(got, theirs), (shape, got, theirs)
