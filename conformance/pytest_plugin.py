@@ -216,6 +216,27 @@ class RefactCheckFailed(Exception):
     """A conformance record with status fail or error, or a backend that did not start."""
 
 
+class FailureText:
+    """A failed item's report: the whole text in the failures section, its first line in
+    the short summary and JUnit's message. (A plain string would be printed whole in the
+    short summary as well wherever pytest believes it runs on CI.)"""
+
+    class Crash:
+        def __init__(self, message):
+            self.message = message
+
+    def __init__(self, text):
+        self.text = text
+        self.reprcrash = self.Crash(text.splitlines()[0] if text else "")
+
+    def toterminal(self, writer):
+        for line in self.text.splitlines():
+            writer.line(line)
+
+    def __str__(self):
+        return self.text
+
+
 class RefactItem(pytest.Item):
     """One record: backend x function x format x check. (Its attributes are not called
     ``function`` or the like: pytest reads those names on items.)"""
@@ -239,7 +260,7 @@ class RefactItem(pytest.Item):
 
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, RefactCheckFailed):
-            return str(excinfo.value)
+            return FailureText(str(excinfo.value))
         return super().repr_failure(excinfo)
 
     def reportinfo(self):

@@ -102,7 +102,9 @@ def test_k_selects_by_backend_function_format_and_check(project):
                                  "refact::oracle::sigmoid::float64-accuracy PASSED*"])
 
 
-def test_a_failure_shows_the_worst_points_and_junit_names_backend_and_function(project):
+def test_a_failure_shows_the_worst_points_and_junit_names_backend_and_function(project, monkeypatch):
+    # as on CI, where pytest prints a plain-string report whole in the short summary too
+    monkeypatch.setenv("CI", "true")
     result = project.runpytest("--refact-backend", "off_by_three", *SIGMOID_AND_LOGIT,
                                "--junitxml=out.xml")
     result.assert_outcomes(passed=2, failed=1)
