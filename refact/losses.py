@@ -30,7 +30,9 @@ import decimal
 import fractions
 import math
 
-from ._dd import exp_scaled, scaled, scaled_add, scaled_div, scaled_mul, scaled_to_float, two_sum
+from ._dd import (
+    dd_div, dd_mul, exp_scaled, scaled, scaled_add, scaled_div, scaled_mul, scaled_to_float, two_prod, two_sum,
+)
 from ._inputs import check_temperature, describe, from_array, to_array, to_float, to_index
 from .elementwise import softplus
 from .softmax import decimal_value, lane_parts, log_softmax_lane, softmax_lane
@@ -396,14 +398,23 @@ _INVERSE_FACTORIALS = tuple(1.0 / math.factorial(k) for k in range(2, 27))
 # subnormal range or overflow: decimal decides.
 _NEAR_UNDERFLOW = 2.0 ** -950
 _NEAR_OVERFLOW = 2.0 ** 1000
+# Dekker's products are exact above about 2**-968: terms of double-double parts above this.
+_DD_NORMAL = 2.0 ** -900
 
 
 def _phi(y):
-    """e^-y - 1 + y for -2 < y < 1, where the direct formula cancels: the series, by Horner."""
+    """e^-y - 1 + y for -2 < y < 1, where the direct formula cancels, as a double-double:
+    y^2 (1/2 - y h(y)), h by Horner in floats (its error reaches the result scaled by
+    |y h| / |1/2 - y h| < 0.6), y^2 and 1/2 - y h exactly (Dekker's product, TwoSum)."""
     total = 0.0
-    for c in reversed(_INVERSE_FACTORIALS[1:]):
+    for c in reversed(_INVERSE_FACTORIALS[2:]):
         total = c - y * total
-    return y * y * (_INVERSE_FACTORIALS[0] - y * total)
+    h, h_lo = two_sum(_INVERSE_FACTORIALS[1], -y * total)  # 1/3! is not a float: its error is 2**-56 of h
+    yh, yh_lo = two_prod(y, h)
+    g, g_lo = two_sum(_INVERSE_FACTORIALS[0], -yh)  # 1/2 is exact
+    g_lo -= yh_lo + y * h_lo
+    square, square_lo = two_prod(y, y)
+    return dd_mul(square, square_lo, g, g_lo)
 
 
 def _distillation_row(teacher, student, t):
@@ -414,7 +425,9 @@ def _distillation_row(teacher, student, t):
     small for a float leaves its q_i): a sum of terms >= 0 that is insensitive, to
     first order, to an error common to all y_i, such as the one in the difference of
     the two log-normalizers. y_i is formed from the double-double differences of the
-    lanes, so it is accurate even when tiny. The errors left are estimated, and when
+    lanes, so it is accurate even when tiny, and each term from p_i, q_i and phi(y_i) in
+    double-double, so that the KL and t^2 KL are rounded once (within about 1 ULP, measured
+    against mpmath). The errors left are estimated, and when
     they could reach the last bits (a KL of second order in tiny differences), the row
     is evaluated in decimal arithmetic instead.
     """
@@ -425,15 +438,16 @@ def _distillation_row(teacher, student, t):
         log_p, log_q = log_softmax_lane(teacher, t), log_softmax_lane(student, t)
         return _total([p_i * (lp - lq) for p_i, lp, lq in zip(p, log_p, log_q) if p_i != 0.0]) * (t * t)
     p, q = softmax_lane(teacher, t), softmax_lane(student, t)
-    _, hi_p, lo_p, _, _, r_p, r_p_lo = lane_parts(teacher, t)
-    _, hi_q, lo_q, _, _, r_q, r_q_lo = lane_parts(student, t)
+    _, hi_p, lo_p, heads, tails, r_p, r_p_lo = lane_parts(teacher, t)
+    _, hi_q, lo_q, heads_q, tails_q, r_q, r_q_lo = lane_parts(student, t)
+    p_dd, q_dd = _quotients(heads, tails, r_p, r_p_lo), _quotients(heads_q, tails_q, r_q, r_q_lo)
     log_norm_p = math.log1p(r_p) + r_p_lo / (1.0 + r_p)
     log_norm_q = math.log1p(r_q) + r_q_lo / (1.0 + r_q)
     log_ratio = log_norm_p - log_norm_q  # y_i = (hi_p - hi_q) + (lo_p - lo_q) - log_ratio
     terms = []
     spread = orphans = largest = 0.0
     identical = True
-    for p_i, q_i, a, a_lo, b, b_lo in zip(p, q, hi_p, lo_p, hi_q, lo_q):
+    for p_i, q_i, a, a_lo, b, b_lo, p_i_dd, q_i_dd in zip(p, q, hi_p, lo_p, hi_q, lo_q, p_dd, q_dd):
         if p_i == 0.0:
             # p_i phi(y_i) = q_i - p_i + p_i y_i, with p_i below the floats (or 0)
             terms.append(q_i)
@@ -448,30 +462,50 @@ def _distillation_row(teacher, student, t):
             return math.inf if math.inf in (-v for v in student) else _decimal_distillation_row(
                 teacher, student, t)
         d, d_lo = two_sum(a, -b)
-        y, y_lo = two_sum(d - log_ratio, d_lo + (a_lo - b_lo))
+        y, y_lo = two_sum(d, -log_ratio)  # y_i rounded once: phi doubles its relative error
+        y, y_lo = two_sum(y, y_lo + d_lo + (a_lo - b_lo))
         identical = identical and y == 0.0
         spread += p_i * abs(y)
         largest = max(largest, -a, -b)
+        # Each term in double-double where p_i and q_i are well above the subnormals (with
+        # p_i, q_i and phi rounded apart a KL was 4.8 ULP off, the budget 4); else in floats.
         if -2.0 < y < 1.0:  # phi(y + y_lo) = phi(y) + y_lo phi'(y), phi'(y) = -expm1(-y)
-            terms.append(p_i * (_phi(y) - y_lo * math.expm1(-y)))
-        elif y >= 1.0:
-            terms.append(q_i + p_i * (y - 1.0))
-        else:
-            terms.append(q_i - p_i * (1.0 - y))
+            if p_i_dd is not None:
+                terms.extend(dd_mul(*p_i_dd, *_phi(y)))
+                terms.append(-p_i * y_lo * math.expm1(-y))
+            else:
+                terms.append(p_i * (sum(_phi(y)) - y_lo * math.expm1(-y)))
+        else:  # p_i phi(y) = q_i + p_i (y - 1), whose two terms have one sign for y >= 1
+            if p_i_dd is not None and q_i_dd is not None:
+                y_minus_1, low = two_sum(y, -1.0)
+                terms.extend(q_i_dd + dd_mul(*p_i_dd, y_minus_1, low + y_lo))
+            else:
+                terms.append(q_i + p_i * (y - 1.0))
     if identical and not orphans:
         return 0.0
     kl = _total(terms)
+    terms.append(-kl)
+    kl_lo = _total(terms)  # kl + kl_lo is the sum of the terms to 2**-106
     # The error left: the double-double differences (2**-100 relative, per element), and
     # the error of log_ratio (about 3u (L_p + L_q)), first order through the orphaned q_i,
     # second order otherwise.
     norm_error = 3.0 * 2.0 ** -53 * (log_norm_p + log_norm_q)
     error = 2.0 ** -100 * (1.0 + largest) * spread + norm_error * orphans + 0.5 * norm_error ** 2
-    loss = kl * (t * t)
+    loss, _ = dd_mul(kl, kl_lo, *two_prod(t, t))  # t^2 KL rounded once
     if (error > 2.0 ** -56 * kl + 2.0 ** -1100 or not _NEAR_UNDERFLOW <= loss < _NEAR_OVERFLOW
             or largest > _NEAR_OVERFLOW):
         # inexact, or beyond the range where t * t and the differences/t are exact enough
         return _decimal_distillation_row(teacher, student, t)
     return loss
+
+
+def _quotients(heads, tails, r_hi, r_lo):
+    """The probabilities (head + tail) / (1 + R) of a lane as double-doubles, None for
+    one near or below the subnormals (where Dekker's products are not exact)."""
+    s_hi, s_lo = two_sum(1.0, r_hi)
+    s_lo += r_lo
+    return [dd_div(head, tail, s_hi, s_lo) if head > _DD_NORMAL else None
+            for head, tail in zip(heads, tails)]
 
 
 def _decimal_distillation_row(teacher, student, t):
