@@ -486,15 +486,25 @@ def _distillation_row(teacher, student, t):
     kl = _total(terms)
     terms.append(-kl)
     kl_lo = _total(terms)  # kl + kl_lo is the sum of the terms to 2**-106
-    # The error left: the double-double differences (2**-100 relative, per element), and
-    # the error of log_ratio (about 3u (L_p + L_q)), first order through the orphaned q_i,
-    # second order otherwise.
+    # The error left: the double-double differences (2**-100 relative, per element), the
+    # error of log_ratio (about 3u (L_p + L_q)), first order through the orphaned q_i,
+    # second order otherwise, and a few subnormal spacings per term (an underflowed p_i,
+    # q_i or product).
     norm_error = 3.0 * 2.0 ** -53 * (log_norm_p + log_norm_q)
-    error = 2.0 ** -100 * (1.0 + largest) * spread + norm_error * orphans + 0.5 * norm_error ** 2
+    error = (2.0 ** -100 * (1.0 + largest) * spread + norm_error * orphans + 0.5 * norm_error ** 2
+             + len(terms) * 2.0 ** -1070)
     loss, _ = dd_mul(kl, kl_lo, *two_prod(t, t))  # t^2 KL rounded once
-    if (error > 2.0 ** -56 * kl + 2.0 ** -1100 or not _NEAR_UNDERFLOW <= loss < _NEAR_OVERFLOW
-            or largest > _NEAR_OVERFLOW):
-        # inexact, or beyond the range where t * t and the differences/t are exact enough
+    square = t * t
+    if largest > _NEAR_OVERFLOW or not _NEAR_UNDERFLOW < square < _NEAR_OVERFLOW:
+        # beyond the range where t * t and the differences / t are exact enough
+        return _decimal_distillation_row(teacher, student, t)
+    # A loss provably below half the smallest subnormal is 0 (decimal would need hundreds
+    # of digits to say so): the true KL is below twice the computed one and its error.
+    # (2**-1075 is no float: the comparison is scaled by 2**60.)
+    if (2.0 * (kl + error) * 2.0 ** 61) * square < 2.0 ** -1015:
+        return 0.0
+    if error > 2.0 ** -56 * kl or not _NEAR_UNDERFLOW <= loss < _NEAR_OVERFLOW:
+        # inexact, or near the subnormals (terms lose bits there) or overflow
         return _decimal_distillation_row(teacher, student, t)
     return loss
 

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from refact import losses
 from refact import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -342,6 +343,15 @@ def test_distillation_at_large_logits_and_temperatures_within_an_ulp_and_a_half(
     teacher = [s + o * spread * 100.0 for s, o in zip(student, offsets)]
     truth = true_distillation(student, teacher, temperature)
     assert ulps(mp64, distillation_loss(student, teacher, temperature), truth) <= 1.5, (student, teacher)
+
+
+def test_distillation_far_below_the_subnormals_is_zero_without_decimal(mp64, monkeypatch):
+    # p_i = e**-30720 and q_i = e**-31744 for 99 classes at T = 1/1024: the KL, about
+    # 99 e**-30720, rounds to 0; proving that in decimal took 0.6 s a row
+    student, teacher = [0.0] + [-31.0] * 99, [0.0] + [-30.0] * 99
+    assert true_distillation(student, teacher, 1.0 / 1024) < mpmath.ldexp(1, -1075)
+    monkeypatch.setattr(losses, "_decimal_distillation_row", None)  # never called
+    assert distillation_loss(student, teacher, 1.0 / 1024) == 0.0
 
 
 def test_distillation_of_a_nearly_equal_pair_is_the_tiny_true_value(mp64):
