@@ -320,9 +320,11 @@ class Backend:
     install = None
     #: documented departures from the mathematics
     conventions = ()
-    #: typical seconds to import the framework and compile its first calls; a runner
-    #: starts the slowest backends first, so that the run ends when its last one does
-    startup_seconds = 0.0
+    #: typical seconds the default conformance run spends on this backend (the
+    #: framework's import, its compiling and the checks), measured, by variant where its
+    #: variants differ (``{variant: seconds}``): a runner starts the longest first, so
+    #: that the run ends soon after its last one starts
+    check_seconds = 0.0
     #: ``{variant: one-line description}``, the default variant first; empty for a
     #: backend that runs one way. A variant is a way the framework runs the same
     #: functions (eagerly, compiled, on another engine); each is checked in a worker of
@@ -353,6 +355,14 @@ class Backend:
                 f"{self.name}: device {device!r} is not available here "
                 f"(available: {', '.join(available)})"
             )
+
+    @classmethod
+    def expected_seconds(cls, variant=None):
+        """:attr:`check_seconds` of ``variant`` (None: the default variant)."""
+        seconds = cls.check_seconds
+        if isinstance(seconds, dict):
+            return seconds.get(cls.resolve_variant(variant), 0.0)
+        return seconds
 
     @classmethod
     def resolve_variant(cls, variant):

@@ -109,7 +109,7 @@ class KerasBackend(Backend):
     module = "keras"
     extra = "tensorflow"
     conventions = CONVENTIONS
-    startup_seconds = 12.0
+    check_seconds = {"tensorflow": 17.0, "jax": 195.0, "torch": 20.0, "numpy": 7.0}
     variants = {
         "tensorflow": "Keras 3 on its TensorFlow engine (KERAS_BACKEND=tensorflow)",
         "jax": "Keras 3 on its JAX engine (KERAS_BACKEND=jax), op by op",

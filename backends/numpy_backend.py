@@ -25,6 +25,7 @@ class NumpyBackend(NumpyArrays, Backend):
     name = "numpy"
     module = "numpy"
     extra = "numpy"
+    check_seconds = 24.0
 
     def load(self):
         from . import numpy_impl

@@ -49,6 +49,7 @@ class OptaxBackend(JaxBackend):
     module = "jax"  # arrays, devices and autograd are JAX's; optax is imported in load()
     extra = "jax"
     conventions = _flush_to_zero_conventions()
+    check_seconds = {"jit": 36.0, "eager": 161.0}
 
     def load(self):
         super().load()  # 64-bit types and the gradient cache, as the jax backend sets them

@@ -20,6 +20,7 @@ class ReferenceBackend(Backend):
     name = "reference"
     module = "refact"
     extra = ""
+    check_seconds = 100.0  # pure Python: distillation_loss's dense rows cost most of it
 
     def load(self):
         core = self.framework

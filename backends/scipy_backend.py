@@ -48,6 +48,7 @@ class ScipyBackend(NumpyArrays, Backend):
     name = "scipy"
     module = "scipy.special"
     extra = "scipy"
+    check_seconds = 7.0
     conventions = tuple(_float16_promotion(f, r) for f, r in _FLOAT16_RESULT.items())
 
     def load(self):

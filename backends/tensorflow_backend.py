@@ -40,7 +40,7 @@ class TensorflowBackend(Backend):
     name = "tensorflow"
     module = "tensorflow"
     extra = "tensorflow"
-    startup_seconds = 10.0
+    check_seconds = {"eager": 7.0, "xla": 72.0}
     variants = {
         "eager": "op by op, as TensorFlow runs outside a tf.function",
         "xla": "every call in tf.function(jit_compile=True), compiled whole by XLA",

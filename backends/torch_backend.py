@@ -98,6 +98,7 @@ class TorchBackend(Backend):
         "eager": "op by op, as a plain call of torch runs",
         "compile": "every call through torch.compile(dynamic=True): TorchInductor's generated C++",
     }
+    check_seconds = {"eager": 16.0, "compile": 110.0}
 
     @classmethod
     def environment(cls, cache_directory, variant=None):

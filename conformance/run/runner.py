@@ -192,11 +192,11 @@ def _with_output(records, printed):
 
 
 def _slowest_first(name):
-    """Sort key: the backends that take longest to start run first (the run ends when its
+    """Sort key: the backends that take longest to check run first (the run ends when its
     last backend does). Only built-in classes are read here: they import no framework at
     module import, while a plugin's module is imported only in its own worker."""
-    base, _ = split_variant(name)
-    return -backend_class(base).startup_seconds if base in BUILTIN else 0.0
+    base, variant = split_variant(name)
+    return -backend_class(base).expected_seconds(variant) if base in BUILTIN else 0.0
 
 
 

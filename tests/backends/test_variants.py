@@ -34,6 +34,21 @@ def test_every_builtin_variant_is_named_and_a_plain_name_is_the_default():
         rb.get_backend("numpy[jit]")
 
 
+def test_the_longest_variants_to_check_are_started_first():
+    from refact.conformance.run.runner import _backend_names, _slowest_first
+
+    # each built-in variant has a measured cost, a default name reads the default's
+    for name in rb.BUILTIN:
+        cls = rb.backend_class(name)
+        for variant in cls.variants or [None]:
+            assert cls.expected_seconds(variant) > 0, (name, variant)
+    assert rb.backend_class("torch").expected_seconds(None) == rb.backend_class("torch").expected_seconds("eager")
+    order = sorted(_backend_names(None), key=_slowest_first)
+    assert order.index("keras[jax]") < order.index("keras[numpy]")
+    assert order.index("jax[eager]") < order.index("jax[jit]") < order.index("scipy")
+    assert order.index("reference") < order.index("numpy")
+
+
 def test_the_worker_environment_follows_the_variant(tmp_path):
     assert rb.worker_environment("torch[compile]", str(tmp_path)) == {
         "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "torchinductor")}
