@@ -762,8 +762,8 @@ def _probit_inverse(s, t, base):
     zs = s.scalars(s.name, [(p,) for p in ps])
     rows = []
     for p, z in zip(ps, zs):
-        if z != z or (math.isinf(z)):
-            t.add(INF, [(s.name, (p,))], p, z, math.nan)
+        if z != z or (math.isinf(z)):  # no ndtr brings p back: shown as probit's output, p due
+            t.add(INF, [(s.name, (p,))], p, z, p)
             continue
         q, rounding = _fed(z, s.fmt)
         rows.append((p, z, q, rounding))
@@ -1292,7 +1292,11 @@ def properties_record(evaluator, backend, function, fmt, cases, conventions):
             except Exception as error:  # a defect here must cost one record, not the run
                 status, reason = "error", f"{type(error).__name__}: {error}"
                 broken = broken or f"{prop.name}: {reason}"
-        if status is None:
+        if status is not None:
+            # instances judged before the property broke off say nothing: a skipped
+            # ndtr(probit(p)) lists no violations of it, nor worst points
+            tally = _Tally(prop, session)
+        else:
             if tally.violations:
                 status = "fail"
             elif tally.conventions:

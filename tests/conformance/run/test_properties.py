@@ -325,6 +325,20 @@ def test_missing_linked_function_skips_only_that_property():
     assert "softmax_link: skip" in rec["message"]
 
 
+def test_a_skipped_property_leaves_no_violations_or_worst_points():
+    # probit returning -inf at the subnormals, ndtr missing: ndtr(probit(p)) is skipped
+    # and none of its instances judged before ndtr was asked for is counted or shown
+    def minus_inf_below_normal(function, fmt, point, values):
+        return (-math.inf,) if function == "probit" and point[0] < 1.2e-38 else values
+
+    cases = cases_for("probit", "float32", "quick", 0) + [("tiny", (1.401298464324817e-45,))]
+    rec = run(Broken(minus_inf_below_normal, missing={"ndtr"}), "probit", cases=cases)
+    inverse = entry(rec, "inverse")
+    assert inverse["status"] == "skip" and "ndtr" in inverse["message"]
+    assert (inverse["points"], inverse["violations"], inverse["max_ulp"]) == (0, 0, None)
+    assert not [w for w in rec["worst"] if w["property"] == "inverse"]
+
+
 def test_failing_linked_function_is_an_error_of_that_property_only():
     rec = run(OracleEvaluator(failing={"sigmoid"}), "softmax")
     assert entry(rec, "sigmoid_link")["status"] == "error"
