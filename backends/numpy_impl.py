@@ -293,21 +293,24 @@ def log_sigmoid(x):
 def logit(p):
     """Inverse of the sigmoid, ``log(p / (1 - p))``.
 
-    Three regions keep the rounding of ``1 - p`` out of the result: around 1/2,
-    ``2 * atanh(2p - 1)`` with ``2p - 1`` exact; above 3/4, ``1 - p`` is exact; below
-    1/4, ``1 - p`` is kept as a double-double in the quotient. Outside ``[0, 1]`` is NaN.
+    Above 1/2 it is ``-logit(1 - p)``, with ``1 - p`` exact, so that ``logit(1 - p) ==
+    -logit(p)`` holds exactly. Up to 1/2, two regions keep the rounding of ``1 - p`` out
+    of the result: from 1/4, ``2 * atanh(2p - 1)`` with ``2p - 1`` exact; below 1/4,
+    ``1 - p`` is kept as a double-double in the quotient. Outside ``[0, 1]`` is NaN.
 
     >>> float(logit(0.5)), float(logit(1.0))
     (0.0, inf)
     """
     p, dtype = _float64(p)
     with np.errstate(all="ignore"):
-        s, t = two_sum(1.0, -p)
-        low = np.log(_divide(p, s, t))
-        low = np.where(p < 1e-300, np.log(p), low)  # keep the quotient out of subnormals
-        middle = 2.0 * np.arctanh(2.0 * p - 1.0)
-        high = np.log(p / (1.0 - p))
-        y = np.where(p < 0.25, low, np.where(p <= 0.75, middle, high))
+        upper = p > 0.5
+        q = np.where(upper, 1.0 - p, p)  # exact for p in [1/2, 1] (Sterbenz)
+        s, t = two_sum(1.0, -q)
+        low = np.log(_divide(q, s, t))
+        low = np.where(q < 1e-300, np.log(q), low)  # keep the quotient out of subnormals
+        middle = 2.0 * np.arctanh(2.0 * q - 1.0)
+        y = np.where(q < 0.25, low, middle)
+        y = np.where(upper, -y, y)
         y = np.where((p < 0) | (p > 1), np.nan, y)
         y = np.where(np.isnan(p), p, y)
     return _finish(y, dtype)
