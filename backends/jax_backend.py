@@ -152,16 +152,19 @@ class JaxBackend(Backend):
         jax = self.framework
         if self.variant == "eager":
             with jax.disable_jit():
-                _, back = jax.vjp(lambda a: call(a, *args[1:], **options), args[0])
-                return back(cotangent)[0]
+                out, back = jax.vjp(lambda a: call(a, *args[1:], **options), args[0])
+                return back(cotangent.astype(out.dtype))[0]
         # One compiled computation per function (and shape and dtype), reused across
         # calls: op-by-op dispatch of a traced backward pass compiles every primitive.
         key = (call, tuple(sorted(options)))
         pullback = self._pullbacks.get(key)
         if pullback is None:
             def pull(x, ct, *rest, **values):
-                _, back = jax.vjp(lambda a: call(a, *rest, **values), x)
-                return back(ct)[0]
+                out, back = jax.vjp(lambda a: call(a, *rest, **values), x)
+                # the cotangent in the output's dtype: a function that promotes (keras'
+                # cross-entropy on jax returns float64 for float32 logits) still has a
+                # gradient, in the input's dtype
+                return back(ct.astype(out.dtype))[0]
 
             pullback = self._pullbacks[key] = jax.jit(pull)
         return pullback(args[0], cotangent, *args[1:], **options)

@@ -49,6 +49,17 @@ def test_the_longest_variants_to_check_are_started_first():
     assert order.index("reference") < order.index("numpy")
 
 
+@pytest.mark.parametrize("variant", ["jit", "eager"])
+def test_jax_gradients_of_a_promoting_function_are_in_the_input_dtype(variant):
+    # keras' cross-entropy on jax returns float64 for float32 logits; the cotangent must
+    # be of the output's dtype (it was the input's, and jax.vjp raised)
+    backend = rb.get_backend(f"jax[{variant}]")
+    jnp = backend.framework.numpy
+    x = jnp.asarray([1.0, -2.0], dtype=jnp.float32)
+    grad = backend.vjp(lambda a: a.astype(jnp.float64) * 3.0, (x,), jnp.ones_like(x), {})
+    assert grad.dtype == jnp.float32 and grad.tolist() == [3.0, 3.0]
+
+
 def test_the_worker_environment_follows_the_variant(tmp_path):
     assert rb.worker_environment("torch[compile]", str(tmp_path)) == {
         "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "torchinductor")}
