@@ -511,7 +511,9 @@ def run_sweep(function, backend_name, fmt, lo=None, hi=None, *, device="cpu", wo
         raise ValueError("shard size must be at least 1")
     exhaustive = lo == 0 and hi == (1 << fmt.width) - 1
     started = time.perf_counter()
-    runner = _executor_for(executor, workers, backend_name, device)
+    plan = plan_shards(fmt, lo, hi, shard_size)
+    # no more worker processes than shards: each imports the framework
+    runner = _executor_for(executor, min(workers, len(plan)), backend_name, device)
     try:
         info = backend_info or runner.call(describe_backend, backend_name, device, runner.limit_threads)
         missing = _missing(info, fast.function, fmt)
@@ -519,7 +521,7 @@ def run_sweep(function, backend_name, fmt, lo=None, hi=None, *, device="cpu", wo
             return _skip_record(info, spec, fmt, missing), info
         tasks = [ShardTask(fast.function, backend_name, device, fmt.name, index, start, stop,
                            int(seed), int(sample), runner.limit_threads, oracle_cache)
-                 for index, start, stop in plan_shards(fmt, lo, hi, shard_size)]
+                 for index, start, stop in plan]
         store = None
         finished = {}
         if checkpoint is not None:

@@ -320,6 +320,12 @@ def test_results_do_not_depend_on_how_the_range_is_sharded():
     assert _comparable(whole) == _comparable(pieces)
 
 
+def test_no_more_worker_processes_than_shards():
+    # --workers 64 on a one-shard range started 64 processes, each importing the framework
+    record = sweep.sweep_record("sigmoid", "numpy", "float16", 0x3C00, 0x3CFF, workers=64, sample=0)
+    assert record["sweep"]["shards"] == 1 and record["sweep"]["executor"] == "in-process"
+
+
 # --- 16-bit formats, exhaustively ---------------------------------------------------------------
 
 
