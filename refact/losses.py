@@ -103,6 +103,9 @@ def _total(values):
     except ValueError:  # +inf and -inf together
         return math.nan
     except OverflowError:  # a partial sum beyond the largest float: the exact sum may still fit
+        special = [v for v in values if not math.isfinite(v)]
+        if special:  # NaN or infinities decide, as they would have without the overflow
+            return _total(special)
         exact = sum(map(fractions.Fraction, values))
         try:
             return float(exact)

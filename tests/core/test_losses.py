@@ -345,6 +345,15 @@ def test_distillation_at_large_logits_and_temperatures_within_an_ulp_and_a_half(
     assert ulps(mp64, distillation_loss(student, teacher, temperature), truth) <= 1.5, (student, teacher)
 
 
+@pytest.mark.parametrize("last, expected", [(-math.inf, math.inf), (math.nan, math.nan)])
+def test_a_reduction_past_the_largest_float_with_an_infinite_or_nan_term(last, expected):
+    # two terms of 1.7e308 overflow the running sum; the exact-fraction fallback then
+    # met inf or NaN and raised OverflowError / ValueError instead of returning
+    value = binary_cross_entropy_with_logits([-1.7e308, -1.7e308, last], [1.0, 1.0, 1.0], reduction="sum")
+    assert value == expected or (math.isnan(value) and math.isnan(expected))
+    assert math.isnan(losses._total([1.7e308, 1.7e308, math.inf, -math.inf]))
+
+
 def test_distillation_far_below_the_subnormals_is_zero_without_decimal(mp64, monkeypatch):
     # p_i = e**-30720 and q_i = e**-31744 for 99 classes at T = 1/1024: the KL, about
     # 99 e**-30720, rounds to 0; proving that in decimal took 0.6 s a row
