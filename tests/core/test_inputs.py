@@ -470,11 +470,13 @@ def test_a_hostile_float_subclass_gives_the_floats_of_plain_floats(template, sha
     assert bits(function(**disguised)) == bits(expected)
 
 
-@pytest.mark.parametrize("template", TEMPLATES)
+def _takes_scalars(template):
+    return all(shape is None or shape == () for _, shape in valid_call(template, shape=())[2].values())
+
+
+@pytest.mark.parametrize("template", [t for t in TEMPLATES if _takes_scalars(t)])
 def test_a_hostile_float_subclass_in_scalar_position(template):
-    function, canonical, kinds = valid_call(template, shape=())
-    if any(shape is not None and shape != () for _, shape in kinds.values()):
-        pytest.skip("takes arrays only")
+    function, canonical, _ = valid_call(template, shape=())
     expected = function(**canonical)
     disguised = {k: v if k == "multi_label" else _disguise(v, list, Hostile) for k, v in canonical.items()}
     assert bits(function(**disguised)) == bits(expected)
