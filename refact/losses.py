@@ -502,8 +502,9 @@ def _distillation_row(teacher, student, t):
         # beyond the range where t * t and the differences / t are exact enough
         return _decimal_distillation_row(teacher, student, t)
     # A loss provably below half the smallest subnormal is 0 (decimal would need hundreds
-    # of digits to say so): the true KL is below twice the computed one and its error.
-    # (2**-1075 is no float: the comparison is scaled by 2**60.)
+    # of digits to say so): the true KL is below twice the computed one and its error,
+    # and that times t^2 below 2**-1076 leaves a factor 2 to spare. (2**-1076 is no
+    # float: the comparison is scaled by 2**61.)
     if (2.0 * (kl + error) * 2.0 ** 61) * square < 2.0 ** -1015:
         return 0.0
     if error > 2.0 ** -56 * kl or not _NEAR_UNDERFLOW <= loss < _NEAR_OVERFLOW:
