@@ -28,6 +28,8 @@ Without ``--refact-backend`` or a ``refact::`` node id the plugin adds nothing a
 nothing heavy.
 """
 
+from types import SimpleNamespace
+
 import pytest
 
 ROOT = "refact"  # the first part of every node id: what a user types to select them
@@ -221,13 +223,9 @@ class FailureText:
     the short summary and JUnit's message. (A plain string would be printed whole in the
     short summary as well wherever pytest believes it runs on CI.)"""
 
-    class Crash:
-        def __init__(self, message):
-            self.message = message
-
     def __init__(self, text):
         self.text = text
-        self.reprcrash = self.Crash(text.splitlines()[0] if text else "")
+        self.reprcrash = SimpleNamespace(message=text.splitlines()[0] if text else "")
 
     def toterminal(self, writer):
         for line in self.text.splitlines():

@@ -496,8 +496,7 @@ def _distillation_row(teacher, student, t):
     norm_error = 3.0 * 2.0 ** -53 * (log_norm_p + log_norm_q)
     error = (2.0 ** -100 * (1.0 + largest) * spread + norm_error * orphans + 0.5 * norm_error ** 2
              + len(terms) * 2.0 ** -1070)
-    loss, _ = dd_mul(kl, kl_lo, *two_prod(t, t))  # t^2 KL rounded once
-    square = t * t
+    square, square_lo = two_prod(t, t)
     if largest > _NEAR_OVERFLOW or not _NEAR_UNDERFLOW < square < _NEAR_OVERFLOW:
         # beyond the range where t * t and the differences / t are exact enough
         return _decimal_distillation_row(teacher, student, t)
@@ -507,6 +506,7 @@ def _distillation_row(teacher, student, t):
     # float: the comparison is scaled by 2**61.)
     if (2.0 * (kl + error) * 2.0 ** 61) * square < 2.0 ** -1015:
         return 0.0
+    loss, _ = dd_mul(kl, kl_lo, square, square_lo)  # t^2 KL rounded once
     if error > 2.0 ** -56 * kl or not _NEAR_UNDERFLOW <= loss < _NEAR_OVERFLOW:
         # inexact, or near the subnormals (terms lose bits there) or overflow
         return _decimal_distillation_row(teacher, student, t)

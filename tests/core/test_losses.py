@@ -14,13 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from refact import losses
 from refact import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
     cross_entropy,
     distillation_loss,
     log_softmax,
+    losses,
 )
 
 SEED = [1, 2, 3, 4, -3, -4, -2, -10000]
