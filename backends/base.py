@@ -184,6 +184,10 @@ class Convention:
     ``array_predicate(x, truth, fmt, options) -> bool array``, where offered, is the
     predicate of an elementwise function on numpy arrays (inputs and their truths as
     float64): the conformance engine then asks it once per array, not once per point.
+    ``row_predicate(args, truths, fmt, options) -> bool array``, where offered, is the
+    predicate of a row function or loss at several values of one output row: ``args``
+    that row's arguments (rows as float64 arrays), ``truths`` the truths of the values in
+    question (a float64 array): the engine asks it once per row, not once per value.
     ``promotes``: ``(input format, result format)`` pairs when the convention is a
     documented dtype promotion (numpy's ufuncs compute a float16 input in the first
     loop its type casts to safely); the dtype check reports such a result as this
@@ -200,6 +204,7 @@ class Convention:
     edges: tuple = ()
     flushes: bool = False
     array_predicate: Optional[Callable] = field(default=None, repr=False, compare=False)
+    row_predicate: Optional[Callable] = field(default=None, repr=False, compare=False)
     promotes: tuple = ()
 
     def applies(self, args, truth=None, fmt=None, options=None):
@@ -215,6 +220,18 @@ class Convention:
 
         accepted = self.array_predicate(x, truth, fmt, dict(options or {}))
         return np.broadcast_to(np.asarray(accepted, dtype=bool), np.shape(x))
+
+    def applies_row(self, args, truths, fmt=None, options=None):
+        """:meth:`applies` at several values of one output row (see ``row_predicate``):
+        one bool per entry of ``truths``, in one call of ``row_predicate`` where offered,
+        else of the predicate per value."""
+        import numpy as np
+
+        truths = np.asarray(truths, dtype=np.float64)
+        if self.row_predicate is None:
+            return np.array([self.applies(args, t, fmt, options) for t in truths.tolist()], dtype=bool)
+        accepted = self.row_predicate(tuple(args), truths, fmt, dict(options or {}))
+        return np.broadcast_to(np.asarray(accepted, dtype=bool), truths.shape)
 
 
 def wrapping_chain(call):

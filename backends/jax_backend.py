@@ -47,6 +47,8 @@ def _flush_to_zero(function, example=None):
         flushes=True,
         array_predicate=lambda x, truth, fmt, options: (
             is_subnormal_array(x, fmt) | is_subnormal_array(truth, fmt)),
+        row_predicate=lambda args, truths, fmt, options: (
+            is_subnormal_array(truths, fmt) | is_subnormal(args, fmt)),
     )
 
 

@@ -12,9 +12,10 @@ elementwise functions are judged on their dense points (:mod:`.engine`):
    each row of logsumexp and the losses) with :func:`.engine.judge` against the truths
    of :mod:`refact.conformance.truth.rows` (failure classes, ULP errors, near-ties,
    refusals), then the backend's declared conventions, asked per failing value with
-   the whole row as the point (a convention covers a value only where its predicate
-   says so, and a flush only where the backend returns no nonzero subnormal in the
-   same function and format);
+   the whole row as the point, once per row where the convention offers a
+   ``row_predicate`` (a convention covers a value only where its predicate says so,
+   and a flush only where the backend returns no nonzero subnormal in the same
+   function and format);
 3. :func:`rows_record` makes the ``accuracy`` record with :func:`.engine.accuracy_record`
    (the same fields and figures as the elementwise records) whose worst points carry
    their whole row (decimal and hex; rows over :data:`ROW_SHOWN` entries show their
@@ -99,7 +100,22 @@ def _locate(layout, flat):
     return g, row, value
 
 
+def _row_runs(layout, flat):
+    """``(group, row, begin, end)`` of each row the sorted flat output indices ``flat``
+    fall in: ``flat[begin:end]`` are that row's values."""
+    starts = np.array([start for start, _, _ in layout], dtype=np.int64)
+    widths = np.array([c for _, _, c in layout], dtype=np.int64)
+    g = np.searchsorted(starts, flat, side="right") - 1
+    row = (flat - starts[g]) // widths[g]
+    bounds = np.flatnonzero((np.diff(g) != 0) | (np.diff(row) != 0)) + 1
+    begins = np.concatenate([[0], bounds]).astype(np.int64)
+    ends = np.concatenate([bounds, [len(flat)]]).astype(np.int64)
+    return zip(g[begins].tolist(), row[begins].tolist(), begins.tolist(), ends.tolist())
+
+
 def _apply_conventions(judged, rows, layout, conventions):
+    """Mark the failing values a declared convention covers, asked once per row
+    (:meth:`Convention.applies_row`) with the whole row as the point."""
     judged.conventions = conventions
     judged.covered = np.full(len(judged.y64), -1, dtype=np.int8)
     if not conventions:
@@ -117,14 +133,14 @@ def _apply_conventions(judged, rows, layout, conventions):
         if getattr(convention, "flushes", False) and shows_no_flush:
             continue
         accepted = np.zeros(len(open_points), dtype=bool)
-        for n, flat in enumerate(open_points.tolist()):
-            g, row, _ = _locate(layout, flat)
+        for g, row, begin, end in _row_runs(layout, open_points):
             if (g, row) not in points:
-                # rows as arrays: a predicate scanning a 32000-wide row per failing value
-                # then costs microseconds, not the milliseconds of a tuple of floats
+                # rows as arrays: a predicate scanning a 32000-wide row then costs
+                # microseconds, not the milliseconds of a tuple of floats
                 points[g, row] = tuple(np.asarray(a, dtype=np.float64) if isinstance(a, tuple) else a
                                        for a in row_truth.row_points(rows.groups[g], [row])[0])
-            accepted[n] = convention.applies(points[g, row], float(truth64[flat]), judged.fmt.name)
+            accepted[begin:end] = convention.applies_row(points[g, row], truth64[open_points[begin:end]],
+                                                         judged.fmt.name)
         judged.covered[open_points[accepted]] = k
         open_points = open_points[~accepted]
 
