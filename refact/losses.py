@@ -523,23 +523,113 @@ def _quotients(heads, tails, r_hi, r_lo):
 
 
 def _decimal_distillation_row(teacher, student, t):
-    """t^2 KL of two rows in decimal arithmetic: t^2 sum_i p_i ((a_i - A) - (b_i - B))."""
+    """t^2 KL of two rows in decimal arithmetic, as the sum of the terms p_i phi(y_i) >= 0
+    of _distillation_row, with a bound on its error that decimal_value settles on.
+
+    Each row is taken relative to its own largest logit v_j: w_i = (v_i - v_j) / t <= 0,
+    lambda = ln(1 + sum_{i != j} e^w_i) and log p_i = w_i - lambda (for the student,
+    log q_i likewise), y_i = log p_i - log q_i. Every error is then relative to the
+    logarithms of the probabilities themselves, never to the size of the logits: the
+    class that is the largest of both rows has y = lambda_s - lambda_t, as accurate as
+    the two lambdas even where it is 1e-300 (a near one-hot pair), and a row of logits
+    near 1e308 needs no more digits than one near 1. The bound, with u = 10**(1 - P) at
+    P digits and an exponential of an argument below -2.4e6 lost to decimal's range
+    (an absolute error below 10**Etiny, added per term):
+
+    * w_i: relative error 1.01 u; R = sum_{i != j} e^w_i: relative error u (1.02 W + n),
+      W the largest |w_i| above -2.4e6; lambda = ln1p(R): R / (1 + R) <= lambda carries
+      that into lambda with a factor at most lambda, and ln1p rounds within (2P + 23) u;
+    * e_i, the error of y_i, from those of w_i, lambda and two subtractions; delta_p,
+      delta_q, the relative errors of p_i = e^(log p_i) and q_i, the errors of their
+      logarithms plus u;
+    * p_i |phi(y_i + e_i) - phi(y_i)| <= e_i (|p_i - q_i| + 1.04 q_i e_i) for e_i <= 1/100
+      (phi'(y) = 1 - e^-y and p_i e^-y_i = q_i), or <= e_i p_i where y_i - e_i >= 0
+      (|phi'| <= 1 there); any other e_i asks for more digits;
+    * the term, phi (rounded within (2P + 200) u) times p_i, or q_i - p_i + p_i y_i below
+      y_i = -1 (e^-y_i may be beyond decimal's range), with the errors of p_i and q_i;
+      the sum of n terms >= 0 within (n + 2) u.
+    """
+    if teacher == student:
+        return 0.0  # p = q: exactly 0 (a bound on the digits would never reach it)
+    if any(s == -math.inf and a != -math.inf for a, s in zip(teacher, student)):
+        return math.inf  # q_i = 0 where p_i > 0
     D = decimal.Decimal
-    temperature = D(t)
+    lost = D("-2.4e6")  # e^w for w below this is below decimal's smallest number
+
+    def ln1p(r):
+        if r >= D("0.1"):
+            return (1 + r).ln()
+        total, power, k = D(0), r, 1
+        while True:  # r - r^2/2 + r^3/3 - ...: terms shrink tenfold at least
+            term = power / k
+            total += term if k % 2 else -term
+            if abs(term) <= abs(total).scaleb(-decimal.getcontext().prec - 1):
+                return total
+            power, k = power * r, k + 1
+
+    def phi(y):  # e^-y - 1 + y >= 0
+        if abs(y) >= D("0.25"):
+            return (-y).exp() - 1 + y
+        total, term, k = D(0), y * y / 2, 2
+        while term:  # sum_{k >= 2} (-y)^k / k!
+            total += term
+            if abs(term) <= total.scaleb(-decimal.getcontext().prec - 1):
+                break
+            k += 1
+            term = -term * y / k
+        return total
+
+    def log_probabilities(row, temperature, u, precision):
+        """log p_i of a row and the bound on each one's error."""
+        j = max(range(len(row)), key=row.__getitem__)  # finite: the row has a finite entry
+        top = D(row[j])
+        w = [(D(v) - top) / temperature for v in row]
+        lam = ln1p(sum(v.exp() for i, v in enumerate(w) if i != j))
+        widest = max((-v for v in w if v.is_finite() and v > lost), default=D(0))
+        lam_error = u * lam * (D("1.02") * widest + len(w) + 2 * precision + 25)
+        logs = [v - lam for v in w]
+        return logs, [u * (D("1.01") * abs(v) + abs(g) / 2) + lam_error if v.is_finite() else D(0)
+                      for v, g in zip(w, logs)]
 
     def evaluate():
-        a = [D(v) / temperature for v in teacher]
-        b = [D(v) / temperature for v in student]
-        top_a, top_b = max(a), max(b)
-        w = [(v - top_a).exp() for v in a]
-        total_w = sum(w)
-        log_norm_a = top_a + total_w.ln()
-        log_norm_b = top_b + sum((v - top_b).exp() for v in b).ln()
-        ratios = [(w_i, (a_i - log_norm_a) - (b_i - log_norm_b)) for w_i, a_i, b_i in zip(w, a, b) if w_i]
-        kl = sum(w_i * r for w_i, r in ratios) / total_w
-        scale = max(abs(v) for v in a + b if v.is_finite()) + sum(w_i * abs(r) for w_i, r in ratios) / total_w + 1
+        context = decimal.getcontext()
+        precision = context.prec
+        u = D(1).scaleb(1 - precision)
+        temperature = D(t)
+        log_p, p_errors = log_probabilities(teacher, temperature, u, precision)
+        log_q, q_errors = log_probabilities(student, temperature, u, precision)
+        n = len(log_p)
+        underflow = D(1).scaleb(context.Etiny())
+        kl = bound = D(0)
+        for a, a_error, b, b_error in zip(log_p, p_errors, log_q, q_errors):
+            q = b.exp()
+            delta_q = b_error * D("1.01") + u
+            if a.is_infinite():  # p_i = 0: the term is q_i
+                kl += q
+                bound += delta_q * q + underflow
+                continue
+            p = a.exp()
+            delta_p = a_error * D("1.01") + u
+            y = a - b
+            e = a_error + b_error + u * abs(y)
+            if e <= D("0.01"):
+                bound += e * (abs(p - q) + D("1.02") * (delta_p * p + delta_q * q) + D("1.04") * q * e)
+            elif y >= e:
+                bound += e * p * (1 + delta_p)
+            else:
+                return kl, D("Infinity")  # beyond the bound's reach: more digits
+            if y < -1:
+                kl += q - p + p * y
+                bound += delta_q * q + delta_p * p * (1 + abs(y)) + 2 * u * (q + p + p * abs(y))
+            else:
+                term = p * phi(y)
+                kl += term
+                bound += (delta_p + (2 * precision + 200) * u) * term
+            bound += underflow * (2 + abs(y))
+        bound += kl * (n + 2) * u * D("1.01")
         square = temperature * temperature
-        return kl * square, scale * square * (len(a) + 1)
+        # decimal_value's acceptance: 18 digits above the error at these digits
+        return kl * square, (bound + kl * u) * square * D("1.01") * D(1).scaleb(precision)
 
     loss = decimal_value(evaluate)
     return loss if loss > 0.0 else 0.0  # a KL is >= 0: a negative residue is rounding, not a sign

@@ -7,11 +7,12 @@ reductions), compared in float64 on moderate inputs where torch itself is accura
 """
 
 import math
+import random
 import re
 
 import mpmath
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from refact import (
@@ -367,6 +368,38 @@ def test_distillation_of_a_nearly_equal_pair_is_the_tiny_true_value(mp64):
     assert distillation_loss([0.0, 1e-8], [0.0, 0.0], 1.0) == 1.25e-17
     truth = true_distillation([0.0, 1e-8], [0.0, 0.0], 1.0)
     assert ulps(mp64, 1.25e-17, truth) <= 0.5
+
+
+@SETTINGS
+@given(gap=st.floats(600.0, 745.0), classes=st.integers(2, 60), noise=st.floats(1e-3, 3.0),
+       temperature=st.sampled_from([1.0, 2.0, 1.0 / 1024]), seed=st.integers(0, 2 ** 16))
+def test_distillation_of_near_one_hot_rows_with_the_kl_near_the_subnormals(
+        mp64, gap, classes, noise, temperature, seed):
+    # one class `gap` above the others in both rows: the KL, about e**-gap, lies where the
+    # double-double terms lose bits, and the decimal evaluation decides; taken relative to
+    # the KL it settles at 40 digits (relative to the logits it took 640-1280 digits and
+    # up to 9 s for one 1000-class row)
+    rng = random.Random(seed)
+    student = [0.0] + [-gap * temperature + rng.gauss(0.0, 0.25) for _ in range(classes - 1)]
+    teacher = [s + (rng.gauss(0.0, noise) if i else 0.0) for i, s in enumerate(student)]
+    truth = true_distillation(student, teacher, temperature)
+    assert ulps(mp64, distillation_loss(student, teacher, temperature), truth) <= BUDGET, (student, teacher)
+
+
+@SETTINGS
+@given(pairs=st.lists(st.tuples(st.floats(-1e308, 1e308), st.floats(-30.0, 30.0)), min_size=2, max_size=5),
+       relation=st.sampled_from(["independent", "close", "equal"]),
+       temperature=st.sampled_from([1.0, 0.5, 1e4, 1.0 / 1024]))
+def test_the_decimal_evaluation_against_mpmath_at_any_logits(mp64, pairs, relation, temperature):
+    # the decimal path itself, on rows the double-double one sends it (logits near the
+    # overflow) and on ordinary ones: within half an ULP wherever it settles
+    student = [a for a, _ in pairs]
+    teacher = {"independent": [b for _, b in pairs], "equal": list(student),
+               "close": [a + b * abs(a) * 1e-10 for a, b in pairs]}[relation]
+    assume(all(math.isfinite(v) for v in teacher))  # +inf and NaN rows never reach it
+    truth = true_distillation(student, teacher, temperature)
+    value = losses._decimal_distillation_row(teacher, student, temperature)
+    assert ulps(mp64, value, truth) <= 0.5, (student, teacher)
 
 
 @pytest.mark.parametrize("teacher, student, temperature", [
