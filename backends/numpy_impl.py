@@ -532,13 +532,17 @@ def probit(p):
         upper = p > 0.5
         lower_p = np.where(upper, 1.0 - p, p)           # exact for p >= 1/2
         valid = (lower_p > 0) & (lower_p <= 0.5)
-        q = np.where(valid, lower_p, 0.25)
+        # the iteration on the points in (0, 1) alone: a float32 sweep's patterns are
+        # mostly outside it, and the rest of the answer is a rule
+        q = lower_p[valid]
         scale = np.where(q < 2.0 ** -900, 1000, 0)
-        x = np.minimum(_acklam_lower(q), 0.0)
+        root = np.minimum(_acklam_lower(q), 0.0)
         for _ in range(2):
-            residual, density = _halley_residual(x, q, scale)
+            residual, density = _halley_residual(root, q, scale)
             u = residual / density
-            x = np.minimum(x - u / (1.0 + 0.5 * x * u), 0.0)
+            root = np.minimum(root - u / (1.0 + 0.5 * root * u), 0.0)
+        x = np.zeros_like(p)
+        x[valid] = root
         x = np.where(upper, -x, x)
         x = np.where(lower_p == 0, np.where(upper, np.inf, -np.inf), x)
         x = np.where(p == 0.5, 0.0, x)
