@@ -157,8 +157,7 @@ def _second_formula(fast_truth, x64, decision):
 def _subset(decision, where):
     return fast.DecidedTruth(*(None if v is None else v[where] for v in
                                (decision.candidate, decision.rounded, decision.decided, decision.binade_known,
-                                decision.ulp, decision.exact_zero, decision.units, decision.units_lo,
-                                decision.ulp_exponent)))
+                                decision.exact_zero, decision.units, decision.units_lo, decision.ulp_exponent)))
 
 
 def point_truths(function, fmt, x64, *, bits=None, sample=256, seed=0, workers=1, cache=True,
@@ -178,7 +177,8 @@ def point_truths(function, fmt, x64, *, bits=None, sample=256, seed=0, workers=1
     if fast_truth is not None and (fmt != FLOAT64 or fast_truth.extended is not None):
         decision = fast.decide(fast_truth, x64, fmt)
         # the decision's arrays are this call's own: the oracle's values overwrite them
-        rounded, units, units_lo = decision.rounded, decision.units, decision.units_lo
+        rounded, units = decision.rounded, decision.units
+        units_lo = np.zeros(n) if decision.units_lo is None else decision.units_lo
         exponent = decision.ulp_exponent.astype(np.int32)
         exact_zero, binade_known = decision.exact_zero, decision.binade_known
         fast_decided = decision.decided

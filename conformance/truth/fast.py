@@ -174,21 +174,26 @@ class DecidedTruth:
     where ``decided``). ``decided``: the candidate settles the rounding. ``binade_known``:
     the truth's binade is known too (False where the bound reaches a power of two at which
     the spacing changes, so the ulp of the truth may be either of two spacings).
-    ``candidate``: ``t64`` itself; ``ulp``: the spacing at the candidate's binade;
-    ``exact_zero``: the truth is exactly 0.
+    ``candidate``: ``t64`` itself; ``exact_zero``: the truth is exactly 0.
     """
 
     candidate: np.ndarray
     rounded: np.ndarray
     decided: np.ndarray
     binade_known: np.ndarray
-    ulp: np.ndarray
     exact_zero: np.ndarray
     #: the candidate in units of the spacing at its binade, signed, as two float64
-    #: (``units_lo`` is 0 for a float64 candidate), and that spacing's log2
+    #: (``units_lo`` None for a float64 candidate: a narrow format's), and that spacing's log2
     units: np.ndarray = None
     units_lo: np.ndarray = None
     ulp_exponent: np.ndarray = None
+
+    @property
+    def ulp(self):
+        """The spacing at the candidate's binade (inf at ±inf, NaN at NaN)."""
+        with np.errstate(all="ignore"):
+            spacing = np.ldexp(1.0, np.asarray(self.ulp_exponent, dtype=np.int32))
+        return np.where(np.isfinite(self.candidate), spacing, np.abs(self.candidate))
 
 
 def decide(fast_truth, x64, fmt):
@@ -214,8 +219,8 @@ def decide(fast_truth, x64, fmt):
 
 #: points per block of :func:`decide` (module docstring, "Speed")
 BLOCK = 1 << 16
-_FIELDS = ("candidate", "rounded", "decided", "binade_known", "ulp", "exact_zero", "units",
-           "units_lo", "ulp_exponent")
+_FIELDS = ("candidate", "rounded", "decided", "binade_known", "exact_zero", "units", "units_lo",
+           "ulp_exponent")
 
 
 def _in_blocks(decide_block, fast_truth, x64, *fmt):
@@ -226,10 +231,12 @@ def _in_blocks(decide_block, fast_truth, x64, *fmt):
     joined = None
     for i in range(0, len(x64), BLOCK):
         part = decide_block(fast_truth, x64[i:i + BLOCK], *fmt)
-        if joined is None:
-            joined = {name: np.empty(len(x64), getattr(part, name).dtype) for name in _FIELDS}
+        if joined is None:  # a field a block leaves None stays None
+            joined = {name: None if getattr(part, name) is None else np.empty(len(x64), getattr(part, name).dtype)
+                      for name in _FIELDS}
         for name in _FIELDS:
-            joined[name][i:i + BLOCK] = getattr(part, name)
+            if joined[name] is not None:
+                joined[name][i:i + BLOCK] = getattr(part, name)
     return DecidedTruth(**joined)
 
 
@@ -265,10 +272,9 @@ def _decide_narrow(fast_truth, x64, fmt):
         near_bottom = (exponent > fmt.emin) & (units - bottom <= radius_units)
         near_top = (exponent >= fmt.emin) & (2 * bottom - units <= radius_units)
     binade_known = ~finite_nonzero | ~(near_bottom | near_top)
-    ulp = np.where(np.isfinite(t64), power_of_two(ulp_exponent), np.abs(t64))
     exact_zero = np.asarray(fast_truth.exact_zero(x64), dtype=bool)
-    return DecidedTruth(t64, rounded, decided, binade_known, ulp, exact_zero,
-                        np.copysign(units, t64), np.zeros_like(units), ulp_exponent)
+    return DecidedTruth(t64, rounded, decided, binade_known, exact_zero, np.copysign(units, t64), None,
+                        ulp_exponent)
 
 
 # --- float64: a second formula in extended precision -------------------------------------
@@ -374,6 +380,5 @@ def decide_extended(fast_truth, x64):
         units_ld = np.ldexp(t, (-ulp_exponent).astype(np.int32))
         units = units_ld.astype(np.float64)
         units_lo = np.where(np.isfinite(units), (units_ld - units.astype(_LD)).astype(np.float64), 0.0)
-    ulp = np.where(np.isfinite(hi), np.ldexp(1.0, ulp_exponent.astype(np.int32)), np.abs(hi))
     exact_zero = np.asarray(fast_truth.exact_zero(np.asarray(x64, dtype=np.float64)), dtype=bool)
-    return DecidedTruth(hi, hi, decided, binade_known, ulp, exact_zero, units, units_lo, ulp_exponent)
+    return DecidedTruth(hi, hi, decided, binade_known, exact_zero, units, units_lo, ulp_exponent)

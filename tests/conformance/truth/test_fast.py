@@ -109,4 +109,4 @@ def test_a_narrow_format_decision_carries_exact_units():
     x = np.array([0.5, -3.0, 17.0], dtype=np.float32).astype(np.float64)
     decision = fast.decide(FAST_TRUTHS["sigmoid"], x, fmt)
     assert np.array_equal(np.ldexp(decision.units, decision.ulp_exponent), decision.candidate)
-    assert not decision.units_lo.any()
+    assert decision.units_lo is None  # a float64 candidate: one float per point
