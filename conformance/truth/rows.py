@@ -65,10 +65,12 @@ digest of everything that shapes them, memory-mapped by every backend's process)
 """
 
 import hashlib
+import inspect
 import io
 import json
 import math
 import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -638,6 +640,18 @@ def _disagreement(fields, k, rounded, u, u_lo, exponent, zero):
 _KIND = "refact.row-truths/1"
 
 
+def _source_digest(make_rows):
+    """A digest of the source of the module that builds the rows: the cached file holds
+    the rows themselves, so a change to how they are made must not find the old ones
+    (a version number to bump by hand was forgotten once)."""
+    module = sys.modules.get(getattr(make_rows, "__module__", None))
+    try:
+        text = inspect.getsource(module) if module is not None else make_rows.__qualname__
+    except (OSError, TypeError):
+        text = getattr(make_rows, "__qualname__", repr(make_rows))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _digest(function, fmt, seed, sizes):
     from refact import __version__
 
@@ -722,7 +736,8 @@ def cached_row_truths(function, fmt, make_rows, seed=0, directory=None, *, worke
         directory = store.cache_directory()
     path = None
     if directory:
-        key = json.dumps({k: (sorted(v.items()) if isinstance(v, dict) else v) for k, v in sorted(sizes.items())})
+        key = json.dumps([{k: (sorted(v.items()) if isinstance(v, dict) else v) for k, v in sorted(sizes.items())},
+                          _source_digest(make_rows)])
         path = os.path.join(directory, "truths", f"rows-{function}-{fmt}-{_digest(function, fmt, seed, key)}.npy")
         found = load_row_truths(path)
         if found is not None:

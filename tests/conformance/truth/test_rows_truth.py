@@ -158,3 +158,14 @@ def test_distillation_rows_that_differ_by_a_constant_are_an_exact_zero():
     truths = [truth_many("distillation_loss", [(tuple(s), tuple(t), 2.0)], "float64")[0]
               for s, t in zip(student, teacher)]
     assert [t.exact == 0 for t in truths[:2]] == [True, True]
+
+
+def test_the_cache_of_rows_is_keyed_by_the_source_that_builds_them():
+    # the cached file holds the rows themselves: a change to their builder must miss it
+    import json
+
+    from refact.conformance.cases import rows as case_rows
+
+    built_by_cases = row_truth._source_digest(case_rows.dense_rows)
+    assert built_by_cases == row_truth._source_digest(case_rows.dense_rows)
+    assert built_by_cases != row_truth._source_digest(json.dumps)
