@@ -161,12 +161,26 @@ _LOG_PREFIX = re.compile(r"^([IWEF])\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ ", re.MULTILI
 
 @contextlib.contextmanager
 def children_ignore_sigint():
-    """Processes started inside this block ignore SIGINT from their first instruction
-    (the disposition survives exec): a Ctrl-C at the terminal reaches the whole process
-    group, and a child still importing would print its own traceback. ``refact`` stops
-    its children itself, and they end with it anyway (:func:`exit_with_parent`)."""
+    """Processes started inside this block never receive SIGINT: a Ctrl-C at the
+    terminal reaches the whole process group, and a child still importing would print
+    its own traceback. ``refact`` stops its children itself, and they end with it anyway
+    (:func:`exit_with_parent`).
+
+    SIGINT is blocked, not ignored, while they start: the signal mask survives fork and
+    exec and Python never unblocks it, so the children keep it blocked for life, while
+    a Ctrl-C that arrives meanwhile stays pending here and interrupts this process when
+    the block ends. (Ignoring it, the former way, lost a Ctrl-C that came while a
+    child was being started: the run went on.) Where there is no signal mask to set
+    (Windows), SIGINT is ignored during the block instead."""
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread may change a signal's handler
+        return
+    if hasattr(signal, "pthread_sigmask"):
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         return
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:

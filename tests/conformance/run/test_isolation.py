@@ -366,3 +366,39 @@ def _running(pid):
             return not any(line.startswith("State:") and "Z" in line.split()[1] for line in status)
     except FileNotFoundError:
         return False
+
+
+def _sigint_blocked(pid):
+    """Whether SIGINT is in the blocked mask of process ``pid`` (from /proc)."""
+    import signal
+
+    with open(f"/proc/{pid}/status") as status:
+        mask = next(int(line.split()[1], 16) for line in status if line.startswith("SigBlk:"))
+    return bool(mask >> (signal.SIGINT - 1) & 1)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc") or not hasattr(__import__("signal"), "pthread_sigmask"),
+                    reason="needs POSIX signal masks and /proc")
+def test_a_ctrl_c_while_a_child_starts_is_kept_and_the_child_never_sees_one():
+    # SIGINT used to be ignored while a child started, so a Ctrl-C in that window was
+    # lost and the run went on; now it waits, blocked, and the child keeps it blocked
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from refact.conformance.run.isolation import children_ignore_sigint
+
+    with pytest.raises(KeyboardInterrupt):
+        with children_ignore_sigint():
+            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+            os.kill(os.getpid(), signal.SIGINT)  # the Ctrl-C, mid-start
+    try:
+        assert _sigint_blocked(child.pid)
+        os.kill(child.pid, signal.SIGINT)
+        time.sleep(0.3)
+        assert child.poll() is None  # still sleeping: the Ctrl-C never reached it
+        assert not _sigint_blocked(os.getpid())  # this process is interruptible again
+    finally:
+        child.kill()
+        child.wait()
