@@ -37,6 +37,11 @@ def _batch_key(spec, point):
                  for p, a in zip(spec.parameters, point))
 
 
+def _padded(indices):
+    """``indices`` and copies of its first, to a power of two in all."""
+    return indices + indices[:1] * ((1 << (len(indices) - 1).bit_length()) - len(indices))
+
+
 class Evaluator:
     """The backend's outputs at catalog points, through a worker process.
 
@@ -48,11 +53,16 @@ class Evaluator:
         self.worker = worker
 
     def _jobs(self, op, function, fmt, points, options, cotangents=None):
+        """``(indices, job)`` per batch of points. A job holds its batch's points and
+        copies of its first up to a power of two (:func:`_padded`): a compiling
+        framework (jax, XLA, torch.compile, JAX op by op) compiles once per shape, and
+        the batches of the checks come in every size. The copies' results are dropped."""
         spec = get_function(function)
         groups = {}
         for index, point in enumerate(points):
             groups.setdefault(_batch_key(spec, point), []).append(index)
-        for indices in groups.values():
+        for found in groups.values():
+            indices = _padded(found)
             arguments = []
             for i, parameter in enumerate(spec.parameters):
                 kind = _argument_kind(parameter.role)
@@ -62,7 +72,7 @@ class Evaluator:
                    "options": dict(options or {})}
             if cotangents is not None:
                 job["cotangent"] = [_as_list(cotangents[j]) for j in indices]
-            yield indices, job
+            yield found, job
 
     def _answers(self, function, jobs):
         """``("ok", (values, format))`` or ``("error", message)`` per job, in one round trip."""
@@ -78,9 +88,10 @@ class Evaluator:
             if status != "ok":
                 raise JobError(payload, raised=status == "error")
             values, result_format = payload
-            if not isinstance(values, list) or len(values) != len(indices):
+            asked = len(_padded(indices))
+            if not isinstance(values, list) or len(values) != asked:
                 shape = len(values) if isinstance(values, list) else "a scalar"
-                raise JobError(f"{function} returned {shape} results for a batch of {len(indices)}")
+                raise JobError(f"{function} returned {shape} results for a batch of {asked}")
             for j, value in zip(indices, values):
                 out[j] = _checked(function, op, points[j], value, result_format)
         return out, result_format
