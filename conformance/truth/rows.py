@@ -643,7 +643,7 @@ _KIND = "refact.row-truths/1"
 def _source_digest(make_rows):
     """A digest of the source of the module that builds the rows: the cached file holds
     the rows themselves, so a change to how they are made must not find the old ones
-    (a version number to bump by hand was forgotten once)."""
+    (ROWS_VERSION, bumped by hand, is easily forgotten)."""
     module = sys.modules.get(getattr(make_rows, "__module__", None))
     try:
         text = inspect.getsource(module) if module is not None else make_rows.__qualname__
