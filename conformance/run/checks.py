@@ -37,9 +37,9 @@ def _batch_key(spec, point):
                  for p, a in zip(spec.parameters, point))
 
 
-def _padded(indices):
-    """``indices`` and copies of its first, to a power of two in all."""
-    return indices + indices[:1] * ((1 << (len(indices) - 1).bit_length()) - len(indices))
+def _padded_size(n):
+    """The power of two a batch of ``n`` points is padded to."""
+    return 1 << (n - 1).bit_length()
 
 
 class Evaluator:
@@ -54,7 +54,7 @@ class Evaluator:
 
     def _jobs(self, op, function, fmt, points, options, cotangents=None):
         """``(indices, job)`` per batch of points. A job holds its batch's points and
-        copies of its first up to a power of two (:func:`_padded`): a compiling
+        copies of its first up to a power of two (:func:`_padded_size`): a compiling
         framework (jax, XLA, torch.compile, JAX op by op) compiles once per shape, and
         the batches of the checks come in every size. The copies' results are dropped."""
         spec = get_function(function)
@@ -62,7 +62,7 @@ class Evaluator:
         for index, point in enumerate(points):
             groups.setdefault(_batch_key(spec, point), []).append(index)
         for found in groups.values():
-            indices = _padded(found)
+            indices = found + found[:1] * (_padded_size(len(found)) - len(found))
             arguments = []
             for i, parameter in enumerate(spec.parameters):
                 kind = _argument_kind(parameter.role)
@@ -88,7 +88,7 @@ class Evaluator:
             if status != "ok":
                 raise JobError(payload, raised=status == "error")
             values, result_format = payload
-            asked = len(_padded(indices))
+            asked = _padded_size(len(indices))
             if not isinstance(values, list) or len(values) != asked:
                 shape = len(values) if isinstance(values, list) else "a scalar"
                 raise JobError(f"{function} returned {shape} results for a batch of {asked}")

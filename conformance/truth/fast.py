@@ -188,13 +188,6 @@ class DecidedTruth:
     units_lo: np.ndarray = None
     ulp_exponent: np.ndarray = None
 
-    @property
-    def ulp(self):
-        """The spacing at the candidate's binade (inf at ±inf, NaN at NaN)."""
-        with np.errstate(all="ignore"):
-            spacing = np.ldexp(1.0, np.asarray(self.ulp_exponent, dtype=np.int32))
-        return np.where(np.isfinite(self.candidate), spacing, np.abs(self.candidate))
-
 
 def decide(fast_truth, x64, fmt):
     """Candidate truth of ``fast_truth`` at the float64 inputs ``x64`` and what it decides

@@ -70,7 +70,6 @@ import io
 import json
 import math
 import os
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -644,11 +643,10 @@ def _source_digest(make_rows):
     """A digest of the source of the module that builds the rows: the cached file holds
     the rows themselves, so a change to how they are made must not find the old ones
     (ROWS_VERSION, bumped by hand, is easily forgotten)."""
-    module = sys.modules.get(getattr(make_rows, "__module__", None))
     try:
-        text = inspect.getsource(module) if module is not None else make_rows.__qualname__
-    except (OSError, TypeError):
-        text = getattr(make_rows, "__qualname__", repr(make_rows))
+        text = inspect.getsource(inspect.getmodule(make_rows))
+    except (OSError, TypeError):  # no source at hand (a frozen or zipped install)
+        text = make_rows.__qualname__
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
